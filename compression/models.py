@@ -1,0 +1,154 @@
+"""Model registry: every model is built for any input shape and class count."""
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+from torchvision.models.mobilenetv2 import InvertedResidual
+from torchvision.models.resnet import BasicBlock
+
+from compression.catalog import MODELS, PRETRAINABLE
+from compression.errors import CompressionError
+
+InputShape = tuple[int, int, int]
+
+
+class SmallCNN(nn.Module):
+    """The article's small CNN: two conv + max-pool blocks, then two fully connected layers."""
+
+    def __init__(self, input_shape: InputShape, num_classes: int, hidden: int = 128) -> None:
+        super().__init__()
+        channels, height, width = input_shape
+        if height < 4 or width < 4:
+            raise CompressionError(f"cnn needs inputs of at least 4x4 pixels, got {height}x{width}")
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        flat = 64 * (height // 4) * (width // 4)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def _downsample(inplanes: int, planes: int, stride: int) -> nn.Module | None:
+    """The 1x1 projection shortcut a residual block needs when its shape changes."""
+    if stride == 1 and inplanes == planes:
+        return None
+    return nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+
+class SmallResNet(nn.Module):
+    """A CIFAR-style ResNet-8: a 3x3 stem, three stages of torchvision BasicBlocks (16, 32, 64)."""
+
+    def __init__(self, input_shape: InputShape, num_classes: int) -> None:
+        super().__init__()
+        widths, strides = (16, 32, 64), (1, 2, 2)
+        layers: list[nn.Module] = [
+            nn.Conv2d(input_shape[0], widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),
+        ]
+        inplanes = widths[0]
+        for planes, stride in zip(widths, strides):
+            layers.append(BasicBlock(inplanes, planes, stride, _downsample(inplanes, planes, stride)))
+            inplanes = planes
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(inplanes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class SmallMobileNet(nn.Module):
+    """A small MobileNetV2: stride-1 stem, torchvision inverted-residual blocks, 256-wide head."""
+
+    # (expansion t, output channels c, repeats n, first stride s), as in the MobileNetV2 paper
+    SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 1, 2))
+
+    def __init__(self, input_shape: InputShape, num_classes: int, head: int = 256) -> None:
+        super().__init__()
+        inp = 16
+        layers: list[nn.Module] = [
+            nn.Conv2d(input_shape[0], inp, 3, padding=1, bias=False), nn.BatchNorm2d(inp), nn.ReLU6(inplace=True),
+        ]
+        for t, c, n, s in self.SETTING:
+            for i in range(n):
+                layers.append(InvertedResidual(inp, c, s if i == 0 else 1, t))
+                inp = c
+        layers += [nn.Conv2d(inp, head, 1, bias=False), nn.BatchNorm2d(head), nn.ReLU6(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(head, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def _adapt_first_conv(conv: nn.Conv2d, channels: int) -> nn.Conv2d:
+    """A copy of an RGB stem conv for `channels` inputs; 1-channel gets the RGB kernels summed."""
+    if conv.in_channels == channels:
+        return conv
+    new = nn.Conv2d(channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
+    if channels == 1:
+        with torch.no_grad():
+            new.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
+    return new
+
+
+def _load_weights(weights: tvm.WeightsEnum, name: str) -> dict:
+    """Download (or read from torch's hub cache) pretrained weights; one-line error offline."""
+    try:
+        return weights.get_state_dict(progress=False)
+    except OSError as exc:  # URLError is an OSError
+        target = torch.hub.get_dir() + "/checkpoints/" + weights.url.rsplit("/", 1)[-1]
+        raise CompressionError(
+            f"pretrained {name} weights could not be downloaded ({exc.__class__.__name__}): put the file at {target}"
+        ) from exc
+
+
+def _torchvision_resnet18(input_shape: InputShape, num_classes: int, pretrained: bool) -> nn.Module:
+    model = tvm.resnet18()
+    if pretrained:
+        model.load_state_dict(_load_weights(tvm.ResNet18_Weights.DEFAULT, "resnet18"))
+    model.conv1 = _adapt_first_conv(model.conv1, input_shape[0])
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+def _torchvision_mobilenet_v3_small(input_shape: InputShape, num_classes: int, pretrained: bool) -> nn.Module:
+    model = tvm.mobilenet_v3_small()
+    if pretrained:
+        model.load_state_dict(_load_weights(tvm.MobileNet_V3_Small_Weights.DEFAULT, "mobilenet_v3_small"))
+    model.features[0][0] = _adapt_first_conv(model.features[0][0], input_shape[0])
+    model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
+    return model
+
+
+Builder = Callable[[InputShape, int, bool], nn.Module]
+
+_BUILDERS: dict[str, Builder] = {
+    "cnn": lambda shape, classes, _: SmallCNN(shape, classes),
+    "resnet": lambda shape, classes, _: SmallResNet(shape, classes),
+    "mobilenet": lambda shape, classes, _: SmallMobileNet(shape, classes),
+    "resnet18": _torchvision_resnet18,
+    "mobilenet_v3_small": _torchvision_mobilenet_v3_small,
+}
+
+
+def validate_name(name: str, pretrained: bool = False) -> None:
+    """Raise a one-line CompressionError for an unknown model or an impossible pretrained request."""
+    if name not in MODELS:
+        raise CompressionError(f"unknown model '{name}': choose one of {', '.join(MODELS)}")
+    if pretrained and name not in PRETRAINABLE:
+        raise CompressionError(f"model '{name}' has no pretrained weights: only {', '.join(PRETRAINABLE)} do")
+
+
+def build_model(name: str, input_shape: InputShape, num_classes: int, pretrained: bool = False) -> nn.Module:
+    """A fresh model `name` for inputs of `input_shape` (C, H, W) and `num_classes` outputs."""
+    validate_name(name, pretrained)
+    return _BUILDERS[name](tuple(input_shape), num_classes, pretrained)

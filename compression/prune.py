@@ -1,0 +1,200 @@
+"""Pruning: unstructured magnitude (per layer or global), structured channel pruning by weight norm or by
+weight-and-activation importance (torch-pruning's dependency graph shrinks the following layers too),
+an iterative prune / fine-tune schedule, and per-layer sensitivity analysis."""
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from compression.data import Splits
+from compression.errors import CompressionError
+from compression.measure import prunable_layers
+from compression.recipe import PruneSpec
+from compression.train import Progress, ProgressFn, evaluate, fit, silent
+
+CALIBRATION_SAMPLES = 256
+SENSITIVITY_RATIOS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def output_layer(model: nn.Module) -> nn.Module:
+    """The classifier layer: the last conv / linear layer, whose outputs are the classes and never pruned."""
+    return prunable_layers(model)[-1][1]
+
+
+def step_targets(ratio: float, steps: int) -> list[float]:
+    """Cumulative fraction removed after each of `steps` rounds, rising linearly to `ratio`."""
+    return [ratio * k / steps for k in range(1, steps + 1)]
+
+
+def kept_channels(channels: int, ratio: float) -> int:
+    """Channels a layer keeps when `ratio` of them are removed (torch-pruning's rounding)."""
+    return int(channels * (1 - ratio))
+
+
+def check_structured_ratio(model: nn.Module, ratio: float) -> None:
+    """Raise a one-line CompressionError if channel pruning at `ratio` would leave a layer with no channels."""
+    head = output_layer(model)
+    for name, layer in prunable_layers(model):
+        channels = layer.weight.shape[0]
+        if layer is not head and kept_channels(channels, ratio) < 1:
+            raise CompressionError(
+                f"structured ratio {ratio} would empty layer '{name}' ({channels} channels → 0): "
+                f"use a ratio below {1 - 1 / channels:.4f}")
+
+
+class WeightActivationImportance(tp.importance.Importance):
+    """λ · (weight L2 magnitude) + (1 − λ) · (mean |activation| the channel passes to the next layers),
+    each normalised by its mean over the group, so that λ balances two scale-free terms. The activation
+    is what the following conv / linear layers receive (after the non-linearity), on calibration inputs."""
+
+    def __init__(self, lam: float) -> None:
+        self.lam = lam
+        self.magnitude = tp.importance.MagnitudeImportance(p=2)
+        self.activations: dict[nn.Module, torch.Tensor] = {}
+
+    def calibrate(self, model: nn.Module, x: torch.Tensor) -> None:
+        """Record each layer's mean |input| per input channel on calibration inputs `x` (train split)."""
+        def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], _: torch.Tensor) -> None:
+            a = inputs[0].detach().abs()
+            self.activations[module] = a.mean(dim=(0, 2, 3)) if a.dim() == 4 else a.flatten(0, -2).mean(dim=0)
+
+        self.activations = {}
+        handles = [m.register_forward_hook(record) for _, m in prunable_layers(model)]
+        try:
+            model.eval()
+            with torch.no_grad():
+                model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def activation(self, group: tp.dependency.Group) -> torch.Tensor | None:
+        """Mean activation of each root channel of `group`, averaged over every layer input it feeds."""
+        total, count = torch.zeros(len(group[0].idxs)), torch.zeros(len(group[0].idxs))
+        for item in group:
+            layer, handler = item.dep.target.module, item.dep.handler
+            if handler in (tp.prune_conv_in_channels, tp.prune_linear_in_channels) and layer in self.activations:
+                roots = torch.tensor(item.root_idxs)
+                total.scatter_add_(0, roots, self.activations[layer][item.idxs])
+                count.scatter_add_(0, roots, torch.ones(len(roots)))
+        if not count.any():
+            return None
+        mean = total / count.clamp(min=1)
+        return mean / mean.mean().clamp(min=1e-12)
+
+    def __call__(self, group: tp.dependency.Group) -> torch.Tensor | None:
+        weight, activation = self.magnitude(group), self.activation(group)
+        if weight is None or activation is None:
+            return weight if activation is None else activation
+        return self.lam * weight + (1 - self.lam) * activation
+
+
+def _importance(spec: PruneSpec) -> tp.importance.Importance:
+    if spec.method == "activation":
+        return WeightActivationImportance(spec.lam)
+    return tp.importance.MagnitudeImportance(p=1 if spec.method == "channel-l1" else 2)
+
+
+def _calibration_inputs(splits: Splits, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(splits.train.y), generator=generator)[:CALIBRATION_SAMPLES]
+    return splits.train.x[idx]
+
+
+def _structured_pruner(model: nn.Module, spec: PruneSpec, example: torch.Tensor,
+                       ratio_dict: dict[nn.Module, float] | None = None) -> tp.pruner.MetaPruner:
+    return tp.pruner.MetaPruner(
+        model, example, importance=_importance(spec), pruning_ratio=0.0 if ratio_dict else spec.ratio,
+        pruning_ratio_dict=ratio_dict, iterative_steps=spec.steps, ignored_layers=[output_layer(model)])
+
+
+def _prune_unstructured(model: nn.Module, method: str, amount: float) -> None:
+    """Mask `amount` of the still-unmasked weights of every conv / linear layer by magnitude."""
+    params = [(m, "weight") for _, m in prunable_layers(model)]
+    if method == "global-unstructured":
+        torch_prune.global_unstructured(params, pruning_method=torch_prune.L1Unstructured, amount=amount)
+    else:
+        for module, name in params:
+            torch_prune.l1_unstructured(module, name, amount=amount)
+
+
+def _make_masks_permanent(model: nn.Module) -> None:
+    """Fold pruning masks into the weights (torch.nn.utils.prune only masks) so export sees real zeros."""
+    for _, module in prunable_layers(model):
+        if torch_prune.is_pruned(module):
+            torch_prune.remove(module, "weight")
+
+
+def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int,
+                progress: ProgressFn = silent) -> nn.Module:
+    """Prune `model` in place to `spec.ratio` over `spec.steps` rounds, fine-tuning on the train split
+    after each round; returns the model ready for export (masks folded, channels physically removed)."""
+    spec.validate()
+    structured = spec.structured
+    if structured:
+        check_structured_ratio(model, spec.ratio)
+        calibration = _calibration_inputs(splits, seed)
+        pruner = _structured_pruner(model, spec, calibration[:1])
+    previous = 0.0
+    for step, target in enumerate(step_targets(spec.ratio, spec.steps), 1):
+        progress(Progress("prune", f"{spec.method}: round {step}/{spec.steps}, {target:.0%} removed"))
+        if structured:
+            if isinstance(pruner.importance, WeightActivationImportance):
+                pruner.importance.calibrate(model, calibration)
+            pruner.step()
+        else:
+            _prune_unstructured(model, spec.method, 1 - (1 - target) / (1 - previous))
+        previous = target
+        fit(model, splits.train, spec.finetune_epochs, seed=seed + step, stage="fine-tune", progress=progress)
+    _make_masks_permanent(model)
+    return model
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    """Validation accuracy with one layer alone pruned at each ratio."""
+
+    name: str
+    channels: int
+    weights: int
+    accuracy: list[float]
+
+
+def _prune_one_layer(model: nn.Module, name: str, method: str, ratio: float, example: torch.Tensor) -> nn.Module:
+    """A copy of `model` with only layer `name` pruned by `method` at `ratio` (no fine-tuning)."""
+    pruned = copy.deepcopy(model)
+    layer = pruned.get_submodule(name)
+    spec = PruneSpec(method=method, ratio=ratio)
+    if spec.structured:
+        pruner = _structured_pruner(pruned, spec, example, ratio_dict={layer: ratio})
+        if isinstance(pruner.importance, WeightActivationImportance):
+            pruner.importance.calibrate(pruned, example)
+        pruner.step()
+    else:
+        torch_prune.l1_unstructured(layer, "weight", amount=ratio)
+        _make_masks_permanent(pruned)
+    return pruned
+
+
+def sensitivity(model: nn.Module, splits: Splits, method: str, seed: int,
+                ratios: Sequence[float] = SENSITIVITY_RATIOS, progress: ProgressFn = silent) -> list[LayerSensitivity]:
+    """For each prunable layer alone, validation accuracy after pruning it at each ratio without fine-tuning.
+    Structured methods skip the classifier layer, whose outputs are the classes."""
+    PruneSpec(method=method, ratio=max(ratios)).validate()
+    structured = PruneSpec(method=method, ratio=0.0).structured
+    if structured:
+        check_structured_ratio(model, max(ratios))
+    example = _calibration_inputs(splits, seed)
+    head = output_layer(model)
+    layers = [(n, m) for n, m in prunable_layers(model) if not (structured and m is head)]
+    table = []
+    for i, (name, layer) in enumerate(layers, 1):
+        progress(Progress("sensitivity", f"layer {i}/{len(layers)}: {name}"))
+        accuracy = [evaluate(_prune_one_layer(model, name, method, r, example), splits.val) for r in ratios]
+        table.append(LayerSensitivity(name, layer.weight.shape[0], layer.weight.numel(), accuracy))
+    return table
