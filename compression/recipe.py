@@ -17,7 +17,7 @@ class PruneSpec:
     method: str
     ratio: float
     steps: int = 1
-    finetune_epochs: int = 3
+    finetune_epochs: int = 10
     lam: float = 0.5
 
     def validate(self) -> None:

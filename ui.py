@@ -1,0 +1,62 @@
+"""Streamlit helpers shared by the pages: the sidebar's choices, progress display, number formatting.
+No computation here: everything measured comes from compression/."""
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from compression.catalog import DATASETS, IMAGEFOLDER, MODELS
+from compression.recipe import Recipe
+from compression.train import Progress
+
+IMAGEFOLDER_CHOICE = "image folder…"
+
+
+def sidebar() -> None:
+    """The shared choices every page reads: data set (or an image folder), model, seed, epochs."""
+    with st.sidebar:
+        st.header("Experiment")
+        choice = st.selectbox("Data set", (*DATASETS, IMAGEFOLDER_CHOICE), key="dataset_choice",
+                              help="digits ships with scikit-learn and works offline; the others download once.")
+        if choice == IMAGEFOLDER_CHOICE:
+            st.text_input("Folder of class sub-folders", key="imagefolder_path", placeholder="/data/my-images")
+        st.selectbox("Model", MODELS, key="model")
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
+                        help="Fixes the data split, the initial weights and the training order.")
+        st.number_input("Baseline epochs", min_value=1, max_value=200, value=Recipe.epochs, step=1, key="epochs")
+
+
+def baseline_recipe() -> Recipe:
+    """The baseline Recipe the sidebar describes."""
+    choice = st.session_state.get("dataset_choice", DATASETS[0])
+    dataset = IMAGEFOLDER + st.session_state.get("imagefolder_path", "") if choice == IMAGEFOLDER_CHOICE else choice
+    return Recipe(dataset=dataset, model=st.session_state.get("model", MODELS[0]),
+                  seed=int(st.session_state.get("seed", 0)), epochs=int(st.session_state.get("epochs", Recipe.epochs)))
+
+
+def progress_reporter(status) -> Callable[[Progress], None]:
+    """A progress callback that drives a progress bar and writes stage messages into `status`."""
+    bar = st.progress(0.0)
+
+    def report(event: Progress) -> None:
+        if event.message:
+            status.write(f"**{event.stage}** — {event.message}")
+        else:
+            bar.progress(event.fraction, text=f"{event.stage}: epoch {event.epoch}/{event.epochs} · "
+                                              f"loss {event.loss:.3f} · train accuracy {event.accuracy:.1%}")
+    return report
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} GB"
+
+
+def fmt_count(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:,.2f} {unit}"
+    return f"{n:,.0f}"
