@@ -94,12 +94,12 @@ def _stage_given(argv: Sequence[str]) -> bool:
 def execute(args: argparse.Namespace, argv: Sequence[str]) -> Any:
     """Run the parsed command and return what to print as JSON. A stored answer is served before
     torch is even imported, so a repeated command returns at once."""
+    recipe = recipe_from(args, prune=args.command == "run" and _stage_given(argv))
+    recipe.validate()
     store = Store()
     if args.command == "sensitivity":
-        recipe = recipe_from(args, prune=False)
         cached = store.get("sensitivity", recipe.sensitivity_key(args.prune_method))
     else:
-        recipe = recipe_from(args, prune=args.command == "run" and _stage_given(argv))
         result = store.get_result(recipe.hash)
         cached = result.to_dict() if result else None
     if cached is not None:

@@ -1,5 +1,9 @@
-"""Names of everything a recipe can ask for. Import-light on purpose (no torch), so that the CLI can
-parse, hash and serve a stored result without loading the deep-learning stack."""
+"""Names of everything a recipe can ask for, and their checks. Import-light on purpose (no torch), so
+that the CLI can validate, hash and serve a stored result without loading the deep-learning stack."""
+
+from pathlib import Path
+
+from compression.errors import CompressionError
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
 IMAGEFOLDER = "imagefolder:"
@@ -9,3 +13,32 @@ STAGES: tuple[str, ...] = ("distill", "prune", "quant")
 PRUNE_METHODS: tuple[str, ...] = ("l1-unstructured", "global-unstructured", "channel-l1", "channel-l2", "activation")
 STRUCTURED_METHODS: tuple[str, ...] = ("channel-l1", "channel-l2", "activation")
 MAX_PRUNE_RATIO = 0.95
+
+
+def imagefolder_path(name: str) -> Path:
+    """The folder named by ``imagefolder:PATH``."""
+    return Path(name[len(IMAGEFOLDER):]).expanduser()
+
+
+def check_dataset(name: str) -> None:
+    """Raise CompressionError unless name is a known data set or imagefolder:PATH of an existing folder."""
+    if name.startswith(IMAGEFOLDER):
+        if not name[len(IMAGEFOLDER):].strip():
+            raise CompressionError("imagefolder: give a folder, e.g. imagefolder:/data/my_images")
+        path = imagefolder_path(name)
+        if not path.exists():
+            raise CompressionError(f"imagefolder: {path} does not exist")
+        if not path.is_dir():
+            raise CompressionError(f"imagefolder: {path} is not a directory")
+        return
+    if name not in DATASETS:
+        choices = ", ".join((*DATASETS, "imagefolder:PATH"))
+        raise CompressionError(f"unknown dataset {name!r}: choose one of {choices}")
+
+
+def check_model(name: str, pretrained: bool = False) -> None:
+    """Raise a one-line CompressionError for an unknown model or an impossible pretrained request."""
+    if name not in MODELS:
+        raise CompressionError(f"unknown model '{name}': choose one of {', '.join(MODELS)}")
+    if pretrained and name not in PRETRAINABLE:
+        raise CompressionError(f"model '{name}' has no pretrained weights: only {', '.join(PRETRAINABLE)} do")

@@ -22,7 +22,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torchvision import datasets, transforms
 
-from compression.catalog import DATASETS, IMAGEFOLDER
+from compression.catalog import IMAGEFOLDER, check_dataset, imagefolder_path
 from compression.errors import CompressionError
 from compression.settings import data_dir
 
@@ -114,27 +114,6 @@ _SOURCES: dict[str, _Source] = {
         _read_cifar,
     ),
 }
-
-
-def _imagefolder_path(name: str) -> Path:
-    """The folder named by ``imagefolder:PATH``."""
-    return Path(name[len(IMAGEFOLDER) :]).expanduser()
-
-
-def validate_name(name: str) -> None:
-    """Raise CompressionError unless name is a known data set or imagefolder:PATH of an existing folder."""
-    if name.startswith(IMAGEFOLDER):
-        if not name[len(IMAGEFOLDER) :].strip():
-            raise CompressionError("imagefolder: give a folder, e.g. imagefolder:/data/my_images")
-        path = _imagefolder_path(name)
-        if not path.exists():
-            raise CompressionError(f"imagefolder: {path} does not exist")
-        if not path.is_dir():
-            raise CompressionError(f"imagefolder: {path} is not a directory")
-        return
-    if name not in DATASETS:
-        choices = ", ".join((*DATASETS, "imagefolder:PATH"))
-        raise CompressionError(f"unknown dataset {name!r}: choose one of {choices}")
 
 
 def _load_digits() -> tuple[_Raw, None, list[str]]:
@@ -270,11 +249,11 @@ def load_dataset(
     root is where torchvision data sets live (default: settings.data_dir()); download
     lets torchvision fetch missing files; image_size applies to imagefolder only.
     """
-    validate_name(name)
+    check_dataset(name)
     if not 0 < val_fraction < 1:
         raise CompressionError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     if name.startswith(IMAGEFOLDER):
-        pool, test, classes = _load_imagefolder(_imagefolder_path(name), image_size)
+        pool, test, classes = _load_imagefolder(imagefolder_path(name), image_size)
     elif name == "digits":
         pool, test, classes = _load_digits()
     else:

@@ -8,7 +8,7 @@ from torchvision import models as tvm
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock
 
-from compression.catalog import MODELS, PRETRAINABLE
+from compression.catalog import check_model
 from compression.errors import CompressionError
 
 InputShape = tuple[int, int, int]
@@ -140,15 +140,7 @@ _BUILDERS: dict[str, Builder] = {
 }
 
 
-def validate_name(name: str, pretrained: bool = False) -> None:
-    """Raise a one-line CompressionError for an unknown model or an impossible pretrained request."""
-    if name not in MODELS:
-        raise CompressionError(f"unknown model '{name}': choose one of {', '.join(MODELS)}")
-    if pretrained and name not in PRETRAINABLE:
-        raise CompressionError(f"model '{name}' has no pretrained weights: only {', '.join(PRETRAINABLE)} do")
-
-
 def build_model(name: str, input_shape: InputShape, num_classes: int, pretrained: bool = False) -> nn.Module:
     """A fresh model `name` for inputs of `input_shape` (C, H, W) and `num_classes` outputs."""
-    validate_name(name, pretrained)
+    check_model(name, pretrained)
     return _BUILDERS[name](tuple(input_shape), num_classes, pretrained)

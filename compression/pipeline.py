@@ -18,7 +18,7 @@ from compression.data import Splits
 from compression.export import export_onnx
 from compression.measure import (count_flops, count_params, file_sizes, layer_sparsity, onnx_accuracy,
                                  provenance, time_interleaved)
-from compression.prune import SENSITIVITY_RATIOS, prune_model, sensitivity
+from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.recipe import Recipe, Result
 from compression.store import Store
 from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent
@@ -40,13 +40,6 @@ class StageClock:
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
-def validate(recipe: Recipe) -> None:
-    """Raise a one-line CompressionError for any bad field of `recipe`, before any work is done."""
-    recipe.validate()
-    data.validate_name(recipe.dataset)
-    models.validate_name(recipe.model, recipe.pretrained)
-
-
 @lru_cache(maxsize=4)
 def load_splits(dataset: str, seed: int) -> Splits:
     """The data set's splits for a seed, loaded once per process."""
@@ -64,6 +57,13 @@ def _train_baseline(recipe: Recipe, splits: Splits, progress: ProgressFn) -> nn.
     seed_everything(recipe.seed)
     model = models.build_model(recipe.model, splits.input_shape, splits.num_classes, recipe.pretrained)
     return fit(model, splits.train, recipe.epochs, seed=recipe.seed, progress=progress)
+
+
+def _check_feasible(recipe: Recipe, splits: Splits) -> None:
+    """Refuse, before any training, a recipe whose stages cannot apply to this model (one-line error)."""
+    if recipe.prune is not None and recipe.prune.structured:
+        check_structured_ratio(models.build_model(recipe.model, splits.input_shape, splits.num_classes),
+                               recipe.prune.ratio)
 
 
 def _apply_stages(recipe: Recipe, model: nn.Module, splits: Splits, clock: StageClock,
@@ -112,16 +112,17 @@ def _measure(recipe: Recipe, model: nn.Module, splits: Splits, onnx_path: Path, 
 
 def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silent) -> Result:
     """The measured Result of `recipe`: from the store if it is there, else computed and stored."""
-    validate(recipe)
+    recipe.validate()
     store = store or Store()
     cached = store.get_result(recipe.hash)
     if cached is not None:
         progress(Progress("store", f"served from the store ({recipe.hash})"))
         return cached
-    base = None if recipe.is_baseline else run(recipe.baseline(), store, progress)
     clock = StageClock()
     with clock.stage("load"):
         splits = load_splits(recipe.dataset, recipe.seed)
+    _check_feasible(recipe, splits)
+    base = None if recipe.is_baseline else run(recipe.baseline(), store, progress)
     if base is None:
         with clock.stage("train"):
             model = _train_baseline(recipe, splits, progress)
@@ -143,7 +144,7 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
 def sensitivity_table(recipe: Recipe, method: str, store: Store | None = None,
                       progress: ProgressFn = silent) -> dict[str, Any]:
     """Per-layer pruning sensitivity of the recipe's baseline on the validation split (stored, never redone)."""
-    validate(recipe)
+    recipe.validate()
     store = store or Store()
     key = recipe.sensitivity_key(method)
     cached = store.get("sensitivity", key)

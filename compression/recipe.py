@@ -5,7 +5,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from compression.catalog import MAX_PRUNE_RATIO, PRUNE_METHODS, STAGES, STRUCTURED_METHODS
+from compression.catalog import (MAX_PRUNE_RATIO, PRUNE_METHODS, STAGES, STRUCTURED_METHODS, check_dataset,
+                                 check_model)
 from compression.errors import CompressionError
 
 
@@ -54,6 +55,8 @@ class Recipe:
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for values no run could use (cheap; loads nothing)."""
+        check_dataset(self.dataset)
+        check_model(self.model, self.pretrained)
         if self.epochs < 0:
             raise CompressionError(f"epochs must not be negative, got {self.epochs}")
         if self.threads < 1:
@@ -74,7 +77,8 @@ class Recipe:
         return replace(self, prune=None, order=STAGES)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The recipe as JSON-ready data (what the store and the Result keep)."""
+        return {**asdict(self), "order": list(self.order)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Recipe":

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from compression.data import DATASETS, Splits, load_dataset, validate_name
+from compression.catalog import DATASETS, check_dataset
+from compression.data import Splits, load_dataset
 from compression.errors import CompressionError
 
 
@@ -228,13 +229,13 @@ def test_imagefolder_errors(tmp_path):
 # ---------------------------------------------------------------- names
 
 
-def test_validate_name():
+def test_check_dataset():
     for name in DATASETS:
-        validate_name(name)
+        check_dataset(name)
     with pytest.raises(CompressionError) as info:
         load_dataset("foo")
     message = str(info.value)
     assert "'foo'" in message and "\n" not in message
     assert all(name in message for name in DATASETS) and "imagefolder:PATH" in message
     with pytest.raises(CompressionError):
-        validate_name("imagefolder:")
+        check_dataset("imagefolder:")

@@ -1,0 +1,110 @@
+"""The real app in headless Chromium: load, train the digits/cnn baseline, reload from the store, and
+the offline error paths. The tests share one server, one store and one page, and run in file order."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import wait_idle
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+METRICS = ("Test accuracy", "ONNX size", "FLOPs / sample", "Latency p50 · batch 32", "Latency p50 · batch 1")
+BUTTON = "Train and measure baseline"
+EXCEPTION = "[data-testid='stException']"
+TRAIN_TIMEOUT = 240_000  # ms: first torch import plus ~20-60 s of training and measuring on 2 cores
+
+
+def open_fresh(page, url: str) -> None:
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("[data-testid='stApp']", state="attached")
+    wait_idle(page, timeout=120_000, settle=1000)
+    expect(page.get_by_role("heading", name="Baseline", exact=True)).to_be_visible()
+
+
+def metric_value(page, label: str) -> str:
+    metric = page.locator("[data-testid='stMetric']").filter(
+        has=page.locator("[data-testid='stMetricLabel']", has_text=label))
+    return metric.locator("[data-testid='stMetricValue']").inner_text()
+
+
+def expect_metrics(page) -> None:
+    labels = page.locator("[data-testid='stMetricLabel']")
+    for label in METRICS:
+        expect(labels.filter(has_text=label)).to_be_visible()
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the sidebar selectbox labelled `label` (a combobox in Streamlit 1.67)."""
+    page.locator("[data-testid='stSidebar']").get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_idle(page)
+    expect(page.locator("[data-testid='stSidebar']").get_by_role("combobox", name=label)).to_have_value(option)
+
+
+def test_page_loads_with_sidebar(page, app_url):
+    open_fresh(page, app_url)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    expect(sidebar.get_by_role("combobox", name="Data set")).to_have_value("digits")
+    expect(sidebar.get_by_role("combobox", name="Model")).to_have_value("cnn")
+    expect(sidebar.get_by_label("Seed")).to_have_value("0")
+    expect(sidebar.get_by_label("Baseline epochs")).to_be_visible()
+    expect(page.get_by_role("button", name=BUTTON)).to_be_visible()
+    expect(page.locator("[data-testid='stAlert']").first).to_contain_text("No baseline yet")
+    expect(page.locator(EXCEPTION)).to_have_count(0)
+
+
+def test_train_baseline_shows_metrics(page, app_url):
+    page.get_by_role("button", name=BUTTON).click()
+    # the status box shows while it trains; then the metrics replace the button
+    expect(page.locator("[data-testid='stMetricLabel']").filter(has_text="Test accuracy")).to_be_visible(
+        timeout=TRAIN_TIMEOUT)
+    wait_idle(page, timeout=TRAIN_TIMEOUT)
+    expect(page.locator(EXCEPTION)).to_have_count(0)
+    expect_metrics(page)
+    accuracy = metric_value(page, "Test accuracy")
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", accuracy)
+    assert match, f"unexpected accuracy text {accuracy!r}"
+    assert float(match.group(1)) > 90.0, f"digits/cnn baseline accuracy only {accuracy}"
+    assert re.search(r"\d", metric_value(page, "ONNX size")), metric_value(page, "ONNX size")
+    assert metric_value(page, "Latency p50 · batch 1").endswith("ms")
+
+
+def test_reload_serves_stored_result(page, app_url):
+    page.reload(wait_until="domcontentloaded")
+    page.wait_for_selector("[data-testid='stApp']", state="attached")
+    wait_idle(page, timeout=120_000, settle=1000)
+    expect_metrics(page)
+    expect(page.get_by_role("button", name=BUTTON)).to_have_count(0)
+    expect(page.locator(EXCEPTION)).to_have_count(0)
+
+
+def test_offline_mnist_shows_clear_error(page, app_url):
+    choose(page, "Data set", "mnist")
+    expect(page.locator("[data-testid='stAlert']").first).to_contain_text("mnist")
+    page.get_by_role("button", name=BUTTON).click()
+    error = page.locator("[data-testid='stAlertContentError']")
+    expect(error).to_be_visible(timeout=TRAIN_TIMEOUT)
+    wait_idle(page, timeout=TRAIN_TIMEOUT)
+    expect(error).to_contain_text("mnist")
+    expect(error).to_contain_text("MNIST")  # the folder it looked in: .../data/MNIST/raw
+    expect(error).to_contain_text("files not found in")
+    expect(page.locator(EXCEPTION)).to_have_count(0)
+    expect(page.locator("[data-testid='stMetric']")).to_have_count(0)
+
+
+def test_missing_image_folder_shows_clear_error(page, app_url):
+    choose(page, "Data set", "image folder…")
+    folder = page.locator("[data-testid='stSidebar']").get_by_label("Folder of class sub-folders")
+    folder.fill("/nonexistent/my-images")
+    folder.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name=BUTTON).click()
+    error = page.locator("[data-testid='stAlertContentError']")
+    expect(error).to_be_visible(timeout=TRAIN_TIMEOUT)
+    wait_idle(page, timeout=TRAIN_TIMEOUT)
+    expect(error).to_contain_text("/nonexistent/my-images")
+    expect(page.locator(EXCEPTION)).to_have_count(0)

@@ -1,0 +1,92 @@
+"""End to end: the pipeline measures and stores, the store serves repeats, the CLI speaks JSON and
+refuses bad input with one line and exit code 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compression import pipeline
+from compression.errors import CompressionError
+from compression.recipe import PruneSpec, Recipe
+from compression.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+DESIGN_KEYS = {
+    "recipe", "recipe_hash", "dataset", "model", "accuracy", "accuracy_source", "baseline_accuracy",
+    "params_total", "params_nonzero", "sparsity", "size_bytes", "size_gzip_bytes", "flops", "latency_ms",
+    "latency_ms_single", "latency_measured", "speedup_vs_baseline", "size_ratio_vs_baseline", "stage_seconds",
+    "created_at",
+}
+
+
+def cli(*args: str, home: Path) -> subprocess.Popen:
+    env = {**os.environ, "COMPRESSION_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "compression", *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_baseline_then_pruned_run_measured_in_onnxruntime_and_served_from_the_store(home):
+    store = Store()
+    base = pipeline.run(Recipe(epochs=8), store)
+    assert DESIGN_KEYS <= set(base.to_dict())
+    assert base.accuracy_source == "onnxruntime" and base.accuracy > 0.93
+    assert base.speedup_vs_baseline == 1.0 and base.size_ratio_vs_baseline == 1.0
+    assert base.latency_ms.batch == 32 and base.latency_ms_single.batch == 1 and base.latency_ms.runs >= 100
+    assert base.provenance["cpu_flags"].keys() >= {"avx2", "avx512_vnni"}
+    assert (home / base.artifacts["model.onnx"]).stat().st_size == base.size_bytes
+
+    pruned = pipeline.run(Recipe(epochs=8, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=3)), store)
+    assert pruned.baseline_accuracy == base.accuracy
+    assert pruned.flops_ratio_vs_baseline < 0.35 and pruned.size_ratio_vs_baseline < 0.5
+    assert pruned.params_total < 0.5 * base.params_total
+    assert pruned.speedup_vs_baseline == pytest.approx(pruned.baseline_latency_ms.p50 / pruned.latency_ms.p50)
+
+    again = pipeline.run(Recipe(epochs=8, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=3)), store)
+    assert again.from_store and again.to_dict() | {"from_store": False} == pruned.to_dict()
+
+
+def test_a_structured_ratio_that_empties_a_layer_stores_nothing(home):
+    store = Store()
+    with pytest.raises(CompressionError, match="would empty layer"):
+        pipeline.run(Recipe(model="mobilenet", epochs=1, prune=PruneSpec("channel-l2", 0.95)), store)
+    assert store.list("result") == []
+
+
+@pytest.mark.slow
+def test_cli_baseline_prints_result_json_and_progress(home):
+    proc = cli("baseline", "--epochs", "3", "--json", home=home)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert DESIGN_KEYS <= set(result) and result["accuracy"] > 0.8
+    assert "[train] epoch 3/3" in err and "Traceback" not in err
+    repeat = cli("baseline", "--epochs", "3", "--json", home=home)
+    out2, err2 = repeat.communicate(timeout=60)
+    assert json.loads(out2)["recipe_hash"] == result["recipe_hash"] and "served from the store" in err2
+
+
+BAD_INPUT = [
+    (("baseline", "--dataset", "nope"), "unknown dataset 'nope'"),
+    (("baseline", "--epochs", "-1"), "epochs must not be negative"),
+    (("baseline", "--dataset", "imagefolder:/no/such/folder"), "does not exist"),
+    (("baseline", "--model", "vgg"), "unknown model 'vgg'"),
+    (("run", "--prune-method", "channel-l2", "--prune-ratio", "0.99"), "within 0 … 0.95"),
+    (("run", "--prune-method", "wanda"), "invalid choice"),
+    (("run", "--prune-method", "activation", "--prune-lambda", "2"), "lambda must be within 0 … 1"),
+    (("baseline", "--epochs", "many"), "invalid int value"),
+]
+
+
+def test_cli_bad_input_is_one_line_and_exit_code_2(home):
+    procs = [(cli(*args, home=home), message) for args, message in BAD_INPUT]  # in parallel: imports dominate
+    for proc, message in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 2, (message, err)
+        assert out == "" and message in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
+    assert Store().list("result") == []
