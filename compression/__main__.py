@@ -98,12 +98,13 @@ def execute(args: argparse.Namespace, argv: Sequence[str]) -> Any:
     recipe.validate()
     store = Store()
     if args.command == "sensitivity":
-        cached = store.get("sensitivity", recipe.sensitivity_key(args.prune_method))
+        key = recipe.sensitivity_key(args.prune_method)
+        cached = store.get("sensitivity", key)
     else:
-        result = store.get_result(recipe.hash)
+        key, result = recipe.hash, store.get_result(recipe.hash)
         cached = result.to_dict() if result else None
     if cached is not None:
-        print(f"[store] served from the store ({recipe.hash})", file=sys.stderr)
+        print(f"[store] served from the store ({key})", file=sys.stderr)
         return cached
     from compression import pipeline  # heavy: torch, torchvision, onnxruntime
 

@@ -13,6 +13,12 @@ st.title("Baseline")
 st.caption("The uncompressed model every compressed variant is compared against: trained on the train split, "
            "exported to ONNX, scored on the held-out test split by running that ONNX file in onnxruntime.")
 
+try:
+    recipe.validate()
+except CompressionError as exc:
+    st.error(str(exc))
+    st.stop()
+
 result = store.get_result(recipe.hash)
 if result is None:
     st.info(f"No baseline yet for **{recipe.model}** on **{recipe.dataset}** (seed {recipe.seed}, "

@@ -1,0 +1,62 @@
+"""Baseline targets: a fresh digits/cnn baseline within 60 s at >= 97 % onnxruntime test accuracy, a
+repeat served from the store within 3 s, and baseline p50 latency within 10 % over 3 processes.
+
+Every number comes from the real CLI run as a new process, as a user would run it."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import ROOT, markdown_table, verdict, write
+
+COMMAND = [sys.executable, "-m", "compression", "baseline", "--dataset", "digits", "--model", "cnn", "--json"]
+
+
+def timed_cli(home: str) -> tuple[float, dict]:
+    """Wall seconds of one CLI process, and the Result it printed."""
+    started = time.perf_counter()
+    done = subprocess.run(COMMAND, cwd=ROOT, env={**os.environ, "COMPRESSION_HOME": home},
+                          capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, json.loads(done.stdout)
+
+
+def main() -> None:
+    fresh_runs = []
+    for _ in range(3):
+        with tempfile.TemporaryDirectory() as home:
+            fresh_seconds, result = timed_cli(home)
+            repeat_seconds, repeat = timed_cli(home)
+            assert repeat["from_store"] and repeat["recipe_hash"] == result["recipe_hash"]
+            fresh_runs.append({"fresh_seconds": round(fresh_seconds, 2), "repeat_seconds": round(repeat_seconds, 2),
+                               "accuracy": result["accuracy"], "p50_ms": result["latency_ms"]["p50"],
+                               "p50_single_ms": result["latency_ms_single"]["p50"],
+                               "runs": result["latency_ms"]["runs"], "stage_seconds": result["stage_seconds"]})
+    p50s = [r["p50_ms"] for r in fresh_runs]
+    spread = (max(p50s) - min(p50s)) / min(p50s)
+    targets = {
+        "fresh baseline <= 60 s": max(r["fresh_seconds"] for r in fresh_runs) <= 60,
+        "test accuracy (onnxruntime) >= 97 %": min(r["accuracy"] for r in fresh_runs) >= 0.97,
+        "repeat from the store <= 3 s": max(r["repeat_seconds"] for r in fresh_runs) <= 3,
+        "p50 spread over 3 processes < 10 %": spread < 0.10,
+    }
+    payload = {"command": " ".join(COMMAND[1:]), "processes": fresh_runs, "p50_spread": spread,
+               "targets": targets, "provenance": result["provenance"]}
+    rows = [[i + 1, r["fresh_seconds"], r["repeat_seconds"], f"{r['accuracy']:.2%}", f"{r['p50_ms']:.4f}",
+             f"{r['p50_single_ms']:.4f}", r["runs"]] for i, r in enumerate(fresh_runs)]
+    flags = ", ".join(k for k, v in result["provenance"]["cpu_flags"].items() if v)
+    markdown = (
+        "### Baseline: digits / cnn, `python -m compression baseline`\n\n"
+        + markdown_table(["process", "fresh store (s)", "repeat (s)", "test acc (onnxruntime)",
+                          "p50 batch 32 (ms)", "p50 batch 1 (ms)", "timed runs"], rows)
+        + f"\np50 spread over 3 processes: {spread:.1%}. onnxruntime CPU, 1 intra-op thread, spinning off; "
+          f"CPU flags: {flags}.\n\n"
+        + markdown_table(["target", "result"], [[k, verdict(v)] for k, v in targets.items()])
+    )
+    write("baseline", payload, markdown)
+
+
+if __name__ == "__main__":
+    main()
