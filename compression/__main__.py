@@ -59,6 +59,8 @@ def _add_prune(parser: argparse.ArgumentParser, required: bool) -> None:
                         help="fine-tuning epochs after each round")
     parser.add_argument("--prune-lambda", type=float, default=PruneSpec.lam,
                         help="activation method: weight of magnitude vs activation, 0 … 1")
+    parser.add_argument("--prune-round-to", type=int, default=1,
+                        help="channel methods: round kept channels down to a multiple of N (16 suits AVX-512)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +82,8 @@ def recipe_from(args: argparse.Namespace, prune: bool) -> Recipe:
     spec = None
     if prune:
         spec = PruneSpec(method=args.prune_method, ratio=args.prune_ratio, steps=args.prune_steps,
-                         finetune_epochs=args.finetune_epochs, lam=args.prune_lambda)
+                         finetune_epochs=args.finetune_epochs, lam=args.prune_lambda,
+                         round_to=args.prune_round_to)
     return Recipe(dataset=args.dataset, model=args.model, seed=args.seed, epochs=args.epochs,
                   pretrained=args.pretrained, prune=spec, order=getattr(args, "order", STAGES),
                   threads=args.threads, batch=args.batch)

@@ -63,7 +63,7 @@ def _check_feasible(recipe: Recipe, splits: Splits) -> None:
     """Refuse, before any training, a recipe whose stages cannot apply to this model (one-line error)."""
     if recipe.prune is not None and recipe.prune.structured:
         check_structured_ratio(models.build_model(recipe.model, splits.input_shape, splits.num_classes),
-                               recipe.prune.ratio)
+                               recipe.prune.ratio, recipe.prune.round_to)
 
 
 def _apply_stages(recipe: Recipe, model: nn.Module, splits: Splits, clock: StageClock,

@@ -31,20 +31,23 @@ def step_targets(ratio: float, steps: int) -> list[float]:
     return [ratio * k / steps for k in range(1, steps + 1)]
 
 
-def kept_channels(channels: int, ratio: float) -> int:
-    """Channels a layer keeps when `ratio` of them are removed (torch-pruning's rounding)."""
-    return int(channels * (1 - ratio))
+def kept_channels(channels: int, ratio: float, round_to: int = 1) -> int:
+    """Channels a layer keeps when `ratio` of them are removed, rounded down to a multiple of `round_to`
+    (torch-pruning's arithmetic)."""
+    kept = int(channels * (1 - ratio))
+    return kept - kept % round_to
 
 
-def check_structured_ratio(model: nn.Module, ratio: float) -> None:
+def check_structured_ratio(model: nn.Module, ratio: float, round_to: int = 1) -> None:
     """Raise a one-line CompressionError if channel pruning at `ratio` would leave a layer with no channels."""
     head = output_layer(model)
     for name, layer in prunable_layers(model):
         channels = layer.weight.shape[0]
-        if layer is not head and kept_channels(channels, ratio) < 1:
+        if layer is not head and kept_channels(channels, ratio, round_to) < 1:
+            rounding = f" rounded to a multiple of {round_to}" if round_to > 1 else ""
             raise CompressionError(
-                f"structured ratio {ratio} would empty layer '{name}' ({channels} channels → 0): "
-                f"use a ratio below {1 - 1 / channels:.4f}")
+                f"structured ratio {ratio}{rounding} would empty layer '{name}' ({channels} channels → 0): "
+                f"use a smaller ratio")
 
 
 class WeightActivationImportance(tp.importance.Importance):
@@ -110,7 +113,8 @@ def _structured_pruner(model: nn.Module, spec: PruneSpec, example: torch.Tensor,
                        ratio_dict: dict[nn.Module, float] | None = None) -> tp.pruner.MetaPruner:
     return tp.pruner.MetaPruner(
         model, example, importance=_importance(spec), pruning_ratio=0.0 if ratio_dict else spec.ratio,
-        pruning_ratio_dict=ratio_dict, iterative_steps=spec.steps, ignored_layers=[output_layer(model)])
+        pruning_ratio_dict=ratio_dict, iterative_steps=spec.steps, ignored_layers=[output_layer(model)],
+        round_to=spec.round_to if spec.round_to > 1 else None)
 
 
 def _prune_unstructured(model: nn.Module, method: str, amount: float) -> None:
@@ -137,7 +141,7 @@ def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int,
     spec.validate()
     structured = spec.structured
     if structured:
-        check_structured_ratio(model, spec.ratio)
+        check_structured_ratio(model, spec.ratio, spec.round_to)
         calibration = _calibration_inputs(splits, seed)
         pruner = _structured_pruner(model, spec, calibration[:1])
     previous = 0.0

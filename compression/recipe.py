@@ -13,13 +13,15 @@ from compression.errors import CompressionError
 
 @dataclass(frozen=True)
 class PruneSpec:
-    """How to prune: method, final fraction removed, prune/fine-tune rounds, λ for activation importance."""
+    """How to prune: method, final fraction removed, prune/fine-tune rounds, λ for activation importance,
+    and (structured only) a multiple that every pruned layer's channel count is rounded down to."""
 
     method: str
     ratio: float
     steps: int = 1
     finetune_epochs: int = 10
     lam: float = 0.5
+    round_to: int = 1
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for a method, ratio, step count or λ out of range."""
@@ -33,6 +35,10 @@ class PruneSpec:
             raise CompressionError(f"fine-tune epochs must not be negative, got {self.finetune_epochs}")
         if not 0.0 <= self.lam <= 1.0:
             raise CompressionError(f"prune lambda must be within 0 … 1, got {self.lam}")
+        if self.round_to < 1:
+            raise CompressionError(f"prune round-to must be at least 1, got {self.round_to}")
+        if self.round_to > 1 and not self.structured:
+            raise CompressionError(f"prune round-to applies to channel pruning only, not to {self.method}")
 
     @property
     def structured(self) -> bool:

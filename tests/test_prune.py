@@ -58,6 +58,12 @@ def test_structured_pruning_removes_channels_and_the_onnx_agrees(method, trained
     np.testing.assert_allclose(onnx_logits(path, x), predict(trained_cnn, x).numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_round_to_keeps_channel_counts_on_a_multiple(trained_cnn, digits):
+    prune_model(trained_cnn, PruneSpec("channel-l2", 0.2, finetune_epochs=0, round_to=16), digits, seed=0)
+    kept = [layer.shape[0] for layer in layer_sparsity(trained_cnn)]
+    assert kept == [16, 48, 96, 10]  # int(32·0.8)=25 → 16, int(64·0.8)=51 → 48, int(128·0.8)=102 → 96
+
+
 def test_fine_tuning_recovers_accuracy(trained_cnn, digits):
     untuned = prune_model(copy.deepcopy(trained_cnn), PruneSpec("channel-l2", 0.8, finetune_epochs=0), digits, 0)
     tuned = prune_model(trained_cnn, PruneSpec("channel-l2", 0.8, finetune_epochs=4), digits, seed=0)
@@ -87,6 +93,8 @@ def test_structured_ratio_that_would_empty_a_layer_is_refused(digits):
     check_structured_ratio(mobilenet, 0.9)
     with pytest.raises(CompressionError, match="would empty layer 'features.0'"):
         check_structured_ratio(mobilenet, 0.95)
+    with pytest.raises(CompressionError, match="rounded to a multiple of 16 would empty layer 'features.0'"):
+        check_structured_ratio(mobilenet, 0.1, round_to=16)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -95,6 +103,8 @@ def test_structured_ratio_that_would_empty_a_layer_is_refused(digits):
     (PruneSpec("magnitude", 0.5), "unknown prune method"),
     (PruneSpec("activation", 0.5, lam=1.5), "lambda must be within 0 … 1"),
     (PruneSpec("activation", 0.5, steps=0), "steps must be at least 1"),
+    (PruneSpec("global-unstructured", 0.5, round_to=8), "applies to channel pruning only"),
+    (PruneSpec("channel-l1", 0.5, round_to=0), "round-to must be at least 1"),
 ])
 def test_bad_prune_specs_are_one_line_errors(spec, message):
     with pytest.raises(CompressionError, match=message):

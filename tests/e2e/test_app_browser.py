@@ -1,5 +1,7 @@
 """The real app in headless Chromium: load, train the digits/cnn baseline, reload from the store, and
-the offline error paths. The tests share one server, one store and one page, and run in file order."""
+the offline error paths. The tests share one server, one store and one page, and run in file order
+(each builds on the one before). Two known app bugs are pinned as strict xfails: when the app is
+fixed they XPASS and fail, and the marker should then be removed."""
 
 from __future__ import annotations
 
@@ -45,6 +47,24 @@ def choose(page, label: str, option: str) -> None:
     expect(page.locator("[data-testid='stSidebar']").get_by_role("combobox", name=label)).to_have_value(option)
 
 
+@pytest.mark.xfail(strict=True, reason="app bug: ui.sidebar() runs before st.navigation() in app.py, so in the "
+                   "server's first session the first sidebar change is dropped (Streamlit 1.67); move "
+                   "ui.sidebar() after st.navigation(...), before page.run()")
+def test_first_sidebar_change_is_kept(browser, app_url):
+    """Must be the first browser session on the fresh server: that is the one that loses its first change."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        open_fresh(page, app_url)
+        seed = page.locator("[data-testid='stSidebar']").get_by_role("spinbutton", name="Seed", exact=True)
+        seed.fill("3")
+        seed.press("Enter")
+        wait_idle(page)
+        expect(page.locator("[data-testid='stAlert']").first).to_contain_text("seed 3", timeout=5_000)
+    finally:
+        context.close()
+
+
 def test_page_loads_with_sidebar(page, app_url):
     open_fresh(page, app_url)
     sidebar = page.locator("[data-testid='stSidebar']")
@@ -87,13 +107,21 @@ def test_offline_mnist_shows_clear_error(page, app_url):
     expect(page.locator("[data-testid='stAlert']").first).to_contain_text("mnist")
     page.get_by_role("button", name=BUTTON).click()
     error = page.locator("[data-testid='stAlertContentError']")
-    expect(error).to_be_visible(timeout=TRAIN_TIMEOUT)
+    expect(error).to_be_attached(timeout=TRAIN_TIMEOUT)
     wait_idle(page, timeout=TRAIN_TIMEOUT)
+    expect(page.locator("[data-testid='stExpander']", has_text="Could not run the baseline")).to_be_visible()
     expect(error).to_contain_text("mnist")
     expect(error).to_contain_text("MNIST")  # the folder it looked in: .../data/MNIST/raw
     expect(error).to_contain_text("files not found in")
     expect(page.locator(EXCEPTION)).to_have_count(0)
     expect(page.locator("[data-testid='stMetric']")).to_have_count(0)
+
+
+@pytest.mark.xfail(strict=True, reason="app bug: pages/baseline.py writes st.error inside the st.status and "
+                   "status.update(state='error') collapses it, so the message is hidden until the user "
+                   "expands it; pass expanded=True to that update (or show st.error after the with block)")
+def test_error_message_visible_without_expanding(page, app_url):
+    expect(page.locator("[data-testid='stAlertContentError']")).to_be_visible(timeout=2_000)
 
 
 def test_missing_image_folder_shows_clear_error(page, app_url):
@@ -104,7 +132,7 @@ def test_missing_image_folder_shows_clear_error(page, app_url):
     wait_idle(page)
     page.get_by_role("button", name=BUTTON).click()
     error = page.locator("[data-testid='stAlertContentError']")
-    expect(error).to_be_visible(timeout=TRAIN_TIMEOUT)
+    expect(error).to_be_attached(timeout=TRAIN_TIMEOUT)
     wait_idle(page, timeout=TRAIN_TIMEOUT)
-    expect(error).to_contain_text("/nonexistent/my-images")
+    expect(error).to_contain_text("imagefolder: /nonexistent/my-images does not exist")
     expect(page.locator(EXCEPTION)).to_have_count(0)
