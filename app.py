@@ -5,6 +5,6 @@ import streamlit as st
 import ui
 
 st.set_page_config(page_title="Compression Explorer", page_icon="🗜️", layout="wide")
-ui.sidebar()
 page = st.navigation([st.Page("pages/baseline.py", title="Baseline", icon="📏", default=True)])
+ui.sidebar()  # after st.navigation: before it, the first sidebar change of a new server is dropped
 page.run()
