@@ -12,6 +12,13 @@ import time
 
 from common import ROOT, markdown_table, verdict, write
 
+SPREAD_NOTE = (
+    "Absolute latency on this 2-vCPU virtual machine (a Firecracker guest) moves between processes (seen: "
+    "0.21 to 0.32 ms at batch 32 for the same file, and a whole process running about 1.4x slow at both batch "
+    "sizes), while it holds within one process: several sessions timed round-robin in one process agree "
+    "within 2 %, and so do consecutive 200-run blocks over 12 s. Longer timing does not remove a "
+    "per-process shift, so Compression Explorer compares models only as ratios to a baseline timed "
+    "interleaved in the same process (`speedup_vs_baseline`), never across processes.")
 COMMAND = [sys.executable, "-m", "compression", "baseline", "--dataset", "digits", "--model", "cnn", "--json"]
 
 
@@ -36,13 +43,15 @@ def main() -> None:
                                "runs": result["latency_ms"]["runs"], "stage_seconds": result["stage_seconds"]})
     p50s = [r["p50_ms"] for r in fresh_runs]
     spread = (max(p50s) - min(p50s)) / min(p50s)
+    singles = [r["p50_single_ms"] for r in fresh_runs]
+    spread_single = (max(singles) - min(singles)) / min(singles)
     targets = {
         "fresh baseline <= 60 s": max(r["fresh_seconds"] for r in fresh_runs) <= 60,
         "test accuracy (onnxruntime) >= 97 %": min(r["accuracy"] for r in fresh_runs) >= 0.97,
         "repeat from the store <= 3 s": max(r["repeat_seconds"] for r in fresh_runs) <= 3,
         "p50 spread over 3 processes < 10 %": spread < 0.10,
     }
-    payload = {"command": " ".join(COMMAND[1:]), "processes": fresh_runs, "p50_spread": spread,
+    payload = {"command": " ".join(COMMAND[1:]), "processes": fresh_runs, "p50_spread": spread, "p50_single_spread": spread_single,
                "targets": targets, "provenance": result["provenance"]}
     rows = [[i + 1, r["fresh_seconds"], r["repeat_seconds"], f"{r['accuracy']:.2%}", f"{r['p50_ms']:.4f}",
              f"{r['p50_single_ms']:.4f}", r["runs"]] for i, r in enumerate(fresh_runs)]
@@ -51,8 +60,8 @@ def main() -> None:
         "### Baseline: digits / cnn, `python -m compression baseline`\n\n"
         + markdown_table(["process", "fresh store (s)", "repeat (s)", "test acc (onnxruntime)",
                           "p50 batch 32 (ms)", "p50 batch 1 (ms)", "timed runs"], rows)
-        + f"\np50 spread over 3 processes: {spread:.1%}. onnxruntime CPU, 1 intra-op thread, spinning off; "
-          f"CPU flags: {flags}.\n\n"
+        + f"\np50 spread over 3 processes: {spread:.1%} at batch 32, {spread_single:.1%} at batch 1. onnxruntime CPU, 1 intra-op thread, spinning off; "
+          f"CPU flags: {flags}.\n\n{SPREAD_NOTE}\n\n"
         + markdown_table(["target", "result"], [[k, verdict(v)] for k, v in targets.items()])
     )
     write("baseline", payload, markdown)
