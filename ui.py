@@ -48,14 +48,16 @@ def progress_reporter(status) -> Callable[[Progress], None]:
 
 
 def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    """Bytes as B / KB / MB / GB (powers of 1024)."""
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1024
     return f"{n:,.1f} GB"
 
 
 def fmt_count(n: float) -> str:
+    """A count with a k / M / G suffix."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= size:
             return f"{n / size:,.2f} {unit}"

@@ -189,10 +189,11 @@ def sensitivity(model: nn.Module, splits: Splits, method: str, seed: int,
                 ratios: Sequence[float] = SENSITIVITY_RATIOS, progress: ProgressFn = silent) -> list[LayerSensitivity]:
     """For each prunable layer alone, validation accuracy after pruning it at each ratio without fine-tuning.
     Structured methods skip the classifier layer, whose outputs are the classes."""
-    PruneSpec(method=method, ratio=max(ratios)).validate()
-    structured = PruneSpec(method=method, ratio=0.0).structured
+    spec = PruneSpec(method=method, ratio=max(ratios))
+    spec.validate()
+    structured = spec.structured
     if structured:
-        check_structured_ratio(model, max(ratios))
+        check_structured_ratio(model, spec.ratio)
     example = _calibration_inputs(splits, seed)
     head = output_layer(model)
     layers = [(n, m) for n, m in prunable_layers(model) if not (structured and m is head)]

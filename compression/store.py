@@ -49,24 +49,39 @@ class Store:
             with db:
                 yield db
 
-    def artifact_dir(self, key: str) -> Path:
-        return self.artifacts / key
-
-    def put(self, kind: str, key: str, payload: dict[str, Any], files: dict[str, Path] | None = None) -> None:
-        """Store `payload` under (kind, key), moving `files` (name -> path) into the key's artifact folder."""
+    def put(self, kind: str, key: str, payload: dict[str, Any],
+            files: dict[str, Path] | None = None) -> dict[str, Any]:
+        """Store `payload` under (kind, key) with copies of `files` (name -> path) in a folder of their own,
+        named in the stored payload's "artifacts" (paths relative to the store root). Every write gets a new
+        folder, so concurrent writers of one key never collide; the folder a replaced row named is removed."""
+        payload = dict(payload)
         if files:
-            staging = self.artifacts / f".tmp-{key}-{uuid.uuid4().hex}"
+            folder = f"{key}-{uuid.uuid4().hex[:12]}"
+            staging = self.artifacts / f".tmp-{folder}"
             staging.mkdir()
-            for name, path in files.items():
-                shutil.copy2(path, staging / name)
-            final = self.artifact_dir(key)
-            if final.exists():
-                shutil.rmtree(final)
-            staging.rename(final)
+            try:
+                for name, path in files.items():
+                    shutil.copy2(path, staging / name)
+            except OSError:
+                shutil.rmtree(staging)
+                raise
+            staging.rename(self.artifacts / folder)
+            payload["artifacts"] = {name: f"artifacts/{folder}/{name}" for name in files}
+        previous = self.get(kind, key)
         row = (kind, key, payload.get("dataset", ""), payload.get("model", ""), json.dumps(payload),
                datetime.now(timezone.utc).isoformat(timespec="seconds"))
         with self._connect() as db:
             db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", row)
+        self._remove_unreferenced(previous, payload)
+        return payload
+
+    def _remove_unreferenced(self, previous: dict[str, Any] | None, current: dict[str, Any]) -> None:
+        """Delete the artifact folder of a replaced payload, unless the new payload still names it."""
+        kept = {Path(rel).parent for rel in current.get("artifacts", {}).values()}
+        for rel in (previous or {}).get("artifacts", {}).values():
+            folder = Path(rel).parent
+            if folder not in kept:
+                shutil.rmtree(self.root / folder, ignore_errors=True)
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The payload stored under (kind, key), or None."""
@@ -87,8 +102,7 @@ class Store:
 
     def put_result(self, result: Result, files: dict[str, Path]) -> Result:
         """Store a Result with its artifacts; returns it with artifact paths relative to the store root."""
-        result.artifacts = {name: f"artifacts/{result.recipe_hash}/{name}" for name in files}
-        self.put("result", result.recipe_hash, result.to_dict(), files)
+        result.artifacts = self.put("result", result.recipe_hash, result.to_dict(), files)["artifacts"]
         return result
 
     def get_result(self, recipe_hash: str) -> Result | None:

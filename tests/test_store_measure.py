@@ -54,7 +54,19 @@ def test_a_failed_write_leaves_no_result(tmp_path):
     with pytest.raises(FileNotFoundError):
         store.put_result(make_result(recipe), {"model.onnx": tmp_path / "missing.onnx"})
     assert store.get_result(recipe.hash) is None
-    assert not store.artifact_dir(recipe.hash).exists()
+    assert list(store.artifacts.iterdir()) == []
+
+
+def test_rewriting_a_result_replaces_its_artifacts_and_removes_the_old_folder(tmp_path):
+    store = Store(tmp_path / "store")
+    artifact = tmp_path / "model.onnx"
+    artifact.write_bytes(b"first")
+    first = store.put_result(make_result(Recipe()), {"model.onnx": artifact})
+    artifact.write_bytes(b"second")
+    second = store.put_result(make_result(Recipe()), {"model.onnx": artifact})
+    assert store.path(store.get_result(Recipe().hash), "model.onnx").read_bytes() == b"second"
+    assert not store.path(first, "model.onnx").exists() and store.path(second, "model.onnx").exists()
+    assert len(list(store.artifacts.iterdir())) == 1
 
 
 def test_a_result_whose_artifact_vanished_is_not_served(tmp_path):
