@@ -93,7 +93,8 @@ def _adapt_first_conv(conv: nn.Conv2d, channels: int) -> nn.Conv2d:
     """A copy of an RGB stem conv for `channels` inputs; 1-channel gets the RGB kernels summed."""
     if conv.in_channels == channels:
         return conv
-    new = nn.Conv2d(channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
+    new = nn.Conv2d(channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    bias=conv.bias is not None)
     if channels == 1:
         with torch.no_grad():
             new.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
