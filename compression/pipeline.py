@@ -46,17 +46,24 @@ def load_splits(dataset: str, seed: int) -> Splits:
     return data.load_dataset(dataset, seed=seed)
 
 
-def baseline_model(store: Store, base: Result, splits: Splits) -> nn.Module:
-    """The trained baseline network of a stored baseline Result, rebuilt from its weights."""
-    model = models.build_model(base.model, splits.input_shape, splits.num_classes)
-    model.load_state_dict(torch.load(store.path(base, WEIGHTS), weights_only=True))
-    return model.eval()
-
-
-def _train_baseline(recipe: Recipe, splits: Splits, progress: ProgressFn) -> nn.Module:
+def baseline_model(store: Store, recipe: Recipe, splits: Splits, progress: ProgressFn = silent) -> nn.Module:
+    """The trained baseline network of `recipe`: its stored weights (shared by every timing setup), or
+    trained now and stored."""
+    stored = store.get("weights", recipe.training_key)
+    path = store.root / stored["artifacts"][WEIGHTS] if stored else None
+    if path is not None and path.exists():
+        progress(Progress("train", f"trained weights served from the store ({recipe.training_key})"))
+        model = models.build_model(recipe.model, splits.input_shape, splits.num_classes)
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
     seed_everything(recipe.seed)
     model = models.build_model(recipe.model, splits.input_shape, splits.num_classes, recipe.pretrained)
-    return fit(model, splits.train, recipe.epochs, seed=recipe.seed, progress=progress)
+    fit(model, splits.train, recipe.epochs, seed=recipe.seed, progress=progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(model.state_dict(), Path(tmp) / WEIGHTS)
+        store.put("weights", recipe.training_key, {"dataset": recipe.dataset, "model": recipe.model,
+                                                   "recipe": recipe.to_dict()}, {WEIGHTS: Path(tmp) / WEIGHTS})
+    return model.eval()
 
 
 def _check_feasible(recipe: Recipe, splits: Splits) -> None:
@@ -123,22 +130,16 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
         splits = load_splits(recipe.dataset, recipe.seed)
     _check_feasible(recipe, splits)
     base = None if recipe.is_baseline else run(recipe.baseline(), store, progress)
-    if base is None:
-        with clock.stage("train"):
-            model = _train_baseline(recipe, splits, progress)
-    else:
-        model = _apply_stages(recipe, baseline_model(store, base, splits), splits, clock, progress)
+    with clock.stage("train"):
+        model = baseline_model(store, recipe.baseline(), splits, progress)
+    model = _apply_stages(recipe, model, splits, clock, progress)
     with tempfile.TemporaryDirectory() as tmp:
         progress(Progress("export", "ONNX export"))
         with clock.stage("export"):
             onnx_path = export_onnx(model, splits.input_shape, Path(tmp) / ONNX)
         result = _measure(recipe, model, splits, onnx_path, base, store.path(base, ONNX) if base else None,
                           clock, progress)
-        files = {ONNX: onnx_path}
-        if base is None:
-            torch.save(model.state_dict(), Path(tmp) / WEIGHTS)
-            files[WEIGHTS] = Path(tmp) / WEIGHTS
-        return store.put_result(result, files)
+        return store.put_result(result, {ONNX: onnx_path})
 
 
 def sensitivity_table(recipe: Recipe, method: str, store: Store | None = None,
@@ -153,7 +154,7 @@ def sensitivity_table(recipe: Recipe, method: str, store: Store | None = None,
         return cached
     base = run(recipe.baseline(), store, progress)
     splits = load_splits(recipe.dataset, recipe.seed)
-    model = baseline_model(store, base, splits)
+    model = baseline_model(store, recipe.baseline(), splits, progress)
     table = sensitivity(model, splits, method, recipe.seed, progress=progress)
     payload = {
         "dataset": recipe.dataset, "model": recipe.model, "method": method, "baseline_hash": base.recipe_hash,

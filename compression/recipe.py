@@ -11,6 +11,12 @@ from compression.errors import CompressionError
 
 
 
+def _digest(data: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of `data`, 16 hex digits."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class PruneSpec:
     """How to prune: method, final fraction removed, prune/fine-tune rounds, λ for activation importance,
@@ -91,6 +97,13 @@ class Recipe:
         prune = data.get("prune")
         return cls(**{**data, "prune": PruneSpec(**prune) if prune else None, "order": tuple(data["order"])})
 
+    @property
+    def training_key(self) -> str:
+        """Key of the trained baseline weights: only what training depends on (not the timing setup)."""
+        fields_ = {"dataset": self.dataset, "model": self.model, "seed": self.seed, "epochs": self.epochs,
+                   "pretrained": self.pretrained}
+        return _digest(fields_)
+
     def sensitivity_key(self, method: str) -> str:
         """Store key of the per-layer sensitivity table of this recipe's baseline under `method`."""
         return f"{self.baseline().hash}-{method}"
@@ -98,8 +111,7 @@ class Recipe:
     @property
     def hash(self) -> str:
         """Stable key of this recipe: sha256 of its canonical JSON, 16 hex digits."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return _digest(self.to_dict())
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,11 @@ def test_baseline_then_pruned_run_measured_in_onnxruntime_and_served_from_the_st
     again = pipeline.run(Recipe(epochs=8, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=3)), store)
     assert again.from_store and again.to_dict() | {"from_store": False} == pruned.to_dict()
 
+    two_threads = pipeline.run(Recipe(epochs=8, threads=2), store)  # timing differs, training does not
+    assert two_threads.latency_ms.threads == 2 and two_threads.recipe_hash != base.recipe_hash
+    assert two_threads.accuracy == base.accuracy and two_threads.stage_seconds["train"] < 1.0
+    assert len(store.list("weights")) == 1
+
 
 def test_a_structured_ratio_that_empties_a_layer_stores_nothing(home):
     store = Store()
