@@ -54,6 +54,12 @@ def test_baseline_then_pruned_run_measured_in_onnxruntime_and_served_from_the_st
     assert two_threads.accuracy == base.accuracy and two_threads.stage_seconds["train"] < 1.0
     assert len(store.list("weights")) == 1
 
+    table = pipeline.sensitivity_table(Recipe(epochs=8), "channel-l2", store)
+    assert table["baseline_hash"] == base.recipe_hash and table["ratios"][0] == 0.1
+    assert [row["name"] for row in table["layers"]] == ["features.0", "features.3", "classifier.1"]
+    assert pipeline.sensitivity_table(Recipe(epochs=8), "channel-l2", store) == table
+    assert store.list("sensitivity") == [table]
+
 
 def test_a_structured_ratio_that_empties_a_layer_stores_nothing(home):
     store = Store()
