@@ -2,12 +2,14 @@
 No computation here: everything measured comes from compression/."""
 
 from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
 from compression.catalog import DATASETS, IMAGEFOLDER, MODELS
+from compression.errors import CompressionError
 from compression.recipe import Recipe
-from compression.train import Progress
+from compression.train import Progress, ProgressFn
 
 IMAGEFOLDER_CHOICE = "image folder…"
 
@@ -45,6 +47,31 @@ def progress_reporter(status) -> Callable[[Progress], None]:
             bar.progress(event.fraction, text=f"{event.stage}: epoch {event.epoch}/{event.epochs} · "
                                               f"loss {event.loss:.3f} · train accuracy {event.accuracy:.1%}")
     return report
+
+
+def run_in_status(label: str, work: Callable[[ProgressFn], Any]) -> None:
+    """Run `work(progress)` inside an st.status with a progress bar; on bad input show the one-line error
+    and stop, on success rerun so the page redraws from the store."""
+    with st.status(label, expanded=True) as status:
+        try:
+            work(progress_reporter(status))
+        except CompressionError as exc:
+            status.update(label="Could not finish", state="error", expanded=True)
+            st.error(str(exc))
+            st.stop()
+        status.update(label="Measured and stored", state="complete", expanded=False)
+    st.rerun()
+
+
+def valid_recipe() -> Recipe:
+    """The sidebar's baseline Recipe, or a one-line error and a stopped page if it cannot run."""
+    recipe = baseline_recipe()
+    try:
+        recipe.validate()
+    except CompressionError as exc:
+        st.error(str(exc))
+        st.stop()
+    return recipe
 
 
 def fmt_bytes(n: float) -> str:

@@ -142,6 +142,12 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
         return store.put_result(result, {ONNX: onnx_path})
 
 
+def compressed_variants(base: Recipe, store: Store) -> list[Result]:
+    """Stored results compressed from the baseline recipe `base` (same data, model, training, timing), oldest first."""
+    results = [Result.from_dict(payload) for payload in store.list("result", base.dataset, base.model)]
+    return [r for r in results if (rec := Recipe.from_dict(r.recipe)) != base and rec.baseline() == base]
+
+
 def sensitivity_table(recipe: Recipe, method: str, store: Store | None = None,
                       progress: ProgressFn = silent) -> dict[str, Any]:
     """Per-layer pruning sensitivity of the recipe's baseline on the validation split (stored, never redone)."""

@@ -4,20 +4,13 @@ import streamlit as st
 
 import ui
 from compression import pipeline
-from compression.errors import CompressionError
 from compression.store import Store
 
-recipe = ui.baseline_recipe()
+recipe = ui.valid_recipe()
 store = Store()
 st.title("Baseline")
 st.caption("The uncompressed model every compressed variant is compared against: trained on the train split, "
            "exported to ONNX, scored on the held-out test split by running that ONNX file in onnxruntime.")
-
-try:
-    recipe.validate()
-except CompressionError as exc:
-    st.error(str(exc))
-    st.stop()
 
 result = store.get_result(recipe.hash)
 if result is None:
@@ -26,15 +19,8 @@ if result is None:
     st.info(f"No baseline yet for **{recipe.model}** on **{recipe.dataset}** (seed {recipe.seed}, "
             f"{recipe.epochs} epochs).{hint}")
     if st.button("Train and measure baseline", type="primary"):
-        with st.status("Training and measuring the baseline…", expanded=True) as status:
-            try:
-                pipeline.run(recipe, store, ui.progress_reporter(status))
-            except CompressionError as exc:
-                status.update(label="Could not run the baseline", state="error", expanded=True)
-                st.error(str(exc))
-                st.stop()
-            status.update(label="Baseline measured and stored", state="complete", expanded=False)
-        st.rerun()  # redraw from the store, without the prompt and the button
+        ui.run_in_status("Training and measuring the baseline…",
+                         lambda progress: pipeline.run(recipe, store, progress))
 
 else:
     latency, single = result.latency_ms, result.latency_ms_single

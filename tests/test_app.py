@@ -54,3 +54,31 @@ def test_missing_dataset_is_a_clear_error_not_a_traceback():
 def test_image_folder_path_that_does_not_exist_is_a_clear_error(tmp_path):
     at = start(dataset_choice="image folder…", imagefolder_path=str(tmp_path / "nowhere"))
     assert "does not exist" in at.error[0].value and not at.button
+
+
+@pytest.mark.slow
+def test_pruning_page_prunes_and_compares_with_the_baseline():
+    at = start(epochs=6)
+    at.switch_page("pages/pruning.py").run()
+    assert not at.exception and at.button[0].label == "Prune and measure"
+    at.selectbox(key="prune_method").set_value("channel-l2")
+    at.slider(key="prune_ratio").set_value(0.5)
+    at.slider(key="prune_finetune").set_value(2)
+    at.button[0].click().run(timeout=300)
+    assert not at.exception and not at.error
+    metrics = {m.label: m for m in at.metric}
+    assert float(metrics["FLOPs"].value.rstrip("×")) < 0.35
+    assert "pts vs baseline" in metrics["Test accuracy"].delta
+    assert "channel-l2 at 50%, 1 round(s)" in [s.value for s in at.subheader]
+    assert len(at.get("plotly_chart")) == 2  # the curves of every stored pruning of this baseline
+
+
+def test_pruning_page_refuses_round_to_that_empties_a_layer():
+    at = start(epochs=1, model="mobilenet")
+    at.switch_page("pages/pruning.py").run()
+    at.selectbox(key="prune_method").set_value("channel-l2")
+    at.slider(key="prune_ratio").set_value(0.1)
+    at.selectbox(key="prune_round_to").set_value(16)
+    at.button[0].click().run(timeout=60)
+    assert not at.exception
+    assert "would empty layer" in at.error[0].value

@@ -1,5 +1,5 @@
-"""The real app in headless Chromium: load, train the digits/cnn baseline, reload from the store, and
-the offline error paths. The tests share one server, one store and one page, and run in file order
+"""The real app in headless Chromium: load, train the digits/cnn baseline, reload from the store, prune
+on the Pruning page, and the offline error paths. The tests share one server, one store and one page, and run in file order
 (each builds on the one before)."""
 
 from __future__ import annotations
@@ -98,6 +98,24 @@ def test_reload_serves_stored_result(page, app_url):
     expect(page.locator(EXCEPTION)).to_have_count(0)
 
 
+def test_pruning_page_prunes_and_plots(page, app_url):
+    page.locator("[data-testid='stSidebarNavLink']", has_text="Pruning").click()
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="Pruning", exact=True)).to_be_visible()
+    page.locator("[data-testid='stMain']").get_by_role("combobox", name="Method", exact=True).click()
+    page.get_by_role("option", name=re.compile(r"^channel-l2")).click()
+    page.get_by_role("button", name="Prune and measure").click()
+    flops = page.locator("[data-testid='stMetricLabel']").filter(has_text="FLOPs")
+    expect(flops).to_be_visible(timeout=TRAIN_TIMEOUT)
+    wait_idle(page, timeout=TRAIN_TIMEOUT)
+    assert float(metric_value(page, "FLOPs").rstrip("×")) < 0.35
+    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(2)
+    expect(page.locator(EXCEPTION)).to_have_count(0)
+    page.locator("[data-testid='stSidebarNavLink']", has_text="Baseline").click()
+    wait_idle(page)
+    expect_metrics(page)
+
+
 def test_offline_mnist_shows_clear_error(page, app_url):
     choose(page, "Data set", "mnist")
     expect(page.locator("[data-testid='stAlert']").first).to_contain_text("mnist")
@@ -105,7 +123,7 @@ def test_offline_mnist_shows_clear_error(page, app_url):
     error = page.locator("[data-testid='stAlertContentError']")
     expect(error).to_be_attached(timeout=TRAIN_TIMEOUT)
     wait_idle(page, timeout=TRAIN_TIMEOUT)
-    expect(page.locator("[data-testid='stExpander']", has_text="Could not run the baseline")).to_be_visible()
+    expect(page.locator("[data-testid='stExpander']", has_text="Could not finish")).to_be_visible()
     expect(error).to_contain_text("mnist")
     expect(error).to_contain_text("MNIST")  # the folder it looked in: .../data/MNIST/raw
     expect(error).to_contain_text("files not found in")
