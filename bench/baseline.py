@@ -13,12 +13,14 @@ import time
 from common import ROOT, markdown_table, verdict, write
 
 SPREAD_NOTE = (
-    "Absolute latency on this 2-vCPU virtual machine (a Firecracker guest) moves between processes (seen: "
-    "0.21 to 0.32 ms at batch 32 for the same file, and a whole process running about 1.4x slow at both batch "
-    "sizes), while it holds within one process: several sessions timed round-robin in one process agree "
-    "within 2 %, and so do consecutive 200-run blocks over 12 s. Longer timing does not remove a "
-    "per-process shift, so Compression Explorer compares models only as ratios to a baseline timed "
-    "interleaved in the same process (`speedup_vs_baseline`), never across processes.")
+    "Absolute latency on this 2-vCPU virtual machine (a Firecracker guest) shifts between processes and "
+    "over minutes (seen: 0.21 to 0.32 ms at batch 32 for the same file, and whole processes running about "
+    "1.4x slow at both batch sizes; at other times a dozen processes in a row agree within 5 %), while it "
+    "holds within one process: several sessions timed round-robin in one process agree within 2 %, and so "
+    "do consecutive 200-run blocks over 12 s. The shift comes from the host, not the protocol (it shows "
+    "in pure onnxruntime without torch, pinned to either vCPU, with ASLR off), and longer timing does not "
+    "remove it, so Compression Explorer compares models only as ratios to a baseline timed interleaved in "
+    "the same process (`speedup_vs_baseline`), never across processes.")
 COMMAND = [sys.executable, "-m", "compression", "baseline", "--dataset", "digits", "--model", "cnn", "--json"]
 PRUNED = [sys.executable, "-m", "compression", "run", "--dataset", "digits", "--model", "cnn", "--json",
           "--prune-method", "channel-l2", "--prune-ratio", "0.5"]
