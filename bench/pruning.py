@@ -39,7 +39,8 @@ def row(result: Result) -> dict:
         "accuracy_drop_points": 100 * (result.baseline_accuracy - result.accuracy),
         "flops_ratio": result.flops_ratio_vs_baseline, "latency_ratio": 1 / result.speedup_vs_baseline,
         "latency_p50_ms": result.latency_ms.p50, "baseline_latency_p50_ms": result.baseline_latency_ms.p50,
-        "size_ratio": result.size_ratio_vs_baseline, "sparsity": result.sparsity,
+        "size_ratio": result.size_ratio_vs_baseline, "gzip_ratio": result.size_gzip_ratio_vs_baseline,
+        "sparsity": result.sparsity,
         "params_total": result.params_total, "params_nonzero": result.params_nonzero,
         "size_gzip_bytes": result.size_gzip_bytes, "recipe_hash": result.recipe_hash,
     }
@@ -47,9 +48,7 @@ def row(result: Result) -> dict:
 
 def measure(store: Store, spec: PruneSpec, base: Result) -> dict:
     print(f"{spec}", file=sys.stderr, flush=True)
-    out = row(pipeline.run(Recipe(dataset=BASE.dataset, model=BASE.model, prune=spec), store))
-    out["gzip_ratio"] = out["size_gzip_bytes"] / base.size_gzip_bytes
-    return out
+    return row(pipeline.run(Recipe(dataset=BASE.dataset, model=BASE.model, prune=spec), store))
 
 
 def fmt(r: dict) -> list:

@@ -113,6 +113,7 @@ def _measure(recipe: Recipe, model: nn.Module, splits: Splits, onnx_path: Path, 
         stage_seconds=clock.seconds, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         baseline_latency_ms=baseline_latency, layers=layer_sparsity(model), val_accuracy=val_accuracy,
         flops_ratio_vs_baseline=flops / base.flops if base else 1.0,
+        size_gzip_ratio_vs_baseline=size_gzip / base.size_gzip_bytes if base else 1.0,
         provenance=provenance(recipe.threads, recipe.batch),
     )
 

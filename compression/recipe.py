@@ -163,6 +163,7 @@ class Result:
     layers: list[LayerSparsity] = field(default_factory=list)
     val_accuracy: float = 0.0
     flops_ratio_vs_baseline: float = 1.0
+    size_gzip_ratio_vs_baseline: float = 1.0
     provenance: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     from_store: bool = False

@@ -49,20 +49,23 @@ if submitted:
 
 base = store.get_result(recipe.hash)
 last = store.get_result(st.session_state.get("pruning_last", ""))
-if last is not None and last.recipe_hash != recipe.hash and last.dataset == recipe.dataset:
-    spec = Recipe.from_dict(last.recipe).prune
+last_recipe = Recipe.from_dict(last.recipe) if last is not None else None
+if last_recipe is not None and last_recipe.prune is not None and last_recipe.baseline() == recipe:
+    spec = last_recipe.prune
     st.subheader(f"{spec.method} at {spec.ratio:.0%}, {spec.steps} round(s)")
+    st.caption(f"All measured: accuracy by running the exported ONNX file in {last.accuracy_source} on the test "
+               "split; latency in onnxruntime, timed interleaved with the baseline in the same process; FLOPs "
+               "counted on the exported model; sizes are the ONNX file's bytes.")
     cols = st.columns(6)
     cols[0].metric("Test accuracy", f"{last.accuracy:.2%}",
-                   f"{100 * (last.accuracy - last.baseline_accuracy):+.2f} pts vs baseline", help="onnxruntime")
+                   f"{100 * (last.accuracy - last.baseline_accuracy):+.2f} pts vs baseline",
+                   help=f"measured in {last.accuracy_source}")
     cols[1].metric("FLOPs", f"{last.flops_ratio_vs_baseline:.2f}×", help=f"{ui.fmt_count(last.flops)} per sample")
     cols[2].metric("Latency p50", f"{1 / last.speedup_vs_baseline:.2f}×",
                    help=f"{last.latency_ms.p50:.3f} ms vs baseline {last.baseline_latency_ms.p50:.3f} ms, "
                         f"batch {last.latency_ms.batch}, {last.latency_ms.threads} thread(s), same process")
     cols[3].metric("ONNX size", f"{last.size_ratio_vs_baseline:.2f}×", help=ui.fmt_bytes(last.size_bytes))
-    if base is not None:
-        cols[4].metric("gzip size", f"{last.size_gzip_bytes / base.size_gzip_bytes:.2f}×",
-                       help=ui.fmt_bytes(last.size_gzip_bytes))
+    cols[4].metric("gzip size", f"{last.size_gzip_ratio_vs_baseline:.2f}×", help=ui.fmt_bytes(last.size_gzip_bytes))
     cols[5].metric("Zero weights", f"{last.sparsity:.0%}", help=f"{last.params_nonzero:,} of {last.params_total:,}")
     if not spec.structured:
         st.caption("Unstructured zeros stay in dense tensors: onnxruntime still multiplies them, so FLOPs and "
@@ -77,11 +80,12 @@ variants = [(r, Recipe.from_dict(r.recipe).prune) for r in pipeline.compressed_v
 variants = [(r, spec) for r, spec in variants if spec is not None]
 if variants and base is not None:
     st.subheader("Every pruning of this baseline")
+    st.caption("Measured: test accuracy in onnxruntime; latency and sizes as ratios to the baseline.")
     table = pd.DataFrame([{
         "method": spec.method + (f" (round to {spec.round_to})" if spec.round_to > 1 else ""),
         "fraction removed": spec.ratio, "rounds": spec.steps, "fine-tune epochs": spec.finetune_epochs,
         "test accuracy": r.accuracy, "latency ×": 1 / r.speedup_vs_baseline, "FLOPs ×": r.flops_ratio_vs_baseline,
-        "gzip ×": r.size_gzip_bytes / base.size_gzip_bytes,
+        "gzip ×": r.size_gzip_ratio_vs_baseline,
     } for r, spec in variants]).sort_values(["method", "fraction removed"])
     by_ratio = px.line(table, x="fraction removed", y="test accuracy", color="method", markers=True,
                        title="Accuracy vs fraction removed")
@@ -97,8 +101,8 @@ elif base is None:
     st.info("The baseline is measured the first time you prune (or on the Baseline page).")
 
 st.subheader("Layer sensitivity")
-st.caption("Each layer pruned alone at 0.1 … 0.9, no fine-tuning, accuracy on the validation split: "
-           "flat lines are layers that tolerate pruning.")
+st.caption("Each layer pruned alone at 0.1 … 0.9, no fine-tuning; accuracy measured in torch on the validation "
+           "split (not the test split, not onnxruntime): flat lines are layers that tolerate pruning.")
 sens_method = st.selectbox("Sensitivity method", PRUNE_METHODS, index=PRUNE_METHODS.index("channel-l2"),
                            key="sensitivity_method")
 sensitivity = store.get("sensitivity", recipe.sensitivity_key(sens_method))

@@ -44,6 +44,7 @@ def test_baseline_then_pruned_run_measured_in_onnxruntime_and_served_from_the_st
     assert pruned.baseline_accuracy == base.accuracy
     assert pruned.flops_ratio_vs_baseline < 0.35 and pruned.size_ratio_vs_baseline < 0.5
     assert pruned.params_total < 0.5 * base.params_total
+    assert pruned.size_gzip_ratio_vs_baseline == pytest.approx(pruned.size_gzip_bytes / base.size_gzip_bytes)
     assert pruned.speedup_vs_baseline == pytest.approx(pruned.baseline_latency_ms.p50 / pruned.latency_ms.p50)
 
     again = pipeline.run(Recipe(epochs=8, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=3)), store)
