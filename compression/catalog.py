@@ -13,6 +13,16 @@ STAGES: tuple[str, ...] = ("distill", "prune", "quant")
 PRUNE_METHODS: tuple[str, ...] = ("l1-unstructured", "global-unstructured", "channel-l1", "channel-l2", "activation")
 STRUCTURED_METHODS: tuple[str, ...] = ("channel-l1", "channel-l2", "activation")
 MAX_PRUNE_RATIO = 0.95
+QUANT_MODES: tuple[str, ...] = ("fp32", "fp16", "int8-static", "int8-dynamic", "fake")
+INT8_MODES: tuple[str, ...] = ("int8-static", "int8-dynamic")
+QAT_MODES: tuple[str, ...] = ("int8-static", "fake")
+QUANT_SCHEMES: tuple[str, ...] = ("asymmetric", "symmetric")
+GRANULARITIES: tuple[str, ...] = ("per-channel", "per-tensor")
+CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
+MIN_BITS, MAX_BITS = 2, 16
+MIN_WIDTH, MAX_WIDTH = 0.125, 1.0
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1.0, 20.0
+WIDTH_MODELS: tuple[str, ...] = ("cnn", "resnet", "mobilenet")
 
 
 def imagefolder_path(name: str) -> Path:

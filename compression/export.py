@@ -24,5 +24,16 @@ def export_onnx(model: nn.Module, input_shape: Sequence[int], path: Path) -> Pat
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False, verbose=False,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},))
+    onnx.save(strip_debug_info(onnx.load(str(path))), str(path))
     onnx.checker.check_model(str(path), full_check=True)
     return path
+
+
+def strip_debug_info(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the exporter's per-node debugging metadata (stack traces with local paths, FX node text):
+    a deployable file carries the graph and the weights, not where they were traced."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del model.metadata_props[:]
+    return model

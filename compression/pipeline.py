@@ -3,8 +3,9 @@ ONNX, measure by the DESIGN.md protocol and store. A recipe already in the store
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -13,18 +14,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from compression import data, models
+from compression import data, distill, models, quantize
 from compression.data import Splits
 from compression.export import export_onnx
 from compression.measure import (count_flops, count_params, file_sizes, layer_sparsity, onnx_accuracy,
                                  provenance, time_interleaved)
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
-from compression.recipe import Recipe, Result
+from compression.errors import CompressionError
+from compression.recipe import QuantSpec, Recipe, Result, StageRecord
 from compression.store import Store
 from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent
 
 WEIGHTS = "model.pt"
 ONNX = "model.onnx"
+CHECKPOINT = "model.pkl"
 
 
 class StageClock:
@@ -68,53 +71,184 @@ def baseline_model(store: Store, recipe: Recipe, splits: Splits, progress: Progr
 
 def _check_feasible(recipe: Recipe, splits: Splits) -> None:
     """Refuse, before any training, a recipe whose stages cannot apply to this model (one-line error)."""
-    if recipe.prune is not None and recipe.prune.structured:
-        check_structured_ratio(models.build_model(recipe.model, splits.input_shape, splits.num_classes),
-                               recipe.prune.ratio, recipe.prune.round_to)
+    arch = models.build_model(recipe.model, splits.input_shape, splits.num_classes)
+    for name in recipe.stages:
+        if name == "distill":
+            arch = distill.build_student(recipe.model, recipe.distill, splits.input_shape, splits.num_classes)
+        elif name == "prune" and recipe.prune.structured:
+            check_structured_ratio(arch, recipe.prune.ratio, recipe.prune.round_to)
+        elif name == "quant" and recipe.quant.calib_samples > len(splits.train.y):
+            raise CompressionError(f"calibration samples ({recipe.quant.calib_samples}) exceed the train split "
+                                   f"({len(splits.train.y)} images)")
 
 
-def _apply_stages(recipe: Recipe, model: nn.Module, splits: Splits, clock: StageClock,
-                  progress: ProgressFn) -> nn.Module:
-    """Apply the recipe's compression stages to `model`, in the recipe's order."""
-    stages: dict[str, Callable[[nn.Module], nn.Module]] = {}
-    if recipe.prune is not None:
-        stages["prune"] = lambda m: prune_model(m, recipe.prune, splits, recipe.seed, progress)
-    for name in recipe.order:
-        if name in stages:
+@dataclass
+class Deployed:
+    """A model in the form a user would ship, with its deployed accuracy and size. For a simulated format
+    `onnx` is the float export (not the deployed model) and `runnable` is False."""
+
+    onnx: Path
+    runnable: bool
+    accuracy: float
+    val_accuracy: float
+    accuracy_source: str
+    size_bytes: int
+    size_gzip_bytes: int
+    size_source: str
+    quant_report: dict[str, Any] | None = None
+
+
+def deploy(model: nn.Module, quant: QuantSpec | None, splits: Splits, workdir: Path) -> Deployed:
+    """Export `model` to ONNX, convert it by `quant` (if any), and measure its accuracy on the test and
+    validation splits: in onnxruntime for a runnable file, in torch (simulated) otherwise."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    float_onnx = export_onnx(model, splits.input_shape, workdir / ONNX)
+    converted = quantize.convert(model, float_onnx, quant, splits, workdir) if quant is not None else None
+    if converted is not None and converted.onnx is None:
+        return Deployed(float_onnx, False, converted.simulated_accuracy, converted.simulated_val_accuracy,
+                        "torch-simulated", converted.size_bytes, converted.size_bytes, converted.size_source,
+                        converted.report)
+    path = converted.onnx if converted is not None else float_onnx
+    size, size_gzip = file_sizes(path)
+    return Deployed(path, True, onnx_accuracy(path, splits.test), onnx_accuracy(path, splits.val), "onnxruntime",
+                    size, size_gzip, "onnx file", converted.report if converted else None)
+
+
+def _record(stage: str, deployed: Deployed, model: nn.Module, input_shape: tuple[int, ...],
+            seconds: float) -> StageRecord:
+    """The stage's point on the path from the baseline to the final model."""
+    return StageRecord(stage=stage, accuracy=deployed.accuracy, accuracy_source=deployed.accuracy_source,
+                       size_bytes=deployed.size_bytes, size_source=deployed.size_source,
+                       params_nonzero=count_params(model)[1], flops=count_flops(model, input_shape),
+                       seconds=round(seconds, 3))
+
+
+def _baseline_record(base: Result) -> StageRecord:
+    return StageRecord(stage="baseline", accuracy=base.accuracy, accuracy_source=base.accuracy_source,
+                       size_bytes=base.size_bytes, size_source=base.size_source,
+                       params_nonzero=base.params_nonzero, flops=base.flops, seconds=0.0)
+
+
+def _distill(recipe: Recipe, teacher: nn.Module, teacher_record: StageRecord, splits: Splits, quant: QuantSpec | None,
+             workdir: Path, progress: ProgressFn) -> tuple[nn.Module, dict[str, Any]]:
+    """The KD student of `teacher`, and the report comparing it with the same student trained on labels only
+    (same init, epochs and seed), both deployed the same way."""
+    spec = recipe.distill
+    students = {}
+    for kind, source in (("student", teacher), ("control", None)):
+        progress(Progress("distill", f"training the {'KD student' if source else 'label-only control'}"))
+        seed_everything(recipe.seed)
+        student = distill.build_student(recipe.model, spec, splits.input_shape, splits.num_classes)
+        students[kind] = distill.train_student(student, source, splits.train, spec, recipe.seed, progress)
+    control = deploy(students["control"], quant, splits, workdir / "control")
+    report = {"teacher_accuracy": teacher_record.accuracy, "control_accuracy": control.accuracy,
+              "control_val_accuracy": control.val_accuracy, "student": spec.student or recipe.model,
+              "width": spec.width, "temperature": spec.temperature, "alpha": spec.alpha, "epochs": spec.epochs,
+              "student_params": count_params(students["student"])[0], "teacher_params": count_params(teacher)[0]}
+    return students["student"], report
+
+
+def _transform(name: str, recipe: Recipe, model: nn.Module, previous: StageRecord, splits: Splits,
+               workdir: Path, progress: ProgressFn) -> tuple[nn.Module, dict[str, Any] | None]:
+    """Apply one compression stage to `model` in torch; distillation also returns its KD-vs-control report."""
+    if name == "distill":
+        return _distill(recipe, model, previous, splits, _quant_so_far(recipe, "distill"), workdir, progress)
+    if name == "prune":
+        return prune_model(model, recipe.prune, splits, recipe.seed, progress), None
+    return quantize.quantize_stage(model, recipe.quant, splits, recipe.seed, progress), None
+
+
+def _quant_so_far(recipe: Recipe, stage: str) -> QuantSpec | None:
+    """The quantization a model deployed after `stage` carries: the recipe's, once its quant stage has run."""
+    done = recipe.stages[:recipe.stages.index(stage) + 1]
+    return recipe.quant if "quant" in done else None
+
+
+def _load_checkpoint(store: Store, key: str) -> tuple[nn.Module, StageRecord, dict[str, Any] | None] | None:
+    """A stored model after a recipe prefix, with its stage record and report, if present."""
+    stored = store.get("checkpoint", key)
+    path = store.root / stored["artifacts"][CHECKPOINT] if stored else None
+    if path is None or not path.exists():
+        return None
+    model = torch.load(path, weights_only=False)
+    return model.eval(), StageRecord(**stored["record"]), stored["report"]
+
+
+def _save_checkpoint(store: Store, key: str, recipe: Recipe, model: nn.Module, record: StageRecord,
+                     report: dict[str, Any] | None, workdir: Path) -> None:
+    torch.save(model, workdir / CHECKPOINT)
+    store.put("checkpoint", key, {"dataset": recipe.dataset, "model": recipe.model, "record": asdict(record),
+                                  "report": report}, {CHECKPOINT: workdir / CHECKPOINT})
+
+
+@dataclass
+class Compressed:
+    """The outcome of a recipe's stages: the final torch model, how it deploys, and the path there."""
+
+    model: nn.Module
+    deployed: Deployed
+    records: list[StageRecord]
+    distill_report: dict[str, Any] | None
+
+
+def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits, store: Store, workdir: Path,
+                  clock: StageClock, progress: ProgressFn) -> Compressed:
+    """Apply the recipe's stages in order. The model after each stage prefix is stored, so recipes that begin
+    alike (the same pruning, quantized three ways) compute the shared stages once."""
+    records, report, deployed = [_baseline_record(base)], None, None
+    for index, name in enumerate(recipe.stages):
+        key = recipe.stage_key(index)
+        loaded = _load_checkpoint(store, key)
+        if loaded is not None:
+            progress(Progress(name, f"model after {'+'.join(recipe.stages[:index + 1])} served from the store"))
+            model, record, stage_report, deployed = *loaded, None
+        else:
+            started = time.perf_counter()
             with clock.stage(name):
-                model = stages[name](model)
-    return model
+                model, stage_report = _transform(name, recipe, model, records[-1], splits, workdir / name, progress)
+            seconds = time.perf_counter() - started
+            progress(Progress(name, "export and measure the stage's deployable model"))
+            with clock.stage("export"):
+                deployed = deploy(model, _quant_so_far(recipe, name), splits, workdir / name)
+            record = _record(name, deployed, model, splits.input_shape, seconds)
+            _save_checkpoint(store, key, recipe, model, record, stage_report, workdir / name)
+        records.append(record)
+        report = stage_report if name == "distill" else report
+    if deployed is None:
+        with clock.stage("export"):
+            deployed = deploy(model, recipe.quant, splits, workdir / "final")
+    return Compressed(model, deployed, records, report)
 
 
-def _measure(recipe: Recipe, model: nn.Module, splits: Splits, onnx_path: Path, base: Result | None,
+def _measure(recipe: Recipe, model: nn.Module, splits: Splits, deployed: Deployed, base: Result | None,
              base_onnx: Path | None, clock: StageClock, progress: ProgressFn) -> Result:
-    """Measure the exported model; latency is timed interleaved with the baseline's ONNX when there is one."""
-    progress(Progress("measure", "accuracy in onnxruntime"))
-    with clock.stage("measure"):
-        accuracy = onnx_accuracy(onnx_path, splits.test)
-        val_accuracy = onnx_accuracy(onnx_path, splits.val)
-        paths = [onnx_path] if base_onnx is None else [onnx_path, base_onnx]
+    """Measure the deployed model; latency is timed interleaved with the baseline's ONNX when there is one,
+    and not at all for a simulated format (no runtime executes it)."""
+    batched = single = [None, None]
+    if deployed.runnable:
+        paths = [deployed.onnx] if base_onnx is None else [deployed.onnx, base_onnx]
         progress(Progress("measure", f"latency: batch {recipe.batch} and 1, {recipe.threads} thread(s)"))
-        batched = time_interleaved(paths, splits.input_shape, recipe.batch, recipe.threads)
-        single = time_interleaved(paths, splits.input_shape, 1, recipe.threads)
-        size, size_gzip = file_sizes(onnx_path)
-        total, nonzero = count_params(model)
-        flops = count_flops(model, splits.input_shape)
+        with clock.stage("measure"):
+            batched = time_interleaved(paths, splits.input_shape, recipe.batch, recipe.threads)
+            single = time_interleaved(paths, splits.input_shape, 1, recipe.threads)
+    total, nonzero = count_params(model)
+    flops = count_flops(model, splits.input_shape)
     baseline_latency = batched[-1]
     return Result(
         recipe=recipe.to_dict(), recipe_hash=recipe.hash, dataset=recipe.dataset, model=recipe.model,
-        accuracy=accuracy, accuracy_source="onnxruntime",
-        baseline_accuracy=base.accuracy if base else accuracy,
+        accuracy=deployed.accuracy, accuracy_source=deployed.accuracy_source,
+        baseline_accuracy=base.accuracy if base else deployed.accuracy,
         params_total=total, params_nonzero=nonzero, sparsity=1 - nonzero / total,
-        size_bytes=size, size_gzip_bytes=size_gzip, flops=flops,
-        latency_ms=batched[0], latency_ms_single=single[0], latency_measured=True,
-        speedup_vs_baseline=baseline_latency.p50 / batched[0].p50,
-        size_ratio_vs_baseline=size / base.size_bytes if base else 1.0,
+        size_bytes=deployed.size_bytes, size_gzip_bytes=deployed.size_gzip_bytes, flops=flops,
+        latency_ms=batched[0], latency_ms_single=single[0], latency_measured=deployed.runnable,
+        speedup_vs_baseline=baseline_latency.p50 / batched[0].p50 if deployed.runnable else None,
+        size_ratio_vs_baseline=deployed.size_bytes / base.size_bytes if base else 1.0,
         stage_seconds=clock.seconds, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        baseline_latency_ms=baseline_latency, layers=layer_sparsity(model), val_accuracy=val_accuracy,
+        baseline_latency_ms=baseline_latency, layers=layer_sparsity(model), val_accuracy=deployed.val_accuracy,
         flops_ratio_vs_baseline=flops / base.flops if base else 1.0,
-        size_gzip_ratio_vs_baseline=size_gzip / base.size_gzip_bytes if base else 1.0,
-        provenance=provenance(recipe.threads, recipe.batch),
+        size_gzip_ratio_vs_baseline=deployed.size_gzip_bytes / base.size_gzip_bytes if base else 1.0,
+        provenance=provenance(recipe.threads, recipe.batch), size_source=deployed.size_source,
+        technique=recipe.technique, quant=deployed.quant_report,
     )
 
 
@@ -133,14 +267,26 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
     base = None if recipe.is_baseline else run(recipe.baseline(), store, progress)
     with clock.stage("train"):
         model = baseline_model(store, recipe.baseline(), splits, progress)
-    model = _apply_stages(recipe, model, splits, clock, progress)
     with tempfile.TemporaryDirectory() as tmp:
-        progress(Progress("export", "ONNX export"))
-        with clock.stage("export"):
-            onnx_path = export_onnx(model, splits.input_shape, Path(tmp) / ONNX)
-        result = _measure(recipe, model, splits, onnx_path, base, store.path(base, ONNX) if base else None,
-                          clock, progress)
-        return store.put_result(result, {ONNX: onnx_path})
+        if base is None:
+            with clock.stage("export"):
+                compressed = Compressed(model, deploy(model, None, splits, Path(tmp)), [], None)
+        else:
+            compressed = _apply_stages(recipe, model, base, splits, store, Path(tmp), clock, progress)
+        progress(Progress("measure", "latency, size, FLOPs"))
+        result = _measure(recipe, compressed.model, splits, compressed.deployed, base,
+                          store.path(base, ONNX) if base else None, clock, progress)
+        result.stages, result.distill = compressed.records, _distill_result(compressed)
+        return store.put_result(result, {ONNX: compressed.deployed.onnx})
+
+
+def _distill_result(compressed: Compressed) -> dict[str, Any] | None:
+    """The distillation report with the KD student's own accuracy and its gain over the label-only control."""
+    report = compressed.distill_report
+    if report is None:
+        return None
+    student = next(r for r in compressed.records if r.stage == "distill")
+    return {**report, "student_accuracy": student.accuracy, "kd_gain": student.accuracy - report["control_accuracy"]}
 
 
 def compressed_variants(base: Recipe, store: Store) -> list[Result]:

@@ -5,11 +5,10 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from compression.catalog import (MAX_PRUNE_RATIO, PRUNE_METHODS, STAGES, STRUCTURED_METHODS, check_dataset,
-                                 check_model)
+from compression.catalog import (CALIBRATIONS, GRANULARITIES, MAX_BITS, MAX_PRUNE_RATIO, MAX_TEMPERATURE, MAX_WIDTH,
+                                 MIN_BITS, MIN_TEMPERATURE, MIN_WIDTH, PRUNE_METHODS, QAT_MODES, QUANT_MODES,
+                                 QUANT_SCHEMES, STAGES, STRUCTURED_METHODS, WIDTH_MODELS, check_dataset, check_model)
 from compression.errors import CompressionError
-
-
 
 def _digest(data: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of `data`, 16 hex digits."""
@@ -51,6 +50,90 @@ class PruneSpec:
         return self.method in STRUCTURED_METHODS
 
 
+def _choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a one-line CompressionError unless `value` is one of `choices`."""
+    if value not in choices:
+        raise CompressionError(f"unknown {what} '{value}': choose one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """How to quantize. int8-static / int8-dynamic / fp16 are real formats run by onnxruntime; fake simulates
+    `bits`-bit weights (and optionally activations) in torch. `scheme` is the affine mapping of what is
+    quantized (for int8-static: of the activations; weights are symmetric int8, as the runtime's fast
+    kernels need); calibration chooses activation ranges on `calib_samples` train images; `qat_epochs`
+    fine-tunes with fake quantization and a straight-through gradient first."""
+
+    mode: str
+    bits: int = 8
+    scheme: str = "asymmetric"
+    granularity: str = "per-channel"
+    calibration: str = "minmax"
+    calib_samples: int = 256
+    qat_epochs: int = 0
+    activations: bool = False
+
+    def validate(self) -> None:
+        """Raise a one-line CompressionError for a mode, bit width or setting no quantizer can use."""
+        _choice("quantization mode", self.mode, QUANT_MODES)
+        _choice("quantization scheme", self.scheme, QUANT_SCHEMES)
+        _choice("quantization granularity", self.granularity, GRANULARITIES)
+        _choice("calibration method", self.calibration, CALIBRATIONS)
+        if not MIN_BITS <= self.bits <= MAX_BITS:
+            raise CompressionError(f"bits must be within {MIN_BITS} … {MAX_BITS}, got {self.bits}")
+        if self.mode != "fake" and self.bits != 8:
+            raise CompressionError(f"--bits {self.bits} needs --quant fake: {self.mode} has a fixed width")
+        if self.calib_samples < 1:
+            raise CompressionError(f"calibration samples must be at least 1, got {self.calib_samples}")
+        if self.qat_epochs < 0:
+            raise CompressionError(f"QAT epochs must not be negative, got {self.qat_epochs}")
+        if self.qat_epochs and self.mode not in QAT_MODES:
+            raise CompressionError(f"QAT applies to {' and '.join(QAT_MODES)}, not to {self.mode}")
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the quantized model exists only as a torch simulation (no runtime format)."""
+        return self.mode == "fake"
+
+
+@dataclass(frozen=True)
+class DistillSpec:
+    """How to distil: a student of the teacher's family at `width`, or the named `student` model, trained for
+    `epochs` on α · T² · KL(teacher_T ‖ student_T) + (1 − α) · CE(student, labels)."""
+
+    width: float = 0.25
+    temperature: float = 4.0
+    alpha: float = 0.7
+    epochs: int = 40
+    student: str | None = None
+
+    def validate(self, teacher: str) -> None:
+        """Raise a one-line CompressionError for a width, temperature, α or student no run could use."""
+        if not MIN_WIDTH <= self.width <= MAX_WIDTH:
+            raise CompressionError(f"distill width must be within {MIN_WIDTH} … {MAX_WIDTH}, got {self.width}")
+        if not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
+            raise CompressionError(f"distill temperature must be within {MIN_TEMPERATURE:g} … "
+                                   f"{MAX_TEMPERATURE:g}, got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise CompressionError(f"distill alpha must be within 0 … 1, got {self.alpha}")
+        if self.epochs < 1:
+            raise CompressionError(f"distill epochs must be at least 1, got {self.epochs}")
+        student = self.student or teacher
+        if self.student is not None:
+            check_model(self.student)
+        if self.width != 1.0 and student not in WIDTH_MODELS:
+            raise CompressionError(f"a width multiplier applies to {', '.join(WIDTH_MODELS)}; for {student} "
+                                   f"name a smaller student model instead")
+
+
+def _canonical_order(order: tuple[str, ...], present: tuple[str, ...]) -> tuple[str, ...]:
+    """The stages present, in the given order, then the absent ones in the default order (so that two
+    orders that differ only in absent stages are the same recipe)."""
+    if sorted(set(order)) != sorted(order) or not set(order) <= set(STAGES) or not set(present) <= set(order):
+        return tuple(order)  # invalid: left as given for validate() to name
+    return (*[s for s in order if s in present], *[s for s in STAGES if s not in present])
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything that determines a result: data, model, training, compression stages, timing setup."""
@@ -64,6 +147,17 @@ class Recipe:
     order: tuple[str, ...] = STAGES
     threads: int = 1
     batch: int = 32
+    quant: QuantSpec | None = None
+    distill: DistillSpec | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "order", _canonical_order(tuple(self.order), self.stages))
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The compression stages this recipe applies, in the order they run."""
+        specs = {"distill": self.distill, "prune": self.prune, "quant": self.quant}
+        return tuple(s for s in getattr(self, "order", STAGES) if s in specs and specs[s] is not None)
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for values no run could use (cheap; loads nothing)."""
@@ -75,18 +169,37 @@ class Recipe:
             raise CompressionError(f"threads must be at least 1, got {self.threads}")
         if self.batch < 1:
             raise CompressionError(f"latency batch must be at least 1, got {self.batch}")
-        if sorted(self.order) != sorted(STAGES):
-            raise CompressionError(f"order must name each of {', '.join(STAGES)} once, got {','.join(self.order)}")
+        self._validate_order()
         if self.prune is not None:
             self.prune.validate()
+        if self.quant is not None:
+            self.quant.validate()
+        if self.distill is not None:
+            self.distill.validate(self.model)
+
+    def _validate_order(self) -> None:
+        unknown = [s for s in self.order if s not in STAGES]
+        if unknown:
+            raise CompressionError(f"unknown stage '{unknown[0]}' in order: stages are {', '.join(STAGES)}")
+        if len(set(self.order)) != len(self.order):
+            raise CompressionError(f"order names a stage twice: {','.join(self.order)}")
+        specs = {"distill": self.distill, "prune": self.prune, "quant": self.quant}
+        missing = [s for s, spec in specs.items() if spec is not None and s not in self.order]
+        if missing:
+            raise CompressionError(f"order {','.join(self.order)} leaves out the {missing[0]} stage the recipe uses")
 
     @property
     def is_baseline(self) -> bool:
-        return self.prune is None
+        return not self.stages
+
+    @property
+    def technique(self) -> str:
+        """What was done, for legends: 'baseline' or the stages joined by '+' in their order."""
+        return "+".join(self.stages) or "baseline"
 
     def baseline(self) -> "Recipe":
         """The uncompressed recipe this one is compared against (same data, model, training, timing)."""
-        return replace(self, prune=None, order=STAGES)
+        return replace(self, prune=None, quant=None, distill=None, order=STAGES)
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as JSON-ready data (what the store and the Result keep)."""
@@ -94,8 +207,11 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Recipe":
-        prune = data.get("prune")
-        return cls(**{**data, "prune": PruneSpec(**prune) if prune else None, "order": tuple(data["order"])})
+        specs = {"prune": PruneSpec, "quant": QuantSpec, "distill": DistillSpec}
+        values = {**data, "order": tuple(data["order"])}
+        for name, spec in specs.items():
+            values[name] = spec(**data[name]) if data.get(name) else None
+        return cls(**values)
 
     @property
     def training_key(self) -> str:
@@ -103,6 +219,12 @@ class Recipe:
         fields_ = {"dataset": self.dataset, "model": self.model, "seed": self.seed, "epochs": self.epochs,
                    "pretrained": self.pretrained}
         return _digest(fields_)
+
+    def stage_key(self, index: int) -> str:
+        """Key of the model after the first `index` + 1 stages: recipes that begin alike share it."""
+        specs = {"distill": self.distill, "prune": self.prune, "quant": self.quant}
+        prefix = [[name, asdict(specs[name])] for name in self.stages[:index + 1]]
+        return _digest({"training": self.training_key, "stages": prefix})
 
     def sensitivity_key(self, method: str) -> str:
         """Store key of the per-layer sensitivity table of this recipe's baseline under `method`."""
@@ -135,6 +257,21 @@ class LayerSparsity:
     nonzero: int
 
 
+@dataclass(frozen=True)
+class StageRecord:
+    """The model after one stage of a recipe (the first record is the baseline): deployed accuracy, size,
+    work and seconds, so a path from the baseline to the final model can be drawn."""
+
+    stage: str
+    accuracy: float
+    accuracy_source: str
+    size_bytes: int
+    size_source: str
+    params_nonzero: int
+    flops: int
+    seconds: float
+
+
 @dataclass
 class Result:
     """What was measured for one recipe. JSON keys are a stable surface: extend, never rename."""
@@ -152,14 +289,14 @@ class Result:
     size_bytes: int
     size_gzip_bytes: int
     flops: int
-    latency_ms: Latency
-    latency_ms_single: Latency
+    latency_ms: Latency | None
+    latency_ms_single: Latency | None
     latency_measured: bool
-    speedup_vs_baseline: float
+    speedup_vs_baseline: float | None
     size_ratio_vs_baseline: float
     stage_seconds: dict[str, float]
     created_at: str
-    baseline_latency_ms: Latency
+    baseline_latency_ms: Latency | None
     layers: list[LayerSparsity] = field(default_factory=list)
     val_accuracy: float = 0.0
     flops_ratio_vs_baseline: float = 1.0
@@ -167,6 +304,11 @@ class Result:
     provenance: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     from_store: bool = False
+    size_source: str = "onnx file"
+    technique: str = "baseline"
+    stages: list[StageRecord] = field(default_factory=list)
+    quant: dict[str, Any] | None = None
+    distill: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +318,7 @@ class Result:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         for key in ("latency_ms", "latency_ms_single", "baseline_latency_ms"):
-            values[key] = Latency(**values[key])
+            values[key] = Latency(**values[key]) if values.get(key) else None
         values["layers"] = [LayerSparsity(**layer) for layer in values.get("layers", [])]
+        values["stages"] = [StageRecord(**record) for record in values.get("stages", [])]
         return cls(**values)

@@ -11,7 +11,7 @@ import pytest
 
 from compression import pipeline
 from compression.errors import CompressionError
-from compression.recipe import PruneSpec, Recipe
+from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe, Result
 from compression.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +62,38 @@ def test_baseline_then_pruned_run_measured_in_onnxruntime_and_served_from_the_st
     assert store.list("sensitivity") == [table]
 
 
+@pytest.mark.slow
+def test_quantization_distillation_and_stage_order_through_the_pipeline(home):
+    store = Store()
+    base = pipeline.run(Recipe(epochs=5), store)
+    int8 = pipeline.run(Recipe(epochs=5, quant=QuantSpec("int8-static", calib_samples=64)), store)
+    assert int8.accuracy_source == "onnxruntime" and int8.latency_measured and int8.quant["runs_integer"]
+    assert int8.size_ratio_vs_baseline < 0.3 and abs(int8.accuracy - base.accuracy) < 0.02
+    assert [s.stage for s in int8.stages] == ["baseline", "quant"] and int8.technique == "quant"
+
+    fake = pipeline.run(Recipe(epochs=5, quant=QuantSpec("fake", bits=4)), store)
+    assert fake.accuracy_source == "torch-simulated" and fake.size_source.startswith("computed")
+    assert not fake.latency_measured and fake.latency_ms is None and fake.speedup_vs_baseline is None
+    assert Result.from_dict(fake.to_dict()) == fake
+
+    prune = PruneSpec("channel-l2", 0.5, finetune_epochs=1)
+    pruned = pipeline.run(Recipe(epochs=5, prune=prune), store)
+    then_quant = pipeline.run(Recipe(epochs=5, prune=prune, quant=QuantSpec("fake", bits=8)), store)
+    quant_first = pipeline.run(Recipe(epochs=5, prune=prune, quant=QuantSpec("fake", bits=8),
+                                      order=("quant", "prune")), store)
+    assert [s.stage for s in then_quant.stages] == ["baseline", "prune", "quant"]
+    assert [s.stage for s in quant_first.stages] == ["baseline", "quant", "prune"]
+    assert "prune" not in then_quant.stage_seconds  # the pruned model was reused from the store
+    assert then_quant.stages[1] == pruned.stages[1] and then_quant.params_total == pruned.params_total
+
+    student = pipeline.run(Recipe(epochs=5, distill=DistillSpec(width=0.25, epochs=6)), store)
+    report = student.distill
+    assert report["teacher_accuracy"] == base.accuracy and report["student_accuracy"] == student.accuracy
+    assert report["kd_gain"] == pytest.approx(report["student_accuracy"] - report["control_accuracy"])
+    assert student.params_total < base.params_total / 8 and student.accuracy > 0.5  # chance: 0.1
+    assert [s.stage for s in student.stages] == ["baseline", "distill"]
+
+
 def test_a_structured_ratio_that_empties_a_layer_stores_nothing(home):
     store = Store()
     with pytest.raises(CompressionError, match="would empty layer"):
@@ -91,6 +123,17 @@ BAD_INPUT = [
     (("run", "--prune-method", "wanda"), "invalid choice"),
     (("run", "--prune-method", "activation", "--prune-lambda", "2"), "lambda must be within 0 … 1"),
     (("baseline", "--epochs", "many"), "invalid int value"),
+    (("run", "--quant", "fake", "--bits", "1"), "bits must be within 2 … 16"),
+    (("run", "--quant", "int4"), "invalid choice"),
+    (("run", "--quant", "int8-static", "--calibration", "magic"), "invalid choice"),
+    (("run", "--quant", "int8-static", "--calib-samples", "100000"), "exceed the train split"),
+    (("run", "--quant", "int8-dynamic", "--qat-epochs", "2"), "QAT applies to int8-static and fake"),
+    (("run", "--bits", "4"), "quantization flags need --quant"),
+    (("run", "--distill-temperature", "30"), "temperature must be within 1 … 20"),
+    (("run", "--distill-alpha", "1.5"), "alpha must be within 0 … 1"),
+    (("run", "--distill-width", "0.05"), "width must be within 0.125 … 1"),
+    (("run", "--prune-method", "channel-l2", "--order", "prune,fold"), "unknown stage 'fold'"),
+    (("run", "--prune-method", "channel-l2", "--quant", "fp16", "--order", "prune"), "leaves out the quant stage"),
 ]
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from compression.export import export_onnx
 from compression.measure import (TimingPlan, count_flops, count_params, cpu_flags, file_sizes, layer_sparsity,
                                  onnx_accuracy, time_interleaved)
-from compression.recipe import Latency, LayerSparsity, PruneSpec, Recipe, Result
+from compression.recipe import DistillSpec, Latency, LayerSparsity, PruneSpec, QuantSpec, Recipe, Result
 from compression.store import Store
 
 
@@ -32,6 +32,18 @@ def test_recipe_hash_is_stable_and_sensitive():
     assert a.hash == Recipe.from_dict(a.to_dict()).hash
     assert a.hash != Recipe(prune=PruneSpec("channel-l2", 0.6)).hash
     assert a.baseline() == Recipe()
+
+
+def test_recipe_order_keeps_only_what_changes_the_computation():
+    prune, quant = PruneSpec("channel-l2", 0.5), QuantSpec("int8-static")
+    assert Recipe(prune=prune, order=("quant", "prune", "distill")) == Recipe(prune=prune)
+    late = Recipe(prune=prune, quant=quant, order=("quant", "prune"))
+    assert late.stages == ("quant", "prune") and late.technique == "quant+prune"
+    assert late.hash != Recipe(prune=prune, quant=quant).hash
+    full = Recipe(prune=prune, quant=quant, distill=DistillSpec())
+    assert full.stages == ("distill", "prune", "quant") and Recipe.from_dict(full.to_dict()) == full
+    assert full.stage_key(1) == Recipe(prune=prune, distill=DistillSpec(), quant=QuantSpec("fp16")).stage_key(1)
+    assert full.stage_key(0) != full.stage_key(1)
 
 
 def test_store_round_trips_a_result_with_its_artifacts(tmp_path):
