@@ -8,25 +8,32 @@ from torchvision import models as tvm
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock
 
-from compression.catalog import check_model
+from compression.catalog import WIDTH_MODELS, check_model
 from compression.errors import CompressionError
 
 InputShape = tuple[int, int, int]
 
 
-class SmallCNN(nn.Module):
-    """The article's small CNN: two conv + max-pool blocks, then two fully connected layers."""
+def _scaled(channels: int, width: float) -> int:
+    """A channel count times the width multiplier, rounded, at least 1."""
+    return max(1, round(channels * width))
 
-    def __init__(self, input_shape: InputShape, num_classes: int, hidden: int = 128) -> None:
+
+class SmallCNN(nn.Module):
+    """The article's small CNN: two conv + max-pool blocks (32, 64 channels), then two fully connected layers
+    (128 hidden), every count times `width`."""
+
+    def __init__(self, input_shape: InputShape, num_classes: int, width: float = 1.0) -> None:
         super().__init__()
-        channels, height, width = input_shape
-        if height < 4 or width < 4:
-            raise CompressionError(f"cnn needs inputs of at least 4x4 pixels, got {height}x{width}")
+        channels, height, breadth = input_shape
+        if height < 4 or breadth < 4:
+            raise CompressionError(f"cnn needs inputs of at least 4x4 pixels, got {height}x{breadth}")
+        first, second, hidden = (_scaled(c, width) for c in (32, 64, 128))
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, first, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(first, second, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         )
-        flat = 64 * (height // 4) * (width // 4)
+        flat = second * (height // 4) * (breadth // 4)
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
         )
@@ -43,11 +50,12 @@ def _downsample(inplanes: int, planes: int, stride: int) -> nn.Module | None:
 
 
 class SmallResNet(nn.Module):
-    """A CIFAR-style ResNet-8: a 3x3 stem, three stages of torchvision BasicBlocks (16, 32, 64)."""
+    """A CIFAR-style ResNet-8: a 3x3 stem, three stages of torchvision BasicBlocks (16, 32, 64 channels times
+    `width`)."""
 
-    def __init__(self, input_shape: InputShape, num_classes: int) -> None:
+    def __init__(self, input_shape: InputShape, num_classes: int, width: float = 1.0) -> None:
         super().__init__()
-        widths, strides = (16, 32, 64), (1, 2, 2)
+        widths, strides = tuple(_scaled(c, width) for c in (16, 32, 64)), (1, 2, 2)
         layers: list[nn.Module] = [
             nn.Conv2d(input_shape[0], widths[0], 3, padding=1, bias=False),
             nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),
@@ -65,21 +73,22 @@ class SmallResNet(nn.Module):
 
 
 class SmallMobileNet(nn.Module):
-    """A small MobileNetV2: stride-1 stem, torchvision inverted-residual blocks, 256-wide head."""
+    """A small MobileNetV2: 16-channel stride-1 stem, torchvision inverted-residual blocks, 256-wide head; every
+    channel count times `width`."""
 
     # (expansion t, output channels c, repeats n, first stride s), as in the MobileNetV2 paper
     SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 1, 2))
 
-    def __init__(self, input_shape: InputShape, num_classes: int, head: int = 256) -> None:
+    def __init__(self, input_shape: InputShape, num_classes: int, width: float = 1.0) -> None:
         super().__init__()
-        inp = 16
+        inp, head = _scaled(16, width), _scaled(256, width)
         layers: list[nn.Module] = [
             nn.Conv2d(input_shape[0], inp, 3, padding=1, bias=False), nn.BatchNorm2d(inp), nn.ReLU6(inplace=True),
         ]
         for t, c, n, s in self.SETTING:
             for i in range(n):
-                layers.append(InvertedResidual(inp, c, s if i == 0 else 1, t))
-                inp = c
+                layers.append(InvertedResidual(inp, _scaled(c, width), s if i == 0 else 1, t))
+                inp = _scaled(c, width)
         layers += [nn.Conv2d(inp, head, 1, bias=False), nn.BatchNorm2d(head), nn.ReLU6(inplace=True)]
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -130,18 +139,27 @@ def _torchvision_mobilenet_v3_small(input_shape: InputShape, num_classes: int, p
     return model
 
 
-Builder = Callable[[InputShape, int, bool], nn.Module]
+_SCALABLE: dict[str, Callable[[InputShape, int, float], nn.Module]] = {
+    "cnn": SmallCNN,
+    "resnet": SmallResNet,
+    "mobilenet": SmallMobileNet,
+}
 
-_BUILDERS: dict[str, Builder] = {
-    "cnn": lambda shape, classes, _: SmallCNN(shape, classes),
-    "resnet": lambda shape, classes, _: SmallResNet(shape, classes),
-    "mobilenet": lambda shape, classes, _: SmallMobileNet(shape, classes),
+_TORCHVISION: dict[str, Callable[[InputShape, int, bool], nn.Module]] = {
     "resnet18": _torchvision_resnet18,
     "mobilenet_v3_small": _torchvision_mobilenet_v3_small,
 }
 
 
-def build_model(name: str, input_shape: InputShape, num_classes: int, pretrained: bool = False) -> nn.Module:
-    """A fresh model `name` for inputs of `input_shape` (C, H, W) and `num_classes` outputs."""
+def build_model(name: str, input_shape: InputShape, num_classes: int, pretrained: bool = False,
+                width: float = 1.0) -> nn.Module:
+    """A fresh model `name` for inputs of `input_shape` (C, H, W) and `num_classes` outputs; `width` multiplies
+    the channel counts of the small models (a distillation student)."""
     check_model(name, pretrained)
-    return _BUILDERS[name](tuple(input_shape), num_classes, pretrained)
+    if width <= 0:
+        raise CompressionError(f"width multiplier must be positive, got {width}")
+    if name in WIDTH_MODELS:
+        return _SCALABLE[name](tuple(input_shape), num_classes, width)
+    if width != 1.0:
+        raise CompressionError(f"a width multiplier applies to {', '.join(WIDTH_MODELS)}, not to {name}")
+    return _TORCHVISION[name](tuple(input_shape), num_classes, pretrained)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from compression.data import Split
 
@@ -61,17 +62,26 @@ def evaluate(model: nn.Module, split: Split) -> float:
 LEARNING_RATE = 3e-3
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""A training loss from a batch's logits and the indices of the batch's samples in the split."""
+
+
+def _label_loss(split: Split) -> LossFn:
+    """Cross-entropy against the split's labels: the plain training loss."""
+    return lambda logits, idx: F.cross_entropy(logits, split.y[idx])
+
+
 def fit(model: nn.Module, split: Split, epochs: int, *, seed: int, lr: float = LEARNING_RATE, batch_size: int = 64,
-        stage: str = "train", progress: ProgressFn = silent) -> nn.Module:
+        stage: str = "train", progress: ProgressFn = silent, loss_fn: LossFn | None = None) -> nn.Module:
     """Train `model` on `split` for `epochs` with Adam, a one-cycle learning rate peaking at `lr`, and
-    cross-entropy; deterministic for a seed on CPU."""
+    cross-entropy (or `loss_fn`); deterministic for a seed on CPU."""
     if epochs == 0:
         return model.eval()
+    criterion = loss_fn or _label_loss(split)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     batches = max(1, -(-len(split.y) // batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * batches)
-    loss_fn = nn.CrossEntropyLoss()
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(split.y), generator=generator)
@@ -80,7 +90,7 @@ def fit(model: nn.Module, split: Split, epochs: int, *, seed: int, lr: float = L
         for batch, start in enumerate(range(0, len(order), batch_size), 1):
             idx = order[start:start + batch_size]
             logits = model(split.x[idx])
-            loss = loss_fn(logits, split.y[idx])
+            loss = criterion(logits, idx)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

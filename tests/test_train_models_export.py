@@ -7,7 +7,7 @@ import torch
 from compression.errors import CompressionError
 from compression.export import export_onnx
 from compression.measure import onnx_logits
-from compression.catalog import MODELS
+from compression.catalog import MODELS, WIDTH_MODELS
 from compression.models import _load_weights, build_model
 from compression.train import Progress, evaluate, fit, predict, seed_everything
 
@@ -38,6 +38,20 @@ def test_training_repeats_for_a_seed(digits):
 def test_every_model_builds_for_any_input_shape(name, shape):
     model = build_model(name, shape, 7).eval()
     assert model(torch.zeros(2, *shape)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", WIDTH_MODELS)
+def test_half_width_has_about_a_quarter_of_the_parameters(name):
+    """Parameters grow with the square of the width (conv and hidden layers scale on both sides)."""
+    full, half = (build_model(name, (3, 32, 32), 7, width=w).eval() for w in (1.0, 0.5))
+    assert half(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
+    params_full, params_half = (sum(p.numel() for p in m.parameters()) for m in (full, half))
+    assert 0.2 < params_half / params_full < 0.35
+
+
+def test_a_width_for_a_torchvision_model_is_a_one_line_error():
+    with pytest.raises(CompressionError, match="width multiplier applies to cnn, resnet, mobilenet"):
+        build_model("mobilenet_v3_small", (3, 32, 32), 7, width=0.5)
 
 
 def test_unknown_model_and_impossible_pretrained_are_one_line_errors():

@@ -1,0 +1,45 @@
+"""Knowledge distillation (Hinton et al., 2015): a narrow student learns from a trained teacher's softened
+outputs; a label-only control with the same init, batches and epochs shows what the teacher adds."""
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from compression.data import Split
+from compression.models import InputShape, build_model
+from compression.recipe import DistillSpec
+from compression.train import LossFn, ProgressFn, fit, predict, silent
+
+
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float,
+            alpha: float) -> Tensor:
+    """α · T² · KL(softmax(teacher / T) ‖ softmax(student / T)), averaged over the batch, plus
+    (1 − α) · cross-entropy of the student against the labels. T² keeps the soft gradients' scale
+    independent of T."""
+    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                    F.log_softmax(teacher_logits / temperature, dim=1), reduction="batchmean", log_target=True)
+    return alpha * temperature ** 2 * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def soft_targets(model: nn.Module, x: Tensor, temperature: float) -> Tensor:
+    """The model's class probabilities for `x` softened by `temperature`: softmax(logits / T), in eval mode."""
+    return torch.softmax(predict(model, x) / temperature, dim=1)
+
+
+def build_student(teacher: str, spec: DistillSpec, input_shape: InputShape, num_classes: int) -> nn.Module:
+    """A fresh student: the named `spec.student`, or else the teacher's family, at `spec.width`."""
+    return build_model(spec.student or teacher, input_shape, num_classes, width=spec.width)
+
+
+def _teacher_loss(teacher: nn.Module, train: Split, spec: DistillSpec) -> LossFn:
+    """The KD loss of a batch against the teacher's logits, computed once for the whole split."""
+    targets = predict(teacher, train.x)
+    return lambda logits, idx: kd_loss(logits, targets[idx], train.y[idx], spec.temperature, spec.alpha)
+
+
+def train_student(student: nn.Module, teacher: nn.Module | None, train: Split, spec: DistillSpec, seed: int,
+                  progress: ProgressFn = silent) -> nn.Module:
+    """Train `student` for `spec.epochs` on the KD loss against `teacher`, or, with no teacher, on the labels
+    alone (the control); same optimizer, schedule and batches for a seed either way."""
+    loss_fn = _teacher_loss(teacher, train, spec) if teacher is not None else None
+    return fit(student, train, spec.epochs, seed=seed, stage="distill", progress=progress, loss_fn=loss_fn)
