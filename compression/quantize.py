@@ -1,0 +1,490 @@
+"""Quantization: the article's affine mapping and fake quantization with a straight-through gradient,
+weight reports for the app, quantization-aware training, and conversion of a float ONNX export to the
+deployable formats (onnxruntime INT8 static QDQ and dynamic, FP16) or a simulated k-bit model."""
+
+import contextlib
+import copy
+import io
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import numpy_helper
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                      create_calibrator, quant_pre_process, quantize_dynamic, quantize_static,
+                                      save_tensors_data)
+from onnxruntime.quantization.calibrate import HistogramCollector
+from onnxruntime.transformers.float16 import convert_float_to_float16
+from torch import nn
+from torch.nn.utils import parametrize
+
+from compression.catalog import INT8_MODES
+from compression.data import Split, Splits
+from compression.errors import CompressionError
+from compression.export import INPUT_NAME
+from compression.measure import prunable_layers
+from compression.recipe import QuantSpec
+from compression.train import LEARNING_RATE, Progress, ProgressFn, evaluate, fit, silent
+
+PTQ_BITS: tuple[int, ...] = (16, 8, 6, 4, 3, 2)
+QAT_LEARNING_RATE = LEARNING_RATE / 10  # fine-tuning a trained model: a tenth of the training peak
+PERCENTILE = 99.99  # percentile calibration keeps this share of activation values inside the range
+HISTOGRAM_BINS = 512  # histogram of activation values that entropy and percentile calibration choose from
+CALIBRATION_BATCH = 64
+ORT_CALIBRATION = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                   "percentile": CalibrationMethod.Percentile}
+FLOAT_COMPUTE_OPS = frozenset({"Conv", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm"})
+INTEGER_COMPUTE_OPS = frozenset({"QGemm", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat",
+                                 "DynamicQuantizeMatMul", "DynamicQuantizeLinear"})
+
+
+@dataclass(frozen=True)
+class AffineParams:
+    """The affine mapping q = clamp(round(x / scale) + zero_point, qmin, qmax) of one tensor or channel."""
+
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+
+
+@dataclass(frozen=True)
+class Format:
+    """How a tensor kind (weights or activations) is fake-quantized."""
+
+    bits: int
+    scheme: str
+    granularity: str = "per-tensor"
+
+
+@dataclass(frozen=True)
+class ActivationRange:
+    """A layer's input on calibration samples: the observed range and the clip range calibration chose."""
+
+    observed_min: float
+    observed_max: float
+    clip_min: float
+    clip_max: float
+
+
+@dataclass
+class Quantized:
+    """The quant stage's deployable form: an ONNX file (None when simulated), simulated accuracies (fake
+    only), the size when it is computed rather than measured on a file, and a JSON-ready report."""
+
+    onnx: Path | None
+    simulated_accuracy: float | None
+    simulated_val_accuracy: float | None
+    size_bytes: int | None
+    size_source: str
+    report: dict[str, Any]
+
+
+def _qrange(bits: int, scheme: str) -> tuple[int, int]:
+    """Integer range of a `bits`-wide grid: 0 … 2^b − 1 asymmetric, ±(2^(b−1) − 1) symmetric."""
+    if scheme == "symmetric":
+        return -(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1
+    return 0, 2 ** bits - 1
+
+
+def _affine(lo: torch.Tensor, hi: torch.Tensor, bits: int, scheme: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Scales and zero points for ranges [lo, hi] (element-wise), by the article's mapping."""
+    qmin, qmax = _qrange(bits, scheme)
+    if scheme == "symmetric":
+        scale = 2 * torch.maximum(lo.abs(), hi.abs()) / (qmax - qmin)
+    else:
+        lo, hi = lo.clamp(max=0), hi.clamp(min=0)  # the grid must hold 0 exactly
+        scale = (hi - lo) / (qmax - qmin)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # a constant-zero tensor: any scale is exact
+    zero_point = torch.zeros_like(scale) if scheme == "symmetric" else torch.round(-lo / scale).clamp(qmin, qmax)
+    return scale, zero_point, qmin, qmax
+
+
+def affine_params(x_min: float, x_max: float, bits: int, scheme: str) -> AffineParams:
+    """Scale, zero point and integer range that map [x_min, x_max] onto a `bits`-wide grid."""
+    scale, zero_point, qmin, qmax = _affine(torch.tensor(float(x_min)), torch.tensor(float(x_max)), bits, scheme)
+    return AffineParams(float(scale), int(zero_point), qmin, qmax)
+
+
+class _FakeQuantize(torch.autograd.Function):
+    """Quantize-dequantize forward; clipped straight-through backward (gradient 1 where q was not clamped)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int,
+                qmax: int) -> torch.Tensor:
+        q = torch.round(x / scale) + zero_point
+        ctx.save_for_backward((q >= qmin) & (q <= qmax))
+        return (q.clamp(qmin, qmax) - zero_point) * scale
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None, None, None
+
+
+def _along_dim0(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    """A per-channel parameter vector shaped to broadcast along dim 0 of an `ndim`-dimensional tensor."""
+    return t.reshape(-1, *[1] * (ndim - 1)) if t.numel() > 1 else t.reshape(())
+
+
+def fake_quantize(x: torch.Tensor, scale: torch.Tensor | float, zero_point: torch.Tensor | int, qmin: int,
+                  qmax: int) -> torch.Tensor:
+    """(clamp(round(x / scale) + zero_point, qmin, qmax) − zero_point) · scale, per-channel along dim 0 when
+    `scale` is a vector. Backward is the clipped straight-through estimator of a torch.autograd.Function:
+    gradient 1 where x lies inside the clipping range, 0 outside."""
+    scale = _along_dim0(torch.as_tensor(scale, dtype=x.dtype), x.dim())
+    zero_point = _along_dim0(torch.as_tensor(zero_point, dtype=x.dtype), x.dim())
+    return _FakeQuantize.apply(x, scale, zero_point, qmin, qmax)
+
+
+def _weight_grid(weight: torch.Tensor, fmt: Format) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Scale and zero point vectors of `weight` (one entry per output channel, or one for the tensor)."""
+    w = weight.detach()
+    rows = w.flatten(1) if fmt.granularity == "per-channel" and w.dim() > 1 else w.reshape(1, -1)
+    return _affine(rows.amin(1), rows.amax(1), fmt.bits, fmt.scheme)
+
+
+def quantize_weights(weight: torch.Tensor, bits: int, scheme: str, granularity: str
+                     ) -> tuple[torch.Tensor, list[AffineParams]]:
+    """`weight` fake-quantized (differentiable, straight-through) and its affine parameters: one per
+    output channel (dim 0) for per-channel, one for per-tensor."""
+    scale, zero_point, qmin, qmax = _weight_grid(weight, Format(bits, scheme, granularity))
+    params = [AffineParams(float(s), int(z), qmin, qmax) for s, z in zip(scale.tolist(), zero_point.tolist())]
+    return fake_quantize(weight, scale, zero_point, qmin, qmax), params
+
+
+def sqnr_db(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Signal-to-quantization-noise ratio 10 · log10(Σx² / Σ(x − x̂)²) in dB; inf for an exact copy."""
+    signal = float(x.double().pow(2).sum())
+    noise = float((x.double() - x_hat.double()).pow(2).sum())
+    return math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-300) / noise)
+
+
+def _histogram(x: torch.Tensor, bins: int) -> dict[str, list]:
+    counts, edges = torch.histogram(x.detach().flatten().float(), bins=bins)
+    return {"counts": [int(c) for c in counts.tolist()], "edges": edges.tolist()}
+
+
+def weight_report(model: nn.Module, bits: int, scheme: str, granularity: str, bins: int = 60) -> list[dict]:
+    """Per conv / linear layer: weight range, affine parameters (of the whole-tensor range; per-channel
+    scales too), SQNR of the quantized weights and a histogram of the float weights. Cheap enough to
+    recompute as a bit-width slider moves."""
+    report = []
+    for name, layer in prunable_layers(model):
+        w = layer.weight.detach()
+        quantized, params = quantize_weights(w, bits, scheme, granularity)
+        whole = affine_params(float(w.min()), float(w.max()), bits, scheme)
+        entry = {"name": name, "kind": "conv" if isinstance(layer, nn.Conv2d) else "linear",
+                 "shape": list(w.shape), "weight_min": float(w.min()), "weight_max": float(w.max()),
+                 **asdict(whole), "sqnr_db": sqnr_db(w, quantized), "histogram": _histogram(w, bins)}
+        if granularity == "per-channel":
+            entry["scales"] = [p.scale for p in params]
+        report.append(entry)
+    return report
+
+
+class _FakeQuantWeight(nn.Module):
+    """A parametrization that fake-quantizes a weight on every forward pass (ranges follow the weight)."""
+
+    def __init__(self, fmt: Format) -> None:
+        super().__init__()
+        self.fmt = fmt
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return fake_quantize(weight, *_weight_grid(weight, self.fmt))
+
+
+Inputs = tuple[torch.Tensor, ...]
+
+
+def _input_quantizer(params: AffineParams) -> Callable[[nn.Module, Inputs], Inputs]:
+    """A forward pre-hook that fake-quantizes a layer's input with fixed `params`."""
+    def hook(_: nn.Module, inputs: Inputs) -> Inputs:
+        return (fake_quantize(inputs[0], params.scale, params.zero_point, params.qmin, params.qmax), *inputs[1:])
+    return hook
+
+
+@contextlib.contextmanager
+def fake_quantized(model: nn.Module, weights: Format, inputs: dict[str, AffineParams]) -> Iterator[nn.Module]:
+    """Fake-quantize every conv / linear weight of `model` in place (and the inputs of the layers named in
+    `inputs`); on exit the weights stay snapped to their grid and the input hooks are removed."""
+    layers = prunable_layers(model)
+    handles = [layer.register_forward_pre_hook(_input_quantizer(inputs[name]))
+               for name, layer in layers if name in inputs]
+    for _, layer in layers:
+        parametrize.register_parametrization(layer, "weight", _FakeQuantWeight(weights))
+    try:
+        yield model
+    finally:
+        for _, layer in layers:
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        for handle in handles:
+            handle.remove()
+
+
+def calibration_inputs(train: Split, samples: int) -> torch.Tensor:
+    """The first `samples` train images (the split is already shuffled); never the test split."""
+    if samples > len(train.y):
+        raise CompressionError(f"calibration samples ({samples}) exceed the train split ({len(train.y)} images): "
+                               f"use --calib-samples {len(train.y)} or fewer")
+    return train.x[:samples]
+
+
+def _calibrator_options(scheme: str, bits: int) -> dict[str, Any]:
+    """Settings of onnxruntime's calibrators, shared by the torch simulation so that both choose alike.
+    Entropy matches 2^(bits−1) quantized bins against a HISTOGRAM_BINS histogram: onnxruntime's default
+    (128 of 128 bins) leaves it a single candidate threshold, i.e. plain min/max."""
+    return {"symmetric": scheme == "symmetric", "num_bins": HISTOGRAM_BINS,
+            "num_quantized_bins": min(2 ** (bits - 1), HISTOGRAM_BINS), "percentile": PERCENTILE}
+
+
+def observe_activations(model: nn.Module, x: torch.Tensor, calibration: str, fmt: Format
+                        ) -> dict[str, ActivationRange]:
+    """Range of each conv / linear layer's input over calibration images `x` (batch by batch), and the clip
+    range the `calibration` method chooses from it for `fmt`: min/max, or onnxruntime's percentile or
+    minimal-KL (entropy) choice from a histogram."""
+    collector = None if calibration == "minmax" else HistogramCollector(
+        method=calibration, scenario="same", **_calibrator_options(fmt.scheme, fmt.bits))
+    observed: dict[str, tuple[float, float]] = {}
+
+    def recorder(name: str) -> Callable[[nn.Module, Inputs], None]:
+        def record(_: nn.Module, inputs: Inputs) -> None:
+            a = inputs[0].detach()
+            lo, hi = observed.get(name, (math.inf, -math.inf))
+            observed[name] = (min(lo, float(a.min())), max(hi, float(a.max())))
+            if collector is not None:
+                collector.collect({name: a.numpy()})
+        return record
+
+    handles = [layer.register_forward_pre_hook(recorder(name)) for name, layer in prunable_layers(model)]
+    model.eval()
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # the collector narrates on stdout
+            for start in range(0, len(x), CALIBRATION_BATCH):
+                model(x[start:start + CALIBRATION_BATCH])
+            clips = collector.compute_collection_result() if collector is not None else {}
+    finally:
+        for handle in handles:
+            handle.remove()
+    ranges = {}
+    for name, (lo, hi) in observed.items():
+        clip_min, clip_max = (float(c) for c in clips[name][:2]) if collector is not None else (lo, hi)
+        ranges[name] = ActivationRange(lo, hi, clip_min, clip_max)
+    return ranges
+
+
+def _weight_format(spec: QuantSpec) -> Format | None:
+    """How the runtime (or the simulation) quantizes weights; None for the float formats."""
+    if spec.mode == "fake":
+        return Format(spec.bits, spec.scheme, spec.granularity)
+    if spec.mode in INT8_MODES:
+        return Format(8, "symmetric", spec.granularity)  # signed int8 weights, as the fast kernels need
+    return None
+
+
+def _activation_params(ranges: dict[str, ActivationRange], fmt: Format) -> dict[str, AffineParams]:
+    return {name: affine_params(r.clip_min, r.clip_max, fmt.bits, fmt.scheme) for name, r in ranges.items()}
+
+
+def _quantizes_activations(spec: QuantSpec) -> bool:
+    return spec.mode == "int8-static" or (spec.mode == "fake" and spec.activations)
+
+
+def quantize_stage(model: nn.Module, spec: QuantSpec, splits: Splits, seed: int,
+                   progress: ProgressFn = silent) -> nn.Module:
+    """The torch part of the quant stage: a copy of `model`, fine-tuned for spec.qat_epochs with fake-quantized
+    weights (and layer inputs, for int8-static or spec.activations, on ranges calibrated on the train split
+    before fine-tuning; convert recalibrates on the tuned model); returned as a plain float module whose
+    weights sit on the quantization grid, ready for the dynamo exporter."""
+    spec.validate()
+    model = copy.deepcopy(model)
+    if not spec.qat_epochs:
+        return model.eval()
+    weights = _weight_format(spec)
+    inputs = {}
+    if _quantizes_activations(spec):
+        fmt = Format(spec.bits, spec.scheme)
+        ranges = observe_activations(model, calibration_inputs(splits.train, spec.calib_samples), spec.calibration, fmt)
+        inputs = _activation_params(ranges, fmt)
+    progress(Progress("qat", f"quantization-aware training: {weights.bits}-bit weights"
+                             f"{', quantized activations' if inputs else ''}, {spec.qat_epochs} epochs"))
+    with fake_quantized(model, weights, inputs):
+        fit(model, splits.train, spec.qat_epochs, seed=seed, lr=QAT_LEARNING_RATE, stage="qat", progress=progress)
+    return model.eval()
+
+
+def packed_size(model: nn.Module, bits: int, granularity: str, activation_params: int = 0) -> int:
+    """Bytes of `model` with conv / linear weights packed at `bits` (ceil(n · bits / 8) each), 8 bytes per
+    (scale, zero point) pair of weights and of `activation_params` layer inputs, 4 per other parameter."""
+    layers = [layer for _, layer in prunable_layers(model)]
+    quantized = {id(layer.weight) for layer in layers}
+    weights = sum(math.ceil(layer.weight.numel() * bits / 8)
+                  + 8 * (layer.weight.shape[0] if granularity == "per-channel" else 1) for layer in layers)
+    others = sum(4 * p.numel() for p in model.parameters() if id(p) not in quantized)
+    return weights + others + 8 * activation_params
+
+
+class _OneBatch(CalibrationDataReader):
+    """Feeds one batch of calibration images to onnxruntime's calibrator."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self._feeds = iter([{INPUT_NAME: x.numpy()}])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def _calibration_cache(model_path: Path, spec: QuantSpec, x: torch.Tensor, workdir: Path) -> Path:
+    """Activation ranges of every float tensor by onnxruntime's calibrator on `x`, as a calibration cache
+    for quantize_static. Fed a batch per call, as the torch side is: the histogram calibrators cannot
+    stack a smaller last batch, and quantize_static cannot set their bin counts."""
+    calibrator = create_calibrator(model_path, augmented_model_path=str(workdir / "augmented.onnx"),
+                                   calibrate_method=ORT_CALIBRATION[spec.calibration],
+                                   extra_options=_calibrator_options(spec.scheme, spec.bits))
+    with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators narrate on stdout
+        for start in range(0, len(x), CALIBRATION_BATCH):
+            calibrator.collect_data(_OneBatch(x[start:start + CALIBRATION_BATCH]))
+        ranges = calibrator.compute_data()
+    path = workdir / "calibration.json"
+    save_tensors_data(ranges, path)
+    return path
+
+
+def _preprocessed(float_onnx: Path, workdir: Path) -> Path:
+    """onnxruntime's recommended pre-processing (shape inference, graph optimisation) of the float export."""
+    path = workdir / "float-pre.onnx"
+    quant_pre_process(str(float_onnx), str(path))
+    return path
+
+
+def integer_execution(path: Path, workdir: Path) -> dict[str, Any]:
+    """Op types of the graph onnxruntime actually runs (CPU, all optimisations): integer compute ops,
+    remaining float Conv / MatMul / Gemm, and whether none of the latter remain."""
+    optimized = workdir / f"{path.stem}-optimized.onnx"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(optimized)
+    options.log_severity_level = 3  # saving an NCHWc-optimised graph warns that it is CPU specific: known
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ops = Counter(node.op_type for node in onnx.load(str(optimized)).graph.node)
+    integer = {op: n for op, n in sorted(ops.items()) if op.startswith("QLinear") or op in INTEGER_COMPUTE_OPS}
+    floating = {op: n for op, n in sorted(ops.items()) if op in FLOAT_COMPUTE_OPS}
+    return {"integer_ops": integer, "float_compute_ops": floating, "runs_integer": not floating}
+
+
+def _onnx_input_clips(path: Path) -> dict[str, dict[str, float | int]]:
+    """Clip range, scale and zero point of the DequantizeLinear feeding each Conv / Gemm / MatMul's input
+    in a QDQ model, keyed by torch layer name (read off the weight initializer, e.g. features.0.weight)."""
+    graph = onnx.load(str(path)).graph
+    initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {output: node for node in graph.node for output in node.output}
+    clips = {}
+    for node in (n for n in graph.node if n.op_type in FLOAT_COMPUTE_OPS):
+        act, weight = (producer.get(name) for name in node.input[:2])
+        if act is None or weight is None or act.op_type != "DequantizeLinear":
+            continue
+        scale, zero_point = float(initializers[act.input[1]]), initializers[act.input[2]]
+        grid = np.iinfo(zero_point.dtype)
+        layer = weight.input[0].removesuffix("_quantized").removesuffix(".weight")
+        clips[layer] = {"clip_min": scale * (int(grid.min) - int(zero_point)),
+                        "clip_max": scale * (int(grid.max) - int(zero_point)),
+                        "scale": scale, "zero_point": int(zero_point)}
+    return clips
+
+
+def _convert_fp16(float_onnx: Path, workdir: Path) -> Path:
+    """FP16 weights and arithmetic, with float32 inputs and outputs (keep_io_types)."""
+    path = workdir / "model-fp16.onnx"
+    onnx.save(convert_float_to_float16(onnx.load(str(float_onnx)), keep_io_types=True), str(path))
+    return path
+
+
+def _convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, workdir: Path) -> Path:
+    """QDQ INT8: symmetric int8 weights, activations by spec.scheme with ranges calibrated on `x`."""
+    path = workdir / "model-int8-static.onnx"
+    preprocessed = _preprocessed(float_onnx, workdir)
+    symmetric = spec.scheme == "symmetric"
+    cache = _calibration_cache(preprocessed, spec, x, workdir)
+    quantize_static(str(preprocessed), str(path), calibration_cache_path=cache, quant_format=QuantFormat.QDQ,
+                    per_channel=spec.granularity == "per-channel", weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                    calibrate_method=ORT_CALIBRATION[spec.calibration],
+                    extra_options={"ActivationSymmetric": symmetric})
+    return path
+
+
+def _convert_dynamic(float_onnx: Path, spec: QuantSpec, workdir: Path) -> Path:
+    """Dynamic INT8: int8 weights, activations quantized at run time per batch."""
+    path = workdir / "model-int8-dynamic.onnx"
+    quantize_dynamic(str(_preprocessed(float_onnx, workdir)), str(path),
+                     per_channel=spec.granularity == "per-channel", weight_type=QuantType.QInt8)
+    return path
+
+
+def _layer_report(model: nn.Module, weights: Format | None, activations: dict[str, dict]) -> list[dict]:
+    """weight_report's entries (none for float formats), each with its input's activation entry if any."""
+    if weights is None:
+        return []
+    layers = weight_report(model, weights.bits, weights.scheme, weights.granularity)
+    return [{**entry, "activation": activations.get(entry["name"])} for entry in layers]
+
+
+def _simulate(model: nn.Module, spec: QuantSpec, splits: Splits, x: torch.Tensor | None
+              ) -> tuple[Quantized, dict[str, dict]]:
+    """Fake mode: accuracy of the fake-quantized model in torch (inputs too when `x`, the calibration
+    images, is given), its packed size, and each quantized input's activation entry."""
+    fmt = Format(spec.bits, spec.scheme)
+    ranges = observe_activations(model, x, spec.calibration, fmt) if x is not None else {}
+    inputs = _activation_params(ranges, fmt)
+    simulated = copy.deepcopy(model)
+    with fake_quantized(simulated, _weight_format(spec), inputs):
+        accuracy, val_accuracy = evaluate(simulated, splits.test), evaluate(simulated, splits.val)
+    size = packed_size(model, spec.bits, spec.granularity, len(inputs))
+    activations = {name: {**asdict(ranges[name]), "scale": p.scale, "zero_point": p.zero_point}
+                   for name, p in inputs.items()}
+    return Quantized(None, accuracy, val_accuracy, size, f"computed: packed {spec.bits}-bit weights", {}), activations
+
+
+def _deploy(model: nn.Module, float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path
+            ) -> tuple[Quantized, dict[str, dict]]:
+    """Real formats: the onnxruntime file, INT8 checked for integer kernels; for static INT8 each layer
+    input's observed range (torch, on `x`) beside the clip range calibration wrote into the file."""
+    if spec.mode == "fp32":
+        path = float_onnx
+    elif spec.mode == "fp16":
+        path = _convert_fp16(float_onnx, workdir)
+    elif spec.mode == "int8-static":
+        path = _convert_static(float_onnx, spec, x, workdir)
+    else:
+        path = _convert_dynamic(float_onnx, spec, workdir)
+    checks = integer_execution(path, workdir) if spec.mode in INT8_MODES else {}
+    activations = {}
+    if spec.mode == "int8-static":
+        clips = _onnx_input_clips(path)
+        activations = {name: {"observed_min": r.observed_min, "observed_max": r.observed_max, **clips.get(name, {})}
+                       for name, r in observe_activations(model, x, "minmax", Format(8, spec.scheme)).items()}
+    return Quantized(path, None, None, None, "onnx file", checks), activations
+
+
+def convert(model: nn.Module, float_onnx: Path, spec: QuantSpec, splits: Splits, workdir: Path) -> Quantized:
+    """The deployable form of the quant stage, from `model` and its float ONNX export `float_onnx`: the
+    float file (fp32), an FP16 or INT8 onnxruntime file (INT8 checked to run integer kernels), or a
+    simulated k-bit model (fake); plus a JSON-ready report for the app's teaching visuals."""
+    spec.validate()
+    workdir.mkdir(parents=True, exist_ok=True)
+    x = calibration_inputs(splits.train, spec.calib_samples) if _quantizes_activations(spec) else None
+    if spec.mode == "fake":
+        quantized, activations = _simulate(model, spec, splits, x)
+    else:
+        quantized, activations = _deploy(model, float_onnx, spec, x, workdir)
+    weights = _weight_format(spec)
+    quantized.report = {**asdict(spec), "weight_format": asdict(weights) if weights else None, **quantized.report,
+                        "layers": _layer_report(model, weights, activations)}
+    return quantized
