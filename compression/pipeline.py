@@ -69,7 +69,7 @@ def baseline_model(store: Store, recipe: Recipe, splits: Splits, progress: Progr
     return model.eval()
 
 
-def _check_feasible(recipe: Recipe, splits: Splits) -> None:
+def check_feasible(recipe: Recipe, splits: Splits) -> None:
     """Refuse, before any training, a recipe whose stages cannot apply to this model (one-line error)."""
     arch = models.build_model(recipe.model, splits.input_shape, splits.num_classes)
     for name in recipe.stages:
@@ -84,11 +84,10 @@ def _check_feasible(recipe: Recipe, splits: Splits) -> None:
 
 @dataclass
 class Deployed:
-    """A model in the form a user would ship, with its deployed accuracy and size. For a simulated format
-    `onnx` is the float export (not the deployed model) and `runnable` is False."""
+    """A model in the form a user would ship, with its deployed accuracy and size. A simulated format has
+    no file (`onnx` None): its accuracy is computed in torch and its size from the packed bit width."""
 
-    onnx: Path
-    runnable: bool
+    onnx: Path | None
     accuracy: float
     val_accuracy: float
     accuracy_source: str
@@ -97,20 +96,24 @@ class Deployed:
     size_source: str
     quant_report: dict[str, Any] | None = None
 
+    @property
+    def runnable(self) -> bool:
+        return self.onnx is not None
+
 
 def deploy(model: nn.Module, quant: QuantSpec | None, splits: Splits, workdir: Path) -> Deployed:
     """Export `model` to ONNX, convert it by `quant` (if any), and measure its accuracy on the test and
     validation splits: in onnxruntime for a runnable file, in torch (simulated) otherwise."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if quant is not None and quant.simulated:
+        fake = quantize.convert(model, None, quant, splits, workdir)
+        return Deployed(None, fake.simulated_accuracy, fake.simulated_val_accuracy, "torch-simulated",
+                        fake.size_bytes, fake.size_bytes, fake.size_source, fake.report)
     float_onnx = export_onnx(model, splits.input_shape, workdir / ONNX)
     converted = quantize.convert(model, float_onnx, quant, splits, workdir) if quant is not None else None
-    if converted is not None and converted.onnx is None:
-        return Deployed(float_onnx, False, converted.simulated_accuracy, converted.simulated_val_accuracy,
-                        "torch-simulated", converted.size_bytes, converted.size_bytes, converted.size_source,
-                        converted.report)
     path = converted.onnx if converted is not None else float_onnx
     size, size_gzip = file_sizes(path)
-    return Deployed(path, True, onnx_accuracy(path, splits.test), onnx_accuracy(path, splits.val), "onnxruntime",
+    return Deployed(path, onnx_accuracy(path, splits.test), onnx_accuracy(path, splits.val), "onnxruntime",
                     size, size_gzip, "onnx file", converted.report if converted else None)
 
 
@@ -263,7 +266,7 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
     clock = StageClock()
     with clock.stage("load"):
         splits = load_splits(recipe.dataset, recipe.seed)
-    _check_feasible(recipe, splits)
+    check_feasible(recipe, splits)
     base = None if recipe.is_baseline else run(recipe.baseline(), store, progress)
     with clock.stage("train"):
         model = baseline_model(store, recipe.baseline(), splits, progress)
@@ -277,7 +280,8 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
         result = _measure(recipe, compressed.model, splits, compressed.deployed, base,
                           store.path(base, ONNX) if base else None, clock, progress)
         result.stages, result.distill = compressed.records, _distill_result(compressed)
-        return store.put_result(result, {ONNX: compressed.deployed.onnx})
+        files = {ONNX: compressed.deployed.onnx} if compressed.deployed.runnable else {}
+        return store.put_result(result, files)
 
 
 def _distill_result(compressed: Compressed) -> dict[str, Any] | None:

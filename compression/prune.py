@@ -6,11 +6,13 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from compression.catalog import STRUCTURED_METHODS
 from compression.data import Splits
 from compression.errors import CompressionError
 from compression.measure import prunable_layers
@@ -203,3 +205,63 @@ def sensitivity(model: nn.Module, splits: Splits, method: str, seed: int,
         accuracy = [evaluate(_prune_one_layer(model, name, method, r, example), splits.val) for r in ratios]
         table.append(LayerSensitivity(name, layer.weight.shape[0], layer.weight.numel(), accuracy))
     return table
+
+
+@dataclass(frozen=True)
+class LayerCut:
+    """One layer's importance scores (|weight| per weight, or a per-channel norm) binned, and the cut that a
+    prune ratio implies: scores at or below `threshold` go (`removed` of them)."""
+
+    name: str
+    unit: str
+    counts: list[int]
+    edges: list[float]
+    threshold: float
+    removed: int
+    total: int
+
+
+def _kth(values: torch.Tensor, k: int) -> float:
+    """The k-th smallest value (the largest one pruned), or just below the smallest if nothing goes."""
+    if k <= 0:
+        return float(values.min()) - 1e-12
+    return float(torch.kthvalue(values.flatten(), min(k, values.numel())).values)
+
+
+def pruning_cuts(model: nn.Module, method: str, ratio: float, round_to: int = 1, bins: int = 60) -> list[LayerCut]:
+    """Per layer of the (unpruned, read-only) `model`: the histogram of what `method` ranks and the one-shot
+    threshold `ratio` implies. Unstructured: |w| with the layer's own cut (l1) or one cut across layers
+    (global), the count torch.nn.utils.prune removes (round(ratio · n)). Channel methods: each output
+    channel's L1 / L2 weight norm, cut at the channels torch-pruning removes (classifier kept); the real
+    pruner scores whole dependency groups, and activation importance also weighs activations, so the
+    exact channels can differ."""
+    layers = prunable_layers(model)
+    cuts = []
+    with torch.no_grad():
+        if method in STRUCTURED_METHODS:
+            p = 1 if method == "channel-l1" else 2
+            for i, (name, layer) in enumerate(layers):
+                w = layer.weight.detach().flatten(1)
+                scores = w.abs().sum(1) if p == 1 else w.pow(2).sum(1).sqrt()
+                n = scores.numel()
+                removed = 0 if i == len(layers) - 1 else n - max(kept_channels(n, ratio, round_to), 0)
+                cuts.append(_cut(name, f"channel L{p} norm", scores, removed, bins))
+        else:
+            magnitudes = [(name, layer.weight.detach().abs().flatten()) for name, layer in layers]
+            if method == "global-unstructured":
+                every = torch.cat([m for _, m in magnitudes])
+                threshold = _kth(every, round(ratio * every.numel()))
+                for name, m in magnitudes:
+                    cuts.append(_cut(name, "|weight|", m, int((m <= threshold).sum()), bins, threshold))
+            else:
+                for name, m in magnitudes:
+                    cuts.append(_cut(name, "|weight|", m, round(ratio * m.numel()), bins))
+    return cuts
+
+
+def _cut(name: str, unit: str, scores: torch.Tensor, removed: int, bins: int,
+         threshold: float | None = None) -> LayerCut:
+    values = scores.double().numpy()
+    counts, edges = np.histogram(values, bins=bins)
+    return LayerCut(name, unit, counts.tolist(), edges.tolist(),
+                    _kth(scores, removed) if threshold is None else threshold, removed, values.size)

@@ -280,7 +280,7 @@ def observe_activations(model: nn.Module, x: torch.Tensor, calibration: str, fmt
     return ranges
 
 
-def _weight_format(spec: QuantSpec) -> Format | None:
+def weight_format(spec: QuantSpec) -> Format | None:
     """How the runtime (or the simulation) quantizes weights; None for the float formats."""
     if spec.mode == "fake":
         return Format(spec.bits, spec.scheme, spec.granularity)
@@ -307,7 +307,7 @@ def quantize_stage(model: nn.Module, spec: QuantSpec, splits: Splits, seed: int,
     model = copy.deepcopy(model)
     if not spec.qat_epochs:
         return model.eval()
-    weights = _weight_format(spec)
+    weights = weight_format(spec)
     inputs = {}
     if _quantizes_activations(spec):
         fmt = Format(spec.bits, spec.scheme)
@@ -444,7 +444,7 @@ def _simulate(model: nn.Module, spec: QuantSpec, splits: Splits, x: torch.Tensor
     ranges = observe_activations(model, x, spec.calibration, fmt) if x is not None else {}
     inputs = _activation_params(ranges, fmt)
     simulated = copy.deepcopy(model)
-    with fake_quantized(simulated, _weight_format(spec), inputs):
+    with fake_quantized(simulated, weight_format(spec), inputs):
         accuracy, val_accuracy = evaluate(simulated, splits.test), evaluate(simulated, splits.val)
     size = packed_size(model, spec.bits, spec.granularity, len(inputs))
     activations = {name: {**asdict(ranges[name]), "scale": p.scale, "zero_point": p.zero_point}
@@ -473,8 +473,9 @@ def _deploy(model: nn.Module, float_onnx: Path, spec: QuantSpec, x: torch.Tensor
     return Quantized(path, None, None, None, "onnx file", checks), activations
 
 
-def convert(model: nn.Module, float_onnx: Path, spec: QuantSpec, splits: Splits, workdir: Path) -> Quantized:
-    """The deployable form of the quant stage, from `model` and its float ONNX export `float_onnx`: the
+def convert(model: nn.Module, float_onnx: Path | None, spec: QuantSpec, splits: Splits, workdir: Path) -> Quantized:
+    """The deployable form of the quant stage, from `model` and its float ONNX export `float_onnx` (None for
+    fake, which needs no file): the
     float file (fp32), an FP16 or INT8 onnxruntime file (INT8 checked to run integer kernels), or a
     simulated k-bit model (fake); plus a JSON-ready report for the app's teaching visuals."""
     spec.validate()
@@ -484,7 +485,7 @@ def convert(model: nn.Module, float_onnx: Path, spec: QuantSpec, splits: Splits,
         quantized, activations = _simulate(model, spec, splits, x)
     else:
         quantized, activations = _deploy(model, float_onnx, spec, x, workdir)
-    weights = _weight_format(spec)
+    weights = weight_format(spec)
     quantized.report = {**asdict(spec), "weight_format": asdict(weights) if weights else None, **quantized.report,
                         "layers": _layer_report(model, weights, activations)}
     return quantized

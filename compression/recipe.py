@@ -5,7 +5,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from compression.catalog import (CALIBRATIONS, GRANULARITIES, MAX_BITS, MAX_PRUNE_RATIO, MAX_TEMPERATURE, MAX_WIDTH,
+from compression.catalog import (CALIBRATIONS, GRANULARITIES, INT8_MODES, MAX_BITS, MAX_PRUNE_RATIO, MAX_TEMPERATURE, MAX_WIDTH,
                                  MIN_BITS, MIN_TEMPERATURE, MIN_WIDTH, PRUNE_METHODS, QAT_MODES, QUANT_MODES,
                                  QUANT_SCHEMES, STAGES, STRUCTURED_METHODS, WIDTH_MODELS, check_dataset, check_model)
 from compression.errors import CompressionError
@@ -72,6 +72,18 @@ class QuantSpec:
     calib_samples: int = 256
     qat_epochs: int = 0
     activations: bool = False
+
+    def __post_init__(self) -> None:
+        """Settings the mode does not use are set to their defaults, so that one model has one recipe (and
+        one stored result) whatever they were given as; settings that contradict the mode are left for
+        validate() to refuse."""
+        fake, static = self.mode == "fake", self.mode == "int8-static"
+        calibrates = static or (fake and self.activations)
+        defaults = {"scheme": fake or static, "granularity": fake or self.mode in INT8_MODES,
+                    "activations": fake, "calibration": calibrates, "calib_samples": calibrates}
+        for name, used in defaults.items():
+            if not used:
+                object.__setattr__(self, name, getattr(type(self), name))
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for a mode, bit width or setting no quantizer can use."""

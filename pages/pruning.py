@@ -1,5 +1,6 @@
-"""Pruning page: prune the sidebar's baseline with chosen settings, see what it measured against the
-baseline, every stored pruning of this baseline as curves, and per-layer sensitivity."""
+"""Pruning page: prune the sidebar's baseline with chosen settings and see what it measured against the
+baseline; live, the cut the chosen fraction implies on the baseline's weights; every stored pruning of
+this baseline as curves; per-layer sensitivity."""
 
 from dataclasses import replace
 
@@ -8,8 +9,10 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from compression import pipeline
-from compression.catalog import PRUNE_METHODS, STRUCTURED_METHODS
+import views
+from compression import pipeline, prune
+from compression.catalog import MAX_PRUNE_RATIO, PRUNE_METHODS, STRUCTURED_METHODS
+from compression.errors import CompressionError
 from compression.recipe import PruneSpec, Recipe
 from compression.store import Store
 
@@ -23,83 +26,137 @@ METHOD_HELP = {
 
 recipe = ui.valid_recipe()
 store = Store()
+model = views.trained_baseline(recipe, store)  # None until the workspace's baseline is trained; read-only
 st.title("Pruning")
 st.caption("Remove weights (unstructured) or whole channels (structured), fine-tune on the train split, export, "
            "and measure in onnxruntime against the baseline timed in the same process.")
 
-with st.form("prune"):
+# Live widgets (no form): the cut below follows the slider, and a stored result shows as soon as its
+# settings are chosen again. Only the button starts work.
+with st.container(border=True):
     left, right = st.columns(2)
     method = left.selectbox("Method", PRUNE_METHODS, key="prune_method",
                             format_func=lambda m: f"{m} — {METHOD_HELP[m]}")
-    ratio = left.slider("Fraction removed", 0.0, 0.95, 0.5, 0.05, key="prune_ratio")
-    lam = left.slider("λ (activation only): weight magnitude vs activation", 0.0, 1.0, 0.5, 0.05, key="prune_lam")
+    ratio = left.slider("Fraction removed", 0.0, MAX_PRUNE_RATIO, 0.5, 0.05, key="prune_ratio")
+    lam = left.slider("λ (activation only): weight magnitude vs activation", 0.0, 1.0, 0.5, 0.05, key="prune_lam",
+                      disabled=method != "activation")
     steps = right.slider("Prune / fine-tune rounds", 1, 5, 1, key="prune_steps",
                          help="Iterative pruning: the removed fraction rises linearly over the rounds.")
     finetune = right.slider("Fine-tune epochs per round", 0, 30, PruneSpec.finetune_epochs, key="prune_finetune")
     round_to = right.selectbox("Channel methods: round kept channels down to a multiple of", (1, 8, 16),
-                               key="prune_round_to", help="onnxruntime's convolutions are fastest on multiples "
-                               "of the SIMD block (16 on AVX-512, 8 on AVX2).")
-    submitted = st.form_submit_button("Prune and measure", type="primary")
-
-if submitted:
-    spec = PruneSpec(method, ratio, steps, finetune, lam, round_to if method in STRUCTURED_METHODS else 1)
+                               key="prune_round_to", disabled=method not in STRUCTURED_METHODS,
+                               help="onnxruntime's convolutions are fastest on multiples of the SIMD block "
+                                    "(16 on AVX-512, 8 on AVX2).")
+    structured = method in STRUCTURED_METHODS
+    spec = PruneSpec(method, ratio, steps, finetune, lam if method == "activation" else PruneSpec.lam,
+                     round_to if structured else 1)
     pruned = replace(recipe, prune=spec)
-    st.session_state["pruning_last"] = pruned.hash
-    ui.run_in_status(f"Pruning {method} at {ratio:.0%}…", lambda progress: pipeline.run(pruned, store, progress))
+    try:
+        pruned.validate()
+        if model is not None:  # refused before any work, as the pipeline would refuse it
+            pipeline.check_feasible(pruned, pipeline.load_splits(recipe.dataset, recipe.seed))
+    except CompressionError as exc:
+        st.error(str(exc))
+        pruned = None
+    run_clicked = st.button("Prune and measure", type="primary", disabled=pruned is None)
 
-base = store.get_result(recipe.hash)
-last = store.get_result(st.session_state.get("pruning_last", ""))
-last_recipe = Recipe.from_dict(last.recipe) if last is not None else None
-if last_recipe is not None and last_recipe.prune is not None and last_recipe.baseline() == recipe:
-    spec = last_recipe.prune
+if run_clicked and pruned is not None:
+    ui.run_in_status(f"Pruning {method} at {ratio:.0%}…", lambda progress: pipeline.run(pruned, store, progress),
+                     key=pruned.hash)
+
+base = views.stored_baseline(recipe, store)
+result = store.get_result(pruned.hash) if pruned is not None else None
+
+# ------------------------------------------------------------------ the result of the chosen settings
+if result is not None:
     st.subheader(f"{spec.method} at {spec.ratio:.0%}, {spec.steps} round(s)")
-    st.caption(f"All measured: accuracy by running the exported ONNX file in {last.accuracy_source} on the test "
-               "split; latency in onnxruntime, timed interleaved with the baseline in the same process; FLOPs "
-               "counted on the exported model; sizes are the ONNX file's bytes.")
-    cols = st.columns(6)
-    cols[0].metric("Test accuracy", f"{last.accuracy:.2%}",
-                   f"{100 * (last.accuracy - last.baseline_accuracy):+.2f} pts vs baseline",
-                   help=f"measured in {last.accuracy_source}")
-    cols[1].metric("FLOPs", f"{last.flops_ratio_vs_baseline:.2f}×", help=f"{ui.fmt_count(last.flops)} per sample")
-    cols[2].metric("Latency p50", f"{1 / last.speedup_vs_baseline:.2f}×",
-                   help=f"{last.latency_ms.p50:.3f} ms vs baseline {last.baseline_latency_ms.p50:.3f} ms, "
-                        f"batch {last.latency_ms.batch}, {last.latency_ms.threads} thread(s), same process")
-    cols[3].metric("ONNX size", f"{last.size_ratio_vs_baseline:.2f}×", help=ui.fmt_bytes(last.size_bytes))
-    cols[4].metric("gzip size", f"{last.size_gzip_ratio_vs_baseline:.2f}×", help=ui.fmt_bytes(last.size_gzip_bytes))
-    cols[5].metric("Zero weights", f"{last.sparsity:.0%}", help=f"{last.params_nonzero:,} of {last.params_total:,}")
+    views.result_metrics(result, base)
+    st.caption(views.provenance_caption(result))
     if not spec.structured:
-        st.caption("Unstructured zeros stay in dense tensors: onnxruntime still multiplies them, so FLOPs and "
-                   "latency do not fall — only the gzip size shows the sparsity.")
-    elif last.speedup_vs_baseline < 1:
-        channels = ", ".join(str(layer.shape[0]) for layer in last.layers[:-1])
+        st.info("Unstructured zeros stay in dense tensors: onnxruntime still multiplies them, so FLOPs and "
+                "latency do not fall — only the gzip size shows the sparsity.", icon=":material/info:")
+    elif result.speedup_vs_baseline is not None and result.speedup_vs_baseline < 1:
+        channels = ", ".join(str(layer.shape[0]) for layer in result.layers[:-1])
         st.warning(f"Fewer FLOPs, yet slower than the baseline: the kept channel counts ({channels}) are not "
                    "multiples of the CPU's SIMD block, and onnxruntime's fast convolution layout wants them to "
                    "be (16 on AVX-512, 8 on AVX2). Try rounding kept channels down to a multiple of 16.")
+    if base is not None and result.layers:
+        before = {layer.name: layer.weights for layer in base.layers}
+        rows = []
+        for layer in result.layers:
+            total = before.get(layer.name, layer.weights)
+            zeroed = layer.weights - layer.nonzero
+            rows += [{"layer": layer.name, "what": "channels removed", "fraction": 1 - layer.weights / total},
+                     {"layer": layer.name, "what": "weights zeroed", "fraction": zeroed / total}]
+        bars = px.bar(pd.DataFrame(rows), x="layer", y="fraction", color="what", barmode="stack",
+                      color_discrete_map={"channels removed": views.COLORS["measured"],
+                                          "weights zeroed": views.COLORS["accent"]})
+        bars.update_yaxes(range=[0, 1], title="share of the baseline's weights")
+        views.chart(bars, title="Per layer: how much of the baseline's weights is gone", percent_y=True, height=320)
+        st.caption("Counted on the exported model: removed channels shrink the tensors; zeroed weights stay in them.")
+elif pruned is not None:
+    st.info("Not measured with these settings yet: **Prune and measure** stores the result, and it shows here "
+            "at once whenever these settings are chosen again.", icon=":material/science:")
 
-variants = [(r, Recipe.from_dict(r.recipe).prune) for r in pipeline.compressed_variants(recipe, store)]
-variants = [(r, spec) for r, spec in variants if spec is not None]
+# ------------------------------------------------------------ live: the cut on the baseline's weights
+st.subheader("Where the cut falls")
+if model is None:
+    st.info("The live view appears once the workspace's baseline is trained: the sidebar shows its progress.")
+else:
+    cuts = prune.pruning_cuts(model, method, ratio, round_to if structured else 1)
+    names = [c.name for c in cuts]
+    layer = st.selectbox("Layer", names, key="prune_view_layer")
+    cut = cuts[names.index(layer)]
+    what = "weights" if cut.unit == "|weight|" else "channels"
+    hist = views.histogram_figure(cut.counts, cut.edges, name=cut.unit, below=cut.threshold)
+    hist.add_vline(x=cut.threshold, line_dash="dash", line_color=views.COLORS["threshold"],
+                   annotation_text=f"cut {cut.threshold:.3g}", annotation_font_color=views.COLORS["threshold"])
+    hist.update_xaxes(title=cut.unit)
+    hist.update_yaxes(title=what)
+    views.chart(hist, title=f"{layer}: {cut.removed:,} of {cut.total:,} {what} at or below the cut", legend=False,
+                height=320)
+    if method == "global-unstructured":
+        how = "one threshold across all layers: layers with small weights lose more"
+    elif structured:
+        how = ("each output channel's weight norm; the classifier keeps its classes. torch-pruning scores whole "
+               "dependency groups (a channel with the inputs it feeds)"
+               + (" and activation importance also weighs activations" if method == "activation" else "")
+               + ", so the exact channels can differ")
+    else:
+        how = "the layer's own threshold"
+    st.caption(f"Computed on the stored baseline's weights (no data, nothing trained): {how}. A one-shot cut; "
+               "rounds of pruning and fine-tuning move the weights, so the final cut differs.")
+
+# ------------------------------------------------------------ every stored pruning of this baseline
+variants = [(r, Recipe.from_dict(r.recipe)) for r in pipeline.compressed_variants(recipe, store)]
+variants = [(r, rec.prune) for r, rec in variants if rec.stages == ("prune",)]
 if variants and base is not None:
     st.subheader("Every pruning of this baseline")
-    st.caption("Measured: test accuracy in onnxruntime; latency and sizes as ratios to the baseline.")
+    st.caption("Measured: test accuracy in onnxruntime; latency timed interleaved with the baseline, as a ratio.")
     table = pd.DataFrame([{
-        "method": spec.method + (f" (round to {spec.round_to})" if spec.round_to > 1 else ""),
-        "fraction removed": spec.ratio, "rounds": spec.steps, "fine-tune epochs": spec.finetune_epochs,
+        "method": s.method + (f" (round to {s.round_to})" if s.round_to > 1 else ""),
+        "fraction removed": s.ratio, "rounds": s.steps, "fine-tune epochs": s.finetune_epochs,
         "test accuracy": r.accuracy, "latency ×": 1 / r.speedup_vs_baseline, "FLOPs ×": r.flops_ratio_vs_baseline,
         "gzip ×": r.size_gzip_ratio_vs_baseline,
-    } for r, spec in variants]).sort_values(["method", "fraction removed"])
-    by_ratio = px.line(table, x="fraction removed", y="test accuracy", color="method", markers=True,
-                       title="Accuracy vs fraction removed")
+    } for r, s in variants]).sort_values(["method", "fraction removed"])
+    unpruned = pd.DataFrame([{"method": m, "fraction removed": 0.0, "test accuracy": base.accuracy}
+                             for m in table["method"].unique()])  # every curve starts at the baseline
+    by_ratio = px.line(pd.concat([unpruned, table]).sort_values(["method", "fraction removed"]),
+                       x="fraction removed", y="test accuracy", color="method", markers=True)
     by_latency = px.scatter(table, x="latency ×", y="test accuracy", color="method",
-                            hover_data=["fraction removed", "rounds"], title="Accuracy vs latency (ratio to baseline)")
+                            hover_data=["fraction removed", "rounds"])
+    by_latency.add_vline(x=1, line_dash="dot", line_color=views.COLORS["baseline"])
     left, right = st.columns(2)
-    for column, figure in ((left, by_ratio), (right, by_latency)):
-        figure.add_hline(y=base.accuracy, line_dash="dot", annotation_text="baseline")
+    for column, figure, title in ((left, by_ratio, "Accuracy vs fraction removed"),
+                                  (right, by_latency, "Accuracy vs latency (ratio to baseline)")):
+        views.baseline_line(figure, base.accuracy)
         figure.update_yaxes(tickformat=".1%")
-        column.plotly_chart(figure, width="stretch")
-    st.dataframe(table, hide_index=True, width="stretch")
-elif base is None:
-    st.info("The baseline is measured the first time you prune (or on the Baseline page).")
+        views.chart(figure, column, title=title)
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
+                                "fraction removed": st.column_config.NumberColumn(format="%.2f")})
 
+# ------------------------------------------------------------ sensitivity
 st.subheader("Layer sensitivity")
 st.caption("Each layer pruned alone at 0.1 … 0.9, no fine-tuning; accuracy measured in torch on the validation "
            "split (not the test split, not onnxruntime): flat lines are layers that tolerate pruning.")
@@ -109,9 +166,13 @@ sensitivity = store.get("sensitivity", recipe.sensitivity_key(sens_method))
 if sensitivity is None:
     if st.button("Compute sensitivity"):
         ui.run_in_status("Pruning each layer alone…",
-                         lambda progress: pipeline.sensitivity_table(recipe, sens_method, store, progress))
+                         lambda progress: pipeline.sensitivity_table(recipe, sens_method, store, progress),
+                         key=f"sensitivity:{recipe.sensitivity_key(sens_method)}")
 else:
-    rows = [{"layer": layer["name"], "fraction removed": ratio, "validation accuracy": accuracy}
-            for layer in sensitivity["layers"] for ratio, accuracy in zip(sensitivity["ratios"], layer["accuracy"])]
-    st.plotly_chart(px.line(pd.DataFrame(rows), x="fraction removed", y="validation accuracy", color="layer",
-                            markers=True), width="stretch")
+    rows = [{"layer": layer["name"], "fraction removed": r, "validation accuracy": accuracy}
+            for layer in sensitivity["layers"] for r, accuracy in zip(sensitivity["ratios"], layer["accuracy"])]
+    figure = px.line(pd.DataFrame(rows), x="fraction removed", y="validation accuracy", color="layer", markers=True)
+    figure.add_hline(y=sensitivity["baseline_val_accuracy"], line_dash="dot", line_color=views.COLORS["baseline"],
+                     annotation_text="unpruned", annotation_position="bottom left")
+    figure.update_yaxes(tickformat=".0%")
+    views.chart(figure, title=f"Sensitivity ({sens_method}, validation split, torch)")

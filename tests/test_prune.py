@@ -12,7 +12,7 @@ from compression.export import export_onnx
 from compression.measure import count_flops, layer_sparsity, onnx_logits, prunable_layers
 from compression.models import build_model
 from compression.prune import (SENSITIVITY_RATIOS, WeightActivationImportance, check_structured_ratio,
-                               prune_model, sensitivity, step_targets)
+                               prune_model, pruning_cuts, sensitivity, step_targets)
 from compression.recipe import PruneSpec
 from compression.train import evaluate, predict
 
@@ -122,3 +122,17 @@ def test_sensitivity_table_covers_every_layer_and_ratio(method, trained_cnn, dig
         assert len(row.accuracy) == len(SENSITIVITY_RATIOS)
         assert row.accuracy[0] >= base - 0.05, "pruning 10 % of one layer barely hurts"
     assert min(row.accuracy[-1] for row in table) < base - 0.1, "pruning 90 % of some layer hurts"
+
+
+def test_pruning_cuts_follow_the_ratio():
+    torch.manual_seed(0)
+    model = build_model("cnn", (1, 8, 8), 10)
+    local = pruning_cuts(model, "l1-unstructured", 0.5)
+    assert [c.removed for c in local] == [round(0.5 * c.total) for c in local]
+    assert all(sum(c.counts) == c.total for c in local)
+    whole = pruning_cuts(model, "global-unstructured", 0.5)
+    assert len({c.threshold for c in whole}) == 1  # one cut across layers
+    assert abs(sum(c.removed for c in whole) - 0.5 * sum(c.total for c in whole)) <= 1
+    channels = pruning_cuts(model, "channel-l2", 0.5)
+    assert channels[-1].removed == 0  # the classifier keeps its classes
+    assert [c.total for c in channels] == [32, 64, 128, 10] and channels[0].removed == 16

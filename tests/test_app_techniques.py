@@ -1,0 +1,165 @@
+"""The technique pages (Pruning, Quantization, Distillation) through Streamlit's AppTest: each renders on
+digits; Run stores a result and shows its metrics against the baseline, each marked measured or simulated;
+the same settings in a new session show the stored result without running anything; bad settings are a
+one-line error.
+
+The tests of this file share one store (one COMPRESSION_HOME), so the digits baseline (2 epochs) is trained
+once, not once a test: the sidebar starts it in the background on the first run. Widgets are set through
+session_state (their keys), as in tests/test_app.py."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+EPOCHS = 2  # the baseline's epochs: enough for digits to be well above chance, seconds to train
+RUN_TIMEOUT = 300
+LABELS = ["Test accuracy", "Size", "gzip size", "FLOPs", "Latency p50", "Zero weights"]
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("techniques_home")
+
+
+@pytest.fixture(autouse=True)
+def home(shared_home, monkeypatch):
+    """Overrides conftest's per-test home: this file's tests share a store (and so the trained baseline)."""
+    monkeypatch.setenv("COMPRESSION_HOME", str(shared_home))
+    return shared_home
+
+
+def open_page(page: str, **choices) -> AppTest:
+    """A new session with widget `choices` (key -> value) on `page`, run once without errors."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["epochs"] = EPOCHS
+    for key, value in choices.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    next(b for b in at.button if b.label == label).click().run(timeout=RUN_TIMEOUT)
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, object]:
+    return {m.label: m for m in at.main.metric}
+
+
+def captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.main.caption)
+
+
+def test_technique_pages_render_on_digits():
+    at = open_page("pages/pruning.py")
+    for page, title, button in (("pages/pruning.py", "Pruning", "Prune and measure"),
+                                ("pages/quantization.py", "Quantization", "Quantize and measure"),
+                                ("pages/distillation.py", "Distillation", "Distil and measure")):
+        at.switch_page(page).run()
+        assert not at.exception and not at.error
+        assert at.title[0].value == title
+        assert button in [b.label for b in at.button]
+
+
+@pytest.mark.slow
+def test_pruning_run_stores_result_shows_deltas_and_serves_it_again():
+    choices = dict(prune_method="l1-unstructured", prune_ratio=0.6, prune_finetune=1)
+    at = click(open_page("pages/pruning.py", **choices), "Prune and measure")
+    shown = metrics(at)
+    assert list(shown) == LABELS
+    assert "pts vs baseline" in shown["Test accuracy"].delta
+    assert float(shown["gzip size"].value.rstrip("×")) < 0.8  # the zeros show in gzip…
+    assert shown["FLOPs"].value == "1.00×"                    # …not in dense FLOPs
+    assert shown["Zero weights"].value == "60%"
+    assert "measured · onnxruntime, test split" in captions(at)
+    assert "l1-unstructured at 60%, 1 round(s)" in [s.value for s in at.subheader]
+    assert any("only the gzip size shows the sparsity" in i.value for i in at.info)
+    assert at.selectbox(key="prune_view_layer").value == "features.0"  # the live cut on the baseline's weights
+    assert any("173 of 288 weights at or below the cut" in chart.proto.spec for chart in at.get("plotly_chart"))
+
+    at.slider(key="prune_ratio").set_value(0.3).run()  # other settings: not measured, nothing runs
+    assert not at.main.metric and any("Not measured with these settings" in i.value for i in at.info)
+    at.slider(key="prune_ratio").set_value(0.6).run()  # back: the stored result, at once
+    assert {m.label: m.value for m in at.main.metric} == {k: m.value for k, m in shown.items()}
+
+    again = open_page("pages/pruning.py", **choices)  # a new session: served from the store, no run
+    assert {m.label: m.value for m in again.main.metric} == {k: m.value for k, m in shown.items()}
+
+
+@pytest.mark.slow
+def test_quantization_int8_static_runs_integer_and_fake_is_labelled_simulated():
+    at = click(open_page("pages/quantization.py", quant_mode="int8-static", quant_calib_samples=64),
+               "Quantize and measure")
+    shown = metrics(at)
+    assert list(shown) == LABELS
+    assert float(shown["Size"].value.rstrip("×")) < 0.5  # int8 weights: about a quarter of float32
+    assert shown["Latency p50"].value.endswith("×")
+    assert "measured · onnxruntime, test split" in captions(at)
+    assert any("integer" in e.value for e in (*at.success, *at.warning))  # said whether INT8 ran as integers
+    assert any("scale" in formula.value for formula in at.latex)  # the article's formula, filled in
+
+    at.selectbox(key="quant_mode").set_value("fake").run()
+    at.slider(key="quant_bits").set_value(4).run()
+    click(at, "Quantize and measure")
+    shown = metrics(at)
+    assert shown["Latency p50"].value == "—" and shown["gzip size"].value == "—"
+    assert "simulated · torch-simulated, test split" in captions(at)
+    assert "not timed" in captions(at)
+
+    # the page's settings are the canonical recipes (the CLI's): the Trade-offs page can compare them
+    import views
+    from compression.recipe import QuantSpec, Recipe
+    from compression.store import Store
+
+    base, store = Recipe(epochs=EPOCHS), Store()
+    int8, fake = (store.get_result(replace(base, quant=q).hash)
+                  for q in (QuantSpec("int8-static", calib_samples=64), QuantSpec("fake", bits=4)))
+    table = views.comparison_table([int8, fake], store.get_result(base.hash))
+    assert table["accuracy"].tolist() == ["measured", "simulated"]
+    assert table["latency"].tolist() == ["measured", "not timed"]
+
+
+def test_quantization_bad_settings_are_one_line_errors():
+    at = open_page("pages/quantization.py", quant_mode="int8-dynamic", quant_qat_epochs=2)
+    assert "QAT applies to int8-static and fake" in at.error[0].value
+    assert next(b for b in at.button if b.label == "Quantize and measure").disabled
+
+    at = open_page("pages/quantization.py", quant_mode="int8-static", quant_calib_samples=9999)
+    button = next(b for b in at.button if b.label == "Quantize and measure")
+    if not button.disabled:  # the baseline is not trained yet: the pipeline refuses it before any work
+        button.click().run(timeout=RUN_TIMEOUT)
+    assert not at.exception
+    assert "calibration samples (9999) exceed the train split" in at.error[0].value
+
+
+def test_pruning_refuses_a_ratio_that_empties_a_layer_before_running():
+    at = open_page("pages/pruning.py", prune_method="channel-l2", prune_ratio=0.6, prune_round_to=16)
+    button = next(b for b in at.button if b.label == "Prune and measure")
+    if not button.disabled:
+        button.click().run(timeout=RUN_TIMEOUT)
+    assert not at.exception
+    assert "would empty layer 'features.0'" in at.error[0].value
+
+
+@pytest.mark.slow
+def test_distillation_run_compares_student_control_and_teacher():
+    at = click(open_page("pages/distillation.py", distill_epochs=2, distill_width=0.25, distill_temperature=4.0),
+               "Distil and measure")
+    shown = metrics(at)
+    assert list(shown) == LABELS
+    assert float(shown["Size"].value.rstrip("×")) < 0.3  # a quarter-width student
+    assert any("student at 0.25× width, T = 4" in s.value for s in at.subheader)
+    assert any("gain over the label-only control" in m.value for m in at.markdown)
+    assert "The teacher's soft targets at T = 4" in [s.value for s in at.subheader]  # live, validation images
+    assert at.number_input(key="distill_sample").value == 0  # shown only once the teacher is loaded
+
+    at.slider(key="distill_temperature").set_value(12.0).run()  # the soft targets redraw; no run
+    assert not at.exception and "The teacher's soft targets at T = 12" in [s.value for s in at.subheader]
