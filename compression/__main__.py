@@ -175,8 +175,8 @@ def execute(args: argparse.Namespace, argv: Sequence[str]) -> Any:
 
 def _add_budgets(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-kb", type=float, help="budget: the most accurate result of at most this ONNX size")
-    parser.add_argument("--max-ms", type=float,
-                        help="budget: the most accurate result of at most this latency p50 (normalised to the baseline)")
+    parser.add_argument("--max-ms", type=float, help="budget: the most accurate result of at most this latency "
+                                                     "p50 (normalised to the baseline)")
     parser.add_argument("--max-mflops", type=float, help="budget: the most accurate result of at most this many "
                                                          "MFLOPs per sample")
     parser.add_argument("--within-points", type=float, help="budget: the smallest, fastest and fewest-FLOPs results "

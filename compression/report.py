@@ -1,0 +1,238 @@
+"""A self-contained HTML report of measured results for a stakeholder review: per workspace (data set, model,
+training and timing setup) the baseline, interactive Pareto charts of accuracy against size, latency and
+FLOPs, the budget answers, every result with its recipe, and the provenance of the numbers.
+
+The file works offline: plotly.js is embedded once (in the first chart), nothing is fetched. Import-light
+(plotly, no torch), so the CLI writes a report from the store at once.
+
+    build_html(results, budgets=None, title="Compression report", generated=None) -> str
+    write(path, results, budgets=None, title="Compression report") -> Path
+"""
+
+import html
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import MISSING, fields
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from compression import pareto
+from compression.pareto import METRICS, UNITS, Budget
+from compression.recipe import Recipe, Result
+
+_STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; color: #1e293b; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; }
+h1 { margin-bottom: .2rem; } h2 { border-bottom: 2px solid #e2e8f0; padding-bottom: .3rem; margin-top: 2.5rem; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; margin: .5rem 0 1rem; }
+th, td { border-bottom: 1px solid #e2e8f0; padding: .3rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f8fafc; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.frontier td:first-child { border-left: 3px solid #2563eb; } .muted { color: #64748b; }
+"""
+
+
+def recipe_text(recipe: dict[str, Any]) -> str:
+    """A recipe's stages in order with their non-default settings, e.g.
+    'prune(method=channel-l2, ratio=0.5) → quant(mode=int8-static)'; 'baseline' for none."""
+    r = Recipe.from_dict(recipe)
+    parts = []
+    for stage in r.stages:
+        spec = getattr(r, stage)
+        settings = [f"{f.name}={getattr(spec, f.name)}" for f in fields(spec)
+                    if f.default is MISSING or getattr(spec, f.name) != f.default]
+        parts.append(f"{stage}({', '.join(settings)})")
+    return " → ".join(parts) or "baseline"
+
+
+def _shown(metric: str, value: float | None) -> str:
+    """A metric value in its display unit, e.g. '12.3 KB'; a dash for none."""
+    if value is None:
+        return "—"
+    unit, scale, _ = UNITS[metric]
+    return f"{value / scale:,.3f} {unit}" if metric == "latency" else f"{value / scale:,.1f} {unit}"
+
+
+def _hover(result: Result, baseline: Result | None) -> str:
+    values = "<br>".join(f"{m}: {_shown(m, pareto.metric_value(result, m, baseline))}" for m in METRICS)
+    return (f"<b>{html.escape(recipe_text(result.recipe))}</b><br>accuracy {result.accuracy:.2%} "
+            f"({result.accuracy_source})<br>{values}<br>{result.recipe_hash}")
+
+
+def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | None = None,
+                  answers: Sequence[tuple[Budget, Result]] = ()) -> go.Figure:
+    """Accuracy against `metric` (log axis) for `results`: a trace per technique (simulated accuracy as open
+    diamonds), the frontier as a staircase, the baseline as a star, and the `answers` to budget questions of
+    this metric ringed and labelled. Results without a value (latency of a simulated format) are left out."""
+    unit, scale, title = UNITS[metric]
+    fig = go.Figure()
+    points = [(r, v / scale) for r in results if (v := pareto.metric_value(r, metric, baseline)) is not None
+              and (baseline is None or r.recipe_hash != baseline.recipe_hash)]
+    for technique in sorted({r.technique for r, _ in points}):
+        mine = [(r, x) for r, x in points if r.technique == technique]
+        fig.add_trace(go.Scatter(
+            x=[x for _, x in mine], y=[r.accuracy for r, _ in mine], mode="markers", name=technique,
+            marker=dict(size=10, symbol=["circle" if r.accuracy_source == "onnxruntime" else "diamond-open"
+                                         for r, _ in mine]),
+            hovertext=[_hover(r, baseline) for r, _ in mine], hoverinfo="text"))
+    front = pareto.frontier(results, metric, baseline)
+    fig.add_trace(go.Scatter(x=[pareto.metric_value(r, metric, baseline) / scale for r in front],
+                             y=[r.accuracy for r in front], mode="lines", line=dict(shape="hv", dash="dash"),
+                             name="Pareto frontier", hoverinfo="skip"))
+    if baseline is not None:
+        fig.add_trace(go.Scatter(x=[pareto.metric_value(baseline, metric, baseline) / scale], y=[baseline.accuracy],
+                                 mode="markers", name="baseline", marker=dict(symbol="star", size=16),
+                                 hovertext=[_hover(baseline, baseline)], hoverinfo="text"))
+    rings: dict[str, tuple[Result, list[str]]] = {}  # one ring per answer, labelled with every question it answers
+    for budget, result in answers:
+        if budget.metric == metric:
+            rings.setdefault(result.recipe_hash, (result, []))[1].append(budget.question)
+    if rings:
+        fig.add_trace(go.Scatter(
+            x=[pareto.metric_value(r, metric, baseline) / scale for r, _ in rings.values()],
+            y=[r.accuracy for r, _ in rings.values()], mode="markers+text", name="budget answer",
+            text=["<br>".join(questions) for _, questions in rings.values()], textposition="bottom center",
+            marker=dict(symbol="circle-open", size=24, line=dict(width=3), color="#dc2626"),
+            hovertext=[_hover(r, baseline) for r, _ in rings.values()], hoverinfo="text"))
+    fig.update_xaxes(title=title, type="log")
+    fig.update_yaxes(title="test accuracy", tickformat=".1%")
+    fig.update_layout(template="plotly_white", height=460, margin=dict(l=10, r=10, t=40, b=10),
+                      title=f"Accuracy vs {metric}")
+    return fig
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Collection[int] = (),
+           row_classes: Sequence[str] | None = None) -> str:
+    """An HTML table; cells are escaped, `numeric` columns right-aligned."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cells = "".join(f"<td{' class=num' if j in numeric else ''}>{html.escape(str(c))}</td>"
+                        for j, c in enumerate(row))
+        css = f" class={row_classes[i]}" if row_classes and row_classes[i] else ""
+        body.append(f"<tr{css}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+class _Charts:
+    """Renders figures as HTML fragments, embedding plotly.js in the first one only."""
+
+    def __init__(self) -> None:
+        self.embedded = False
+
+    def html(self, fig: go.Figure) -> str:
+        fragment = fig.to_html(full_html=False, include_plotlyjs=not self.embedded,
+                               config={"displaylogo": False})
+        self.embedded = True
+        return fragment
+
+
+def _baseline_html(baseline: Result) -> str:
+    r = Recipe.from_dict(baseline.recipe)
+    rows = [["recipe", f"{r.dataset} / {r.model}, seed {r.seed}, {r.epochs} epochs"
+                       + (", pretrained" if r.pretrained else "")],
+            ["test accuracy", f"{baseline.accuracy:.2%} ({baseline.accuracy_source})"],
+            ["ONNX size", f"{_shown('size', baseline.size_bytes)} (gzip {_shown('size', baseline.size_gzip_bytes)})"],
+            ["latency p50", f"{_shown('latency', pareto.metric_value(baseline, 'latency', baseline))} at batch "
+                            f"{r.batch}, {r.threads} thread(s)"],
+            ["FLOPs per sample", _shown("flops", baseline.flops)],
+            ["parameters", f"{baseline.params_total:,}"],
+            ["recipe hash", baseline.recipe_hash]]
+    return _table(["baseline", ""], rows)
+
+
+def _answers_html(answers: Sequence[tuple[Budget, Result | None]], baseline: Result) -> str:
+    rows = [[b.question, recipe_text(r.recipe), f"{r.accuracy:.2%}",
+             _shown(b.metric, pareto.metric_value(r, b.metric, baseline)), r.recipe_hash] if r is not None
+            else [b.question, "nothing fits", "—", "—", ""] for b, r in answers]
+    return _table(["question", "answer", "accuracy", "its cost", "recipe hash"], rows, numeric={2, 3})
+
+
+def _results_html(results: Sequence[Result], baseline: Result | None) -> str:
+    """Every result, most accurate first; rows on some frontier are marked."""
+    on_frontier = {m: {r.recipe_hash for r in pareto.frontier(results, m, baseline)} for m in METRICS}
+    ordered = sorted(results, key=lambda r: (-r.accuracy, r.size_bytes, r.recipe_hash))
+    rows, classes = [], []
+    for r in ordered:
+        marks = [m for m in METRICS if r.recipe_hash in on_frontier[m]]
+        delta = f"{100 * (r.accuracy - baseline.accuracy):+.2f}" if baseline else "—"
+        rows.append([recipe_text(r.recipe), f"{r.accuracy:.2%}", delta, r.accuracy_source,
+                     _shown("size", r.size_bytes), _shown("size", r.size_gzip_bytes),
+                     _shown("latency", pareto.metric_value(r, "latency", baseline)) if r.latency_measured
+                     else "not timed (simulated)", _shown("flops", r.flops), f"{r.sparsity:.0%}",
+                     ", ".join(marks) or "—", r.created_at, r.recipe_hash])
+        classes.append("frontier" if marks else "")
+    header = ["recipe", "accuracy", "Δ pts", "accuracy measured in", "size", "gzip", "latency p50", "FLOPs",
+              "zeros", "on frontier of", "measured at", "hash"]
+    return _table(header, rows, numeric={1, 2, 4, 5, 6, 7, 8}, row_classes=classes)
+
+
+def _provenance_html(results: Sequence[Result]) -> str:
+    """Where and how the numbers were measured: each distinct setup, and how many figures are simulated."""
+    setups = {json.dumps(r.provenance, sort_keys=True) for r in results if r.provenance}
+    simulated = sum(r.accuracy_source != "onnxruntime" for r in results)
+    untimed = sum(not r.latency_measured for r in results)
+    dates = sorted(r.created_at for r in results)
+    parts = [f"<p>{len(results) - simulated} of {len(results)} accuracies measured by running the ONNX file in "
+             f"onnxruntime on the test split, {simulated} simulated in torch (formats no CPU runtime executes); "
+             f"{len(results) - untimed} latencies timed in onnxruntime, {untimed} not timed. Measured between "
+             f"{dates[0]} and {dates[-1]} (UTC). Latency is the baseline's p50 divided by each result's speed-up, "
+             "timed interleaved with the baseline in one process.</p>"]
+    for setup in sorted(setups):
+        p = json.loads(setup)
+        flags = ", ".join(f for f, on in p.get("cpu_flags", {}).items() if on) or "none of avx2 / avx512 / vnni"
+        rows = [["runtime", p.get("runtime", "—")], ["threads / batch", f"{p.get('threads')} / {p.get('batch')}"],
+                ["CPU", f"{p.get('cpu', '—')}, {p.get('cpu_count', '—')} cores, flags: {flags}"],
+                ["python", p.get("python", "—")],
+                *[[name, version] for name, version in p.get("versions", {}).items()]]
+        parts.append(_table(["measurement setup", ""], rows))
+    return "".join(parts)
+
+
+def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, charts: _Charts) -> str:
+    """One workspace's section: baseline, charts, budget answers, results, provenance."""
+    baseline = pareto.baseline_of(results)
+    first = Recipe.from_dict(results[0].recipe)
+    parts = [f"<h2>{html.escape(first.dataset)} / {html.escape(first.model)}</h2>"]
+    answers: list[tuple[Budget, Result | None]] = []
+    if baseline is not None:
+        parts.append(_baseline_html(baseline))
+        asked = budgets if budgets is not None else pareto.default_budgets(baseline)
+        answers = [(b, b.answer(results, baseline)) for b in asked]
+    else:
+        parts.append("<p class=muted>The baseline of these results is not among them: no budget answers.</p>")
+    figures = [pareto_figure(results, m, baseline, [(b, r) for b, r in answers if r is not None]) for m in METRICS]
+    parts.append("<h3>Pareto frontiers</h3><p class=muted>● accuracy measured in onnxruntime, ◇ simulated in torch; "
+                 "the dashed staircase joins the results no other beats on both accuracy and cost.</p>")
+    parts.append("".join(charts.html(f) for f in figures))
+    if answers:
+        parts.append("<h3>Budget answers</h3>" + _answers_html(answers, baseline))
+    parts.append(f"<h3>Results ({len(results)})</h3>" + _results_html(results, baseline))
+    parts.append("<h3>Provenance</h3>" + _provenance_html(results))
+    return "<section>" + "".join(parts) + "</section>"
+
+
+def build_html(results: Sequence[Result], budgets: Sequence[Budget] | None = None,
+               title: str = "Compression report", generated: datetime | None = None) -> str:
+    """The report of `results` (any mix of workspaces: one section each, by baseline recipe) as one
+    self-contained HTML document. `budgets` are asked of every workspace (their values in the metric's own
+    unit); None asks pareto.default_budgets of each baseline."""
+    generated = generated or datetime.now(timezone.utc)
+    grouped = pareto.groups(results)
+    charts = _Charts()
+    sections = "".join(_group_html(group, budgets, charts) for group in grouped.values())
+    intro = (f"<p class=muted>Generated {generated.isoformat(timespec='seconds')} · {len(results)} result(s) in "
+             f"{len(grouped)} workspace(s) · Compression Explorer, plotly {metadata.version('plotly')}</p>")
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{intro}"
+            f"{sections or '<p>No results.</p>'}</body></html>")
+
+
+def write(path: Path, results: Sequence[Result], budgets: Sequence[Budget] | None = None,
+          title: str = "Compression report") -> Path:
+    """Write the report of `results` to `path` (UTF-8) and return the path."""
+    path = Path(path)
+    path.write_text(build_html(results, budgets, title), encoding="utf-8")
+    return path

@@ -1,0 +1,300 @@
+"""Pareto selection and budget questions on hand-built results; grids and their one-line errors; a real sweep
+on digits whose worker is killed halfway, then resumed; the report and the pareto CLI over what it stored."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from compression import pareto, report
+from compression.errors import CompressionError
+from compression.pareto import Budget
+from compression.recipe import Latency, PruneSpec, QuantSpec, Recipe, Result
+from compression.store import Store
+from compression.sweep import Grid, SweepProgress
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = Recipe(epochs=3)
+
+
+def latency(p50: float) -> Latency:
+    return Latency(p50=p50, p90=p50, batch=32, threads=1, runs=100)
+
+
+def point(accuracy: float, size: int, flops: int = 1000, speedup: float | None = 1.0, ratio: float | None = 0.5,
+          quant: str | None = None, timed_baseline: float = 2.0) -> Result:
+    """A hand-built result of BASE pruned at `ratio` (None: the baseline itself); speedup None: not timed."""
+    recipe = Recipe(epochs=BASE.epochs, prune=PruneSpec("l1-unstructured", ratio) if ratio is not None else None,
+                    quant=QuantSpec(quant) if quant else None)
+    timed = speedup is not None
+    return Result(
+        recipe=recipe.to_dict(), recipe_hash=recipe.hash, dataset="digits", model="cnn", accuracy=accuracy,
+        accuracy_source="onnxruntime" if timed else "torch-simulated", baseline_accuracy=0.95, params_total=100,
+        params_nonzero=50, sparsity=0.5, size_bytes=size, size_gzip_bytes=size // 2, flops=flops,
+        latency_ms=latency(timed_baseline / speedup) if timed else None, latency_ms_single=None,
+        latency_measured=timed, speedup_vs_baseline=speedup, size_ratio_vs_baseline=1.0, stage_seconds={},
+        created_at="2025-01-01T00:00:00+00:00", baseline_latency_ms=latency(timed_baseline) if timed else None,
+        technique=recipe.technique)
+
+
+BASELINE = point(0.95, 10_000, flops=8000, ratio=None)
+
+
+def hashes(results) -> list[str]:
+    return [r.recipe_hash for r in results]
+
+
+# ------------------------------------------------------------------------------------------------ pareto
+
+def test_single_point_is_its_own_frontier():
+    only = point(0.9, 5000)
+    assert pareto.frontier([only], "size") == [only]
+    assert pareto.frontier([], "size") == []
+
+
+def test_frontier_drops_dominated_points_and_sorts_by_cost():
+    a, b, c = point(0.80, 1000, ratio=0.9), point(0.90, 3000, ratio=0.7), point(0.85, 4000, ratio=0.6)
+    d = point(0.93, 6000, ratio=0.3)
+    assert hashes(pareto.frontier([d, c, b, a], "size")) == hashes([a, b, d])
+    assert hashes(pareto.frontier([d, c, b, a], "size", BASELINE)) == hashes([a, b, d, BASELINE])
+
+
+def test_ties_keep_one_point_deterministically():
+    cheaper_same_accuracy = point(0.9, 1000, ratio=0.8)
+    costlier_same_accuracy = point(0.9, 2000, ratio=0.7)
+    same_cost_less_accurate = point(0.85, 1000, ratio=0.6)
+    assert hashes(pareto.frontier([costlier_same_accuracy, same_cost_less_accurate, cheaper_same_accuracy],
+                                  "size")) == [cheaper_same_accuracy.recipe_hash]
+    twin_a, twin_b = point(0.9, 1000, ratio=0.4), point(0.9, 1000, ratio=0.2)
+    expected = min(twin_a.recipe_hash, twin_b.recipe_hash)
+    assert hashes(pareto.frontier([twin_a, twin_b], "size")) == [expected]
+    assert hashes(pareto.frontier([twin_b, twin_a, twin_b], "size")) == [expected]  # order and repeats don't matter
+    fewer_stages, more_stages = point(0.9, 1000, ratio=0.4), point(0.9, 1000, ratio=0.4, quant="fp16")
+    assert pareto.frontier([more_stages, fewer_stages], "size") == [fewer_stages]
+
+
+def test_latency_is_normalised_to_the_stored_baseline_and_simulated_results_have_none():
+    fast = point(0.9, 1000, speedup=2.0, timed_baseline=3.0)  # its own process timed the baseline at 3 ms
+    simulated = point(0.94, 500, speedup=None, ratio=0.1, quant="fake")
+    assert pareto.metric_value(fast, "latency", BASELINE) == pytest.approx(1.0)
+    assert pareto.metric_value(fast, "latency") == pytest.approx(1.5)
+    assert pareto.metric_value(simulated, "latency", BASELINE) is None
+    assert pareto.metric_value(simulated, "size") == 500 and pareto.metric_value(simulated, "flops") == 1000
+    assert pareto.frontier([fast, simulated], "latency", BASELINE) == [fast, BASELINE]
+    with pytest.raises(CompressionError, match="unknown metric 'energy'"):
+        pareto.metric_value(fast, "energy")
+
+
+def test_budget_questions():
+    small, medium = point(0.80, 1000, 500, speedup=4.0, ratio=0.9), point(0.94, 4000, 2000, speedup=1.5, ratio=0.5)
+    results = [small, medium]
+    assert pareto.most_accurate_under(results, "size", 4000, BASELINE) is medium  # the limit is inclusive
+    assert pareto.most_accurate_under(results, "size", 3999, BASELINE) is small
+    assert pareto.most_accurate_under(results, "size", 999, BASELINE) is None
+    assert pareto.most_accurate_under(results, "latency", 1.0, BASELINE) is small
+    assert pareto.smallest_within(results, BASELINE, 1.0) is medium  # 0.94 is exactly 1 point below
+    assert pareto.smallest_within(results, BASELINE, 0.5) is BASELINE
+    assert pareto.smallest_within(results, BASELINE, 20.0, "flops") is small
+    assert Budget("under", "size", 2048).question == "most accurate under 2 KB"
+    assert Budget("within", "latency", 1).question == "fastest within 1 point of the baseline"
+    assert Budget("within", "size", 0.5).answer(results, BASELINE) is BASELINE
+    with pytest.raises(CompressionError, match="must not be negative"):
+        Budget("under", "size", -1)
+
+
+def test_groups_by_baseline_recipe():
+    other_seed = Recipe(epochs=BASE.epochs, seed=1, prune=PruneSpec("l1-unstructured", 0.5))
+    stranger = point(0.9, 1000)
+    stranger.recipe, stranger.recipe_hash = other_seed.to_dict(), other_seed.hash
+    mine = point(0.9, 1000)
+    grouped = pareto.groups([BASELINE, stranger, mine])
+    assert grouped == {BASE.hash: [BASELINE, mine], other_seed.baseline().hash: [stranger]}
+    assert pareto.baseline_of(grouped[BASE.hash]) is BASELINE and pareto.baseline_of([mine]) is None
+
+
+# ------------------------------------------------------------------------------------------------- grids
+
+GRID_24 = {"base": {"dataset": "digits", "model": "cnn", "epochs": 3, "prune": {"finetune_epochs": 1}},
+           "grid": {"prune.method": ["channel-l2", "l1-unstructured"], "prune.ratio": [0.3, 0.5, 0.7, 0.9],
+                    "quant.mode": [None, "int8-static", "fp16"]}}
+
+
+def test_grid_crosses_its_axes_into_valid_unique_recipes():
+    recipes = Grid.from_dict(GRID_24).recipes()
+    assert len(recipes) == 24 == len({r.hash for r in recipes})
+    assert {r.technique for r in recipes} == {"prune", "prune+quant"}
+    assert all(r.prune.finetune_epochs == 1 and r.epochs == 3 for r in recipes)
+    # null removes a stage; equal points collapse; whole stage objects; command-line base over the document's
+    grid = {"base": {"epochs": 5}, "grid": {"prune.method": [None, "channel-l2"], "prune.ratio": [0.3, 0.5],
+                                            "quant": [None, {"mode": "fake", "bits": 4}]}}
+    recipes = Grid.from_dict(grid, base={"epochs": 3}).recipes()
+    assert [r.technique for r in recipes] == ["baseline", "quant", "prune", "prune+quant", "prune", "prune+quant"]
+    assert recipes[0] == BASE and recipes[1].quant == QuantSpec("fake", bits=4)
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"grid": {"prune.rato": [0.5]}}, "unknown grid field 'prune.rato'"),
+    ({"grid": {"colour": [1]}}, "unknown grid field 'colour'"),
+    ({"grid": {"prune.ratio": 0.5}}, "grid field 'prune.ratio' needs a non-empty list"),
+    ({"grid": {"prune.method": ["channel-l2"], "prune.ratio": ["half"]}}, "grid field 'prune.ratio' must be a number"),
+    ({"grid": {"prune.method": ["channel-l2"], "prune.ratio": [0.99]}}, "prune ratio must be within 0 … 0.95"),
+    ({"grid": {"prune.ratio": [0.5]}}, "the prune stage needs 'prune.method'"),
+    ({"grid": {"distill.temperature": [40]}}, "distill temperature must be within 1 … 20"),
+    ({"grids": {}}, "a grid is an object"),
+])
+def test_bad_grids_are_one_line_errors_naming_the_field(grid, message):
+    with pytest.raises(CompressionError, match=message):
+        Grid.from_dict(grid).recipes()
+
+
+def cli(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COMPRESSION_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "compression", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_bad_grid_on_the_cli_exits_2_with_one_line_and_starts_nothing(home):
+    done = cli("sweep", "--grid", json.dumps({"grid": {"quant.mode": ["int8-static"], "quant.bit": [4]}}), home=home)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "error: unknown grid field 'quant.bit': quant fields are mode, bits, scheme, granularity, " \
+                          "calibration, calib_samples, qat_epochs, activations\n"
+    assert Store(home).list("result") == [] and Store(home).list("checkpoint") == []
+
+
+def test_progress_line():
+    event = SweepProgress(done=7, total=24, from_store=1, seconds_left=52.4)
+    assert event.line == "[sweep] 7/24 done, 1 from store, ~52 s left"
+
+
+# ------------------------------------------------------------------------- a real sweep, killed and resumed
+
+SMALL_GRID = {"base": {"epochs": 3, "prune": {"method": "channel-l2", "finetune_epochs": 1}},
+              "grid": {"prune.ratio": [0.3, 0.5], "quant.mode": [None, "int8-dynamic"]}}
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The process-pool workers among `pid`'s children (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def sweep_killing_a_worker(home: Path) -> tuple[int, list[dict], str]:
+    """Start the CLI sweep of SMALL_GRID, SIGKILL one worker process as soon as the first result lands; return
+    the exit code, the result lines printed and stderr."""
+    env = {**os.environ, "COMPRESSION_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "compression", "sweep", "--workers", "2",
+                             "--grid", json.dumps(SMALL_GRID)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
+    rest, errors = proc.communicate(timeout=600)
+    return proc.returncode, [json.loads(line) for line in (first + rest).splitlines()], errors
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """A sweep whose worker was killed halfway, the same sweep again, and a third time (all stored)."""
+    home = tmp_path_factory.mktemp("sweep-home")
+    killed = sweep_killing_a_worker(home)
+    stored_after_kill = {p["recipe_hash"] for p in Store(home).list("result")}
+    again = cli("sweep", "--grid", json.dumps(SMALL_GRID), home=home)
+    started = time.perf_counter()
+    third = cli("sweep", "--grid", json.dumps(SMALL_GRID), home=home)
+    return {"home": home, "killed": killed, "stored_after_kill": stored_after_kill, "again": again,
+            "third": third, "third_seconds": time.perf_counter() - started}
+
+
+def lines(done: subprocess.CompletedProcess) -> list[dict]:
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_sweep_cleanly_and_the_rerun_finishes_the_rest(resumed):
+    code, printed, errors = resumed["killed"]
+    assert code == 1
+    assert errors.splitlines()[-1].startswith("error: a worker process died: ")
+    assert "run the same sweep again to finish the rest" in errors and "Traceback" not in errors
+    assert 1 <= len(printed) < 4
+    kept = resumed["stored_after_kill"]
+    assert {p["recipe_hash"] for p in printed} <= kept  # every result printed was stored
+
+    again = resumed["again"]
+    assert again.returncode == 0, again.stderr
+    results = lines(again)
+    assert len(results) == 4 == len({r["recipe_hash"] for r in results})
+    assert {r["recipe_hash"] for r in results if r["from_store"]} == kept - {BASE.hash}
+    assert "[sweep] 4/4 done" in again.stderr
+    stored = [p["recipe_hash"] for p in Store(resumed["home"]).list("result")]
+    assert sorted(stored) == sorted({*stored}) and len(stored) == 5  # the 4 recipes and their baseline, once each
+    assert all(r["accuracy_source"] == "onnxruntime" and r["latency_measured"] for r in results)
+
+
+@pytest.mark.slow
+def test_a_stored_sweep_is_served_at_once(resumed):
+    third = resumed["third"]
+    assert third.returncode == 0 and all(r["from_store"] for r in lines(third))
+    assert "4/4 done, 4 from store" in third.stderr and "to compute" not in third.stderr
+    assert resumed["third_seconds"] < 5
+
+
+class _Page(HTMLParser):
+    """Collects the text of table cells and the script tags of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[str] = []
+        self.scripts: list[dict] = []
+        self._in_cell = False
+
+    def handle_starttag(self, tag, attrs):
+        self._in_cell = tag == "td"
+        if tag == "script":
+            self.scripts.append(dict(attrs))
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.cells.append(data)
+
+
+@pytest.mark.slow
+def test_report_is_one_offline_file_with_every_result(resumed, tmp_path):
+    out = tmp_path / "report.html"
+    done = cli("report", "--out", str(out), "--max-kb", "100", home=resumed["home"])
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["results"] == 5 and summary["workspaces"][0]["baseline"] == BASE.hash
+    text = out.read_text()
+    page = _Page()
+    page.feed(text)
+    results = pareto.stored_results(Store(resumed["home"]))
+    assert {r.recipe_hash for r in results} <= set(page.cells)
+    assert all(report.recipe_text(r.recipe) in page.cells for r in results)
+    assert not [s for s in page.scripts if "src" in s]  # nothing fetched: plotly.js is inline
+    assert text.count("Plotly.newPlot(") == 3  # size, latency and FLOPs
+    assert text.count("window.PlotlyConfig") == 1  # plotly.js embedded once, not per chart
+    assert "most accurate under 100 KB" in page.cells
+    assert "avx512_vnni" in text or "avx2" in text or "none of avx2" in text  # CPU flags in the provenance
+
+
+@pytest.mark.slow
+def test_pareto_cli_answers_budgets_from_the_store(resumed):
+    done = cli("pareto", "--epochs", "3", "--within-points", "2", "--max-ms", "1000", "--json", home=resumed["home"])
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    results = pareto.stored_results(Store(resumed["home"]))
+    baseline = pareto.baseline_of(results)
+    for metric in pareto.METRICS:
+        assert [p["recipe_hash"] for p in answer["frontiers"][metric]] == \
+            hashes(pareto.frontier(results, metric, baseline))
+    most_accurate = max(results, key=lambda r: (r.accuracy, -pareto.metric_value(r, "latency", baseline)))
+    assert answer["answers"][0]["question"] == "most accurate under 1000 ms"
+    assert answer["answers"][0]["answer"]["recipe_hash"] == most_accurate.recipe_hash
+    assert [a["question"] for a in answer["answers"][1:]] == [
+        "smallest within 2 points of the baseline", "fastest within 2 points of the baseline",
+        "fewest FLOPs within 2 points of the baseline"]
