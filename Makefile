@@ -24,9 +24,8 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(PY) -m pytest
 
-bench: $(VENV)/.runtime
-	$(PY) bench/baseline.py
-	$(PY) bench/pruning.py
+bench: $(VENV)/.dev
+	for b in baseline pruning quantization distillation sweep app; do $(PY) bench/$$b.py || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)

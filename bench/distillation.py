@@ -94,7 +94,7 @@ def main() -> None:
                    f"{base.size_bytes / s['size_bytes']:.1f}×", f"{s['params_nonzero']:,}", f"{s['flops']:,}",
                    f"{s['seconds']:.1f}"] for s in stages]
     markdown = (
-        f"### Distillation: digits, cnn teacher (test accuracy in onnxruntime)\n\n"
+        "### Distillation: digits, cnn teacher (test accuracy in onnxruntime)\n\n"
         + markdown_table(["target", "measured", "result"],
                          [[label, measured, verdict(passed)] for label, measured, passed in checks])
         + f"\n#### Student at width {WIDTH}: KD vs the label-only control, per seed\n\n"

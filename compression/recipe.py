@@ -163,13 +163,17 @@ class Recipe:
     distill: DistillSpec | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "order", _canonical_order(tuple(self.order), self.stages))
+        present = tuple(s for s, spec in self._specs.items() if spec is not None)
+        object.__setattr__(self, "order", _canonical_order(tuple(self.order), present))
+
+    @property
+    def _specs(self) -> dict[str, Any]:
+        return {"distill": self.distill, "prune": self.prune, "quant": self.quant}
 
     @property
     def stages(self) -> tuple[str, ...]:
         """The compression stages this recipe applies, in the order they run."""
-        specs = {"distill": self.distill, "prune": self.prune, "quant": self.quant}
-        return tuple(s for s in getattr(self, "order", STAGES) if s in specs and specs[s] is not None)
+        return tuple(s for s in self.order if self._specs.get(s) is not None)
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for values no run could use (cheap; loads nothing)."""
@@ -195,8 +199,7 @@ class Recipe:
             raise CompressionError(f"unknown stage '{unknown[0]}' in order: stages are {', '.join(STAGES)}")
         if len(set(self.order)) != len(self.order):
             raise CompressionError(f"order names a stage twice: {','.join(self.order)}")
-        specs = {"distill": self.distill, "prune": self.prune, "quant": self.quant}
-        missing = [s for s, spec in specs.items() if spec is not None and s not in self.order]
+        missing = [s for s, spec in self._specs.items() if spec is not None and s not in self.order]
         if missing:
             raise CompressionError(f"order {','.join(self.order)} leaves out the {missing[0]} stage the recipe uses")
 
@@ -234,8 +237,7 @@ class Recipe:
 
     def stage_key(self, index: int) -> str:
         """Key of the model after the first `index` + 1 stages: recipes that begin alike share it."""
-        specs = {"distill": self.distill, "prune": self.prune, "quant": self.quant}
-        prefix = [[name, asdict(specs[name])] for name in self.stages[:index + 1]]
+        prefix = [[name, asdict(self._specs[name])] for name in self.stages[:index + 1]]
         return _digest({"training": self.training_key, "stages": prefix})
 
     def sensitivity_key(self, method: str) -> str:
