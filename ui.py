@@ -1,31 +1,64 @@
-"""Streamlit helpers shared by the pages: the sidebar's choices, progress display, number formatting.
-No computation here: everything measured comes from compression/."""
+"""Streamlit helpers shared by the pages: the Workspace sidebar (data set, model, seed, epochs and the
+baseline's card), long work in background jobs with progress, number and recipe formatting, and the
+trade-off chart. No computation here: everything measured comes from compression/.
 
-from collections.abc import Callable
+Import-light on purpose (no torch): the sidebar and the store-only pages render without loading the
+deep-learning stack; the work a job runs imports it in the job's thread.
+
+Long work runs in a background thread (a job), never in the script thread itself: a rerun (a widget
+changed, another page opened, the browser reloaded) interrupts the script, not the work, so the result
+is still measured and stored. Jobs run one at a time per server process (torch's random generator is
+process-wide: two trainings at once would not repeat), in the order they were asked for; a job for a
+key that is already running is joined, not started twice."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from compression import pareto
 from compression.catalog import DATASETS, IMAGEFOLDER, MODELS
 from compression.errors import CompressionError
-from compression.recipe import Recipe
-from compression.train import Progress, ProgressFn
+from compression.recipe import Recipe, Result
+from compression.store import Store
 
+ProgressFn = Callable[[Any], None]  # compression.train's, without importing torch here
 IMAGEFOLDER_CHOICE = "image folder…"
+ROOT = Path(__file__).resolve().parent
+log = logging.getLogger("compression.ui")
 
+
+# ------------------------------------------------------------------------------------------ sidebar
 
 def sidebar() -> None:
-    """The shared choices every page reads: data set (or an image folder), model, seed, epochs."""
+    """The Workspace every page reads: data set (or an image folder), model, seed, baseline epochs, and the
+    baseline's card. A workspace whose baseline is not stored starts training it at once (in the background,
+    with a progress bar on the card); a stored one shows instantly."""
+    st.html(ROOT / "assets" / "style.css")
     with st.sidebar:
-        st.header("Experiment")
+        st.header("Workspace")
         choice = st.selectbox("Data set", (*DATASETS, IMAGEFOLDER_CHOICE), key="dataset_choice",
                               help="digits ships with scikit-learn and works offline; the others download once.")
         if choice == IMAGEFOLDER_CHOICE:
-            st.text_input("Folder of class sub-folders", key="imagefolder_path", placeholder="/data/my-images")
-        st.selectbox("Model", MODELS, key="model")
-        st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
-                        help="Fixes the data split, the initial weights and the training order.")
-        st.number_input("Baseline epochs", min_value=1, max_value=200, value=Recipe.epochs, step=1, key="epochs")
+            st.text_input("Folder of class sub-folders", key="imagefolder_path", placeholder="/data/my-images",
+                          persist_state="session")
+        st.selectbox("Model", MODELS, key="model", help="The base model every technique compresses.")
+        left, right = st.columns(2)
+        left.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
+                          help="Fixes the data split, the initial weights and the training order.")
+        right.number_input("Baseline epochs", min_value=1, max_value=200, value=Recipe.epochs, step=1, key="epochs")
+        baseline_card()
 
 
 def baseline_recipe() -> Recipe:
@@ -36,43 +69,289 @@ def baseline_recipe() -> Recipe:
                   seed=int(st.session_state.get("seed", 0)), epochs=int(st.session_state.get("epochs", Recipe.epochs)))
 
 
-def progress_reporter(status) -> Callable[[Progress], None]:
-    """A progress callback that drives a progress bar and writes stage messages into `status`."""
-    bar = st.progress(0.0)
-
-    def report(event: Progress) -> None:
-        if event.message:
-            status.write(f"**{event.stage}** — {event.message}")
-        else:
-            bar.progress(event.fraction, text=f"{event.stage}: epoch {event.epoch}/{event.epochs} · "
-                                              f"loss {event.loss:.3f} · train accuracy {event.accuracy:.1%}")
-    return report
-
-
-def run_in_status(label: str, work: Callable[[ProgressFn], Any]) -> None:
-    """Run `work(progress)` inside an st.status with a progress bar; on bad input show the one-line error
-    and stop, on success rerun so the page redraws from the store."""
-    with st.status(label, expanded=True) as status:
-        try:
-            work(progress_reporter(status))
-        except CompressionError as exc:
-            status.update(label="Could not finish", state="error", expanded=True)
-            st.error(str(exc))
-            st.stop()
-        status.update(label="Measured and stored", state="complete", expanded=False)
-    st.rerun()
-
-
 def valid_recipe() -> Recipe:
-    """The sidebar's baseline Recipe, or a one-line error and a stopped page if it cannot run."""
+    """The sidebar's baseline Recipe, or a one-line error and a stopped page if it cannot run (bad settings,
+    or its baseline could not be trained: e.g. a data set that is not on disk and cannot download)."""
     recipe = baseline_recipe()
     try:
         recipe.validate()
     except CompressionError as exc:
         st.error(str(exc))
         st.stop()
+    job = find_job(_baseline_key(recipe))
+    if job is not None and job.error and not _store().get("result", recipe.hash):
+        st.error(job.error)
+        st.stop()
     return recipe
 
+
+def workspace_label(recipe: Recipe | dict) -> str:
+    """'digits / cnn · seed 0 · 20 epochs' (and the timing setup when it is not the default)."""
+    r = Recipe.from_dict(recipe) if isinstance(recipe, dict) else recipe
+    label = f"{r.dataset} / {r.model} · seed {r.seed} · {r.epochs} epochs"
+    if (r.threads, r.batch) != (Recipe.threads, Recipe.batch):
+        label += f" · {r.threads} thread(s), batch {r.batch}"
+    return label
+
+
+def _store() -> Store:
+    return Store()
+
+
+def _baseline_key(recipe: Recipe) -> str:
+    return recipe.baseline().hash
+
+
+def _train_baseline(recipe: Recipe) -> Job:
+    store = _store()
+
+    def work(progress: ProgressFn) -> Result:
+        from compression import pipeline  # torch loads in the job's thread, not in the page's
+        return pipeline.run(recipe, store, progress)
+    return start_job(_baseline_key(recipe), f"Training the {workspace_label(recipe)} baseline", work)
+
+
+def baseline_card() -> None:
+    """The workspace baseline's card: its measured figures, its training progress, or why it cannot train."""
+    recipe = baseline_recipe()
+    try:
+        recipe.validate()
+    except CompressionError as exc:
+        st.error(str(exc))
+        return
+    result = _store().get_result(recipe.hash)
+    with st.container(border=True, key="baseline_card"):
+        st.markdown("**Baseline**")
+        if result is not None:
+            _card_figures(result)
+            return
+        job = find_job(_baseline_key(recipe))
+        if job is not None and job.error:
+            st.error(job.error)
+            if st.button("Try again", key="baseline_retry"):
+                _train_baseline(recipe)
+                st.rerun()
+            return
+        if job is None or job.done.is_set():
+            job = _train_baseline(recipe)
+        st.fragment(_training_progress, run_every=1.0)(job)
+
+
+def _card_figures(result: Result) -> None:
+    left, right = st.columns(2)
+    left.metric("Accuracy", f"{result.accuracy:.2%}", help=f"test split, measured in {result.accuracy_source}")
+    right.metric("Size", fmt_bytes(result.size_bytes), help=f"{result.size_source}; gzip "
+                 f"{fmt_bytes(result.size_gzip_bytes)}")
+    left, right = st.columns(2)
+    if result.latency_ms is not None:
+        lat = result.latency_ms
+        left.metric("Latency", f"{lat.p50:.3f} ms", help=f"onnxruntime p50 at batch {lat.batch}, {lat.threads} "
+                    f"thread(s), {lat.runs} runs (p90 {lat.p90:.3f} ms)")
+    right.metric("FLOPs", fmt_count(result.flops), help="per sample, counted on the exported model")
+    timing = f" · p50 at batch {lat.batch}, {lat.threads} thread(s)" if (lat := result.latency_ms) else ""
+    st.caption(f"Measured in {result.accuracy_source} on the test split{timing} · details on the Overview")
+
+
+def _training_progress(job: Job) -> None:
+    """Polled every second while the baseline trains; redraws the whole app once it is stored."""
+    if job.done.is_set():
+        st.rerun()
+    st.progress(job.fraction, text=job.status_text())
+    st.caption(f"Training and measuring once; stored for every later visit. {job.elapsed():.0f} s so far.")
+
+
+# ------------------------------------------------------------------------------------- background jobs
+
+@dataclass
+class Job:
+    """One piece of long work in a background thread, with what a page needs to show its progress."""
+
+    key: str
+    label: str
+    work: Callable[[ProgressFn], Any] | None
+    done: threading.Event = field(default_factory=threading.Event)
+    messages: list[str] = field(default_factory=list)
+    fraction: float = 0.0
+    step: str = ""
+    state: str = "queued"
+    error: str | None = None           # a CompressionError's one-line message
+    crash: BaseException | None = None  # anything else (a bug): re-raised in the page that follows the job
+    created: float = field(default_factory=time.monotonic)
+
+    def progress(self, event: Any) -> None:
+        """The ProgressFn the work reports to (a compression.train.Progress event)."""
+        if event.message:
+            self.messages.append(f"**{event.stage}** — {event.message}")
+            self.step = f"{event.stage}: {event.message}"
+        else:
+            self.fraction = min(max(event.fraction, 0.0), 1.0)
+            loss = f" · loss {event.loss:.3f}" if event.loss is not None else ""
+            accuracy = f" · train accuracy {event.accuracy:.1%}" if event.accuracy is not None else ""
+            self.step = f"{event.stage}: epoch {event.epoch}/{event.epochs}{loss}{accuracy}"
+
+    def status_text(self) -> str:
+        if self.state == "queued":
+            return "queued: waiting for another experiment on this server to finish"
+        return self.step or "starting…"
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.created
+
+    def run(self) -> None:
+        try:
+            with _COMPUTE:
+                self.state = "running"
+                self.work(self.progress)
+            self.state = "done"
+        except CompressionError as exc:
+            self.error, self.state = str(exc), "failed"
+        except BaseException as exc:  # noqa: BLE001 - shown by the page that follows the job
+            self.crash, self.error, self.state = exc, f"{type(exc).__name__}: {exc}", "failed"
+            log.error("job %s failed:\n%s", self.key, traceback.format_exc())
+        finally:
+            self.work = None
+            self.done.set()
+
+
+_JOBS: dict[str, Job] = {}
+_JOBS_LOCK = threading.Lock()
+_COMPUTE = threading.Lock()  # one experiment at a time in this server process
+_KEEP_FINISHED = 200
+
+
+def find_job(key: str) -> Job | None:
+    """The latest job started under `key` in this server process (running or finished), if any."""
+    with _JOBS_LOCK:
+        return _JOBS.get(key)
+
+
+def start_job(key: str, label: str, work: Callable[[ProgressFn], Any]) -> Job:
+    """Run `work(progress)` in a background thread under `key`; a job of that key still running is returned
+    instead of starting a second one."""
+    with _JOBS_LOCK:
+        job = _JOBS.get(key)
+        if job is not None and not job.done.is_set():
+            return job
+        job = _JOBS[key] = Job(key, label, work)
+        finished = [k for k, j in _JOBS.items() if j.done.is_set()]
+        for old in finished[:max(0, len(finished) - _KEEP_FINISHED)]:
+            del _JOBS[old]
+    threading.Thread(target=job.run, name=f"job {key}", daemon=True).start()
+    return job
+
+
+def follow(job: Job, status) -> None:
+    """Show `job`'s progress inside `status` until it finishes. Polls and redraws the bar a few times a second:
+    each redraw is also where Streamlit stops this script if a rerun was asked for — the job goes on."""
+    bar = st.progress(job.fraction, text=job.status_text())
+    shown = 0
+    while True:
+        finished = job.done.wait(0.25)
+        for message in job.messages[shown:]:
+            status.write(message)
+        shown = len(job.messages)
+        bar.progress(job.fraction, text=job.status_text())
+        if finished:
+            return
+
+
+def _pending() -> dict[str, str]:
+    return st.session_state.setdefault("_pending_jobs", {})
+
+
+def run_in_status(label: str, work: Callable[[ProgressFn], Any], key: str | None = None) -> None:
+    """Run `work(progress)` as a background job and show its progress inside an st.status; on bad input show
+    the one-line error and stop, on success rerun so the page redraws from the store.
+
+    Give `key` = the recipe's hash: a recipe already in the store is then served at once (no job, no queue
+    behind other sessions' work, no rerun: this returns and the page draws it from the store), and a second
+    click, or a second session asking for the same recipe while it runs, joins the running job instead of
+    computing it twice. If the page is left or rerun meanwhile, the job still finishes and stores its result;
+    `pending_jobs()` shows it until then. The workspace's baseline, if it is still training, is waited for
+    first (it is the first thing any work would need)."""
+    if key is not None and _store().get_result(key) is not None:
+        return  # stored: nothing to run; the page goes on and draws it from the store in this same run
+    key = key or f"run:{uuid.uuid4().hex}"
+    with st.status(label, expanded=True) as status:
+        base = find_job(_baseline_key(baseline_recipe()))
+        if base is not None and not base.done.is_set() and base.key != key:
+            status.write("**baseline** — waiting for the workspace's baseline to finish training")
+            follow(base, status)
+        job = start_job(key, label, work)
+        _pending()[key] = label
+        follow(job, status)
+        _pending().pop(key, None)
+        if job.crash is not None:
+            status.update(label="Failed", state="error", expanded=True)
+            raise job.crash
+        if job.error:
+            status.update(label="Could not finish", state="error", expanded=True)
+            st.error(job.error)
+            st.stop()
+        status.update(label="Measured and stored", state="complete", expanded=False)
+    st.rerun()
+
+
+def pending_jobs() -> None:
+    """Work this session started that a rerun left running: its progress at the top of every page (polled),
+    and a redraw once it is stored. Errors of such work are shown once."""
+    jobs = [(key, find_job(key)) for key in list(_pending())]
+    for key, job in jobs:
+        if job is None or job.done.is_set():
+            label = _pending().pop(key)
+            if job is not None and job.error:
+                st.error(f"{label}: {job.error}")
+    if any(job is not None and not job.done.is_set() for _, job in jobs):
+        st.fragment(_pending_progress, run_every=1.0)()
+
+
+def _pending_progress() -> None:
+    running = [(key, job) for key in list(_pending()) if (job := find_job(key)) is not None]
+    if not running or all(job.done.is_set() for _, job in running):
+        st.rerun()
+    for _, job in running:
+        st.progress(job.fraction, text=f"Still running — {job.label}: {job.status_text()}")
+
+
+_WARM = threading.Event()
+_WARM_STARTED = threading.Event()
+
+
+def warm_up() -> None:
+    """Import the deep-learning stack (torch, onnxruntime, compression.pipeline) in a background thread, once per
+    server process: the first page that needs it then finds it loaded instead of waiting for the import."""
+    with _JOBS_LOCK:
+        if _WARM_STARTED.is_set():
+            return
+        _WARM_STARTED.set()
+
+    def load() -> None:
+        try:
+            import compression.pipeline  # noqa: F401
+        except Exception:  # noqa: BLE001 - the page that needs it will show the error
+            log.error("warm-up import failed:\n%s", traceback.format_exc())
+        finally:
+            _WARM.set()
+    threading.Thread(target=load, name="warm-up", daemon=True).start()
+
+
+def warmed(timeout: float = 0.0) -> bool:
+    """Whether the deep-learning stack is loaded (waiting up to `timeout` seconds for the warm-up)."""
+    if _WARM_STARTED.is_set():
+        return _WARM.wait(timeout)
+    if "compression.pipeline" in sys.modules:  # loaded by a page or a job before any warm-up
+        import compression.pipeline  # noqa: F401  (returns at once, or when another thread's import ends)
+        return True
+    return False
+
+
+def rerun_when_warm() -> None:
+    """A polled fragment: redraw the app once the deep-learning stack is loaded."""
+    if warmed():
+        st.rerun()
+
+
+# --------------------------------------------------------------------------------------- formatting
 
 def fmt_bytes(n: float) -> str:
     """Bytes as B / KB / MB / GB (powers of 1024)."""
@@ -89,3 +368,311 @@ def fmt_count(n: float) -> str:
         if n >= size:
             return f"{n / size:,.2f} {unit}"
     return f"{n:,.0f}"
+
+
+STAGE_NAMES = {"baseline": "baseline", "distill": "distil", "prune": "prune", "quant": "quantize"}
+
+
+def describe_stage(recipe: Recipe, stage: str) -> str:
+    """One stage of a recipe in words, e.g. 'prune channel-l2 50% (10 ft epochs)'."""
+    if stage == "distill":
+        d = recipe.distill
+        student = d.student or recipe.model
+        width = f" ×{d.width:g}" if d.width != 1.0 else ""
+        return f"distil into {student}{width} (T {d.temperature:g}, α {d.alpha:g}, {d.epochs} epochs)"
+    if stage == "prune":
+        p = recipe.prune
+        extra = [f"{p.steps} rounds"] if p.steps > 1 else []
+        extra.append(f"{p.finetune_epochs} ft epochs")
+        if p.method == "activation":
+            extra.append(f"λ {p.lam:g}")
+        if p.round_to > 1:
+            extra.append(f"round to {p.round_to}")
+        return f"prune {p.method} {p.ratio:.0%} ({', '.join(extra)})"
+    q = recipe.quant
+    if q.mode == "fake":
+        what = f"{q.bits}-bit simulated, {q.scheme}, {q.granularity}" + (", activations too" if q.activations else "")
+    elif q.mode == "int8-static":
+        what = f"int8 static, {q.granularity}, {q.calibration} on {q.calib_samples} images"
+    else:
+        what = q.mode
+    qat = f", QAT {q.qat_epochs} epochs" if q.qat_epochs else ""
+    return f"quantize {what}{qat}"
+
+
+def describe(recipe: Recipe | dict) -> str:
+    """A recipe's stages in words, in their order ('baseline' for none)."""
+    r = Recipe.from_dict(recipe) if isinstance(recipe, dict) else recipe
+    return " → ".join(describe_stage(r, s) for s in r.stages) or "baseline (uncompressed)"
+
+
+def is_measured(result: Result) -> bool:
+    """Whether the result's accuracy comes from running its deployable file in onnxruntime."""
+    return result.accuracy_source == "onnxruntime"
+
+
+def accuracy_mark(result: Result) -> str:
+    return "measured (onnxruntime)" if is_measured(result) else f"simulated ({result.accuracy_source})"
+
+
+# ---------------------------------------------------------------------------------------- trade-offs
+
+TECHNIQUE_COLORS = {"baseline": "#334155", "prune": "#2563eb", "quant": "#0d9488", "distill": "#7c3aed"}
+# combinations by the set of their stages (two orders of the same stages share a colour; hover tells the order)
+COMBINATION_COLORS = {frozenset({"prune", "quant"}): "#db2777", frozenset({"distill", "prune"}): "#65a30d",
+                      frozenset({"distill", "quant"}): "#c2410c", frozenset({"distill", "prune", "quant"}): "#0891b2"}
+SIMULATED_SYMBOL = "diamond-open"
+
+
+def technique_color(technique: str) -> str:
+    """A fixed colour a technique (stable across pages and sessions)."""
+    if technique in TECHNIQUE_COLORS:
+        return TECHNIQUE_COLORS[technique]
+    return COMBINATION_COLORS.get(frozenset(technique.split("+")), "#a16207")
+
+
+def points(value: float) -> str:
+    """An accuracy difference (a fraction) in signed percentage points, never '-0.00'."""
+    return f"{round(100 * value, 2) or 0.0:+.2f} pts"
+
+
+def metric_axis(metric: str) -> tuple[float, str]:
+    """(divisor from the metric's own unit to the axis unit, axis title)."""
+    unit, scale, title = pareto.UNITS[metric]
+    return scale, title
+
+
+def latency_text(result: Result, baseline: Result | None) -> str:
+    value = pareto.metric_value(result, "latency", baseline)
+    if value is None:
+        return "not timed (simulated format)"
+    return f"{value:.3f} ms (×{1 / result.speedup_vs_baseline:.2f})"
+
+
+def hover_lines(result: Result, baseline: Result | None) -> str:
+    """Everything about a point, for its hover box (plotly's <br> line breaks)."""
+    recipe = Recipe.from_dict(result.recipe)
+    stages = "<br>".join(f"  {i}. {describe_stage(recipe, s)}" for i, s in enumerate(recipe.stages, 1)) or "  none"
+    return (f"<b>{result.technique}</b> · {result.recipe_hash}<br>{workspace_label(recipe)}<br>stages:<br>{stages}"
+            f"<br>accuracy {result.accuracy:.2%} — {accuracy_mark(result)}"
+            f"<br>size {fmt_bytes(result.size_bytes)} — {result.size_source}"
+            f"<br>latency {latency_text(result, baseline)}<br>FLOPs {fmt_count(result.flops)} per sample")
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """A result to ring on the chart, with a short label (e.g. a budget question it answers)."""
+
+    result: Result
+    label: str
+
+
+def tradeoff_figure(results: Sequence[Result], metric: str, baseline: Result | None = None, *,
+                    frontier: bool = True, highlights: Iterable[Highlight] = (), height: int = 460,
+                    dim: bool = False):
+    """Accuracy against `metric` (log axis) for `results`, a trace per technique; simulated accuracies as open
+    diamonds; the baseline as a star with a dotted line at its accuracy; the Pareto frontier as a dashed line;
+    `highlights` ringed and labelled. Results without a value (latency of a simulated format) are left out."""
+    import plotly.graph_objects as go
+
+    scale, title = metric_axis(metric)
+    fig = go.Figure()
+    by_technique: dict[str, list[tuple[Result, float]]] = {}
+    for r in results:
+        if baseline is not None and r.recipe_hash == baseline.recipe_hash:
+            continue
+        value = pareto.metric_value(r, metric, baseline)
+        if value is not None:
+            by_technique.setdefault(r.technique, []).append((r, value / scale))
+    for technique, points in sorted(by_technique.items()):
+        fig.add_trace(go.Scatter(
+            x=[v for _, v in points], y=[r.accuracy for r, _ in points], mode="markers", name=technique,
+            marker=dict(color=technique_color(technique), size=11, opacity=0.45 if dim else 0.9,
+                        symbol=["circle" if is_measured(r) else SIMULATED_SYMBOL for r, _ in points],
+                        line=dict(width=1.5, color=technique_color(technique))),
+            customdata=[[r.recipe_hash, hover_lines(r, baseline)] for r, _ in points],
+            hovertemplate="%{customdata[1]}<extra></extra>"))
+    if frontier:
+        front = [(r, v) for r in pareto.frontier(results, metric, baseline)
+                 if (v := pareto.metric_value(r, metric, baseline)) is not None]
+        if len(front) > 1:
+            fig.add_trace(go.Scatter(x=[v / scale for _, v in front], y=[r.accuracy for r, _ in front],
+                                     mode="lines", name="Pareto frontier", hoverinfo="skip",
+                                     line=dict(color="#64748b", dash="dash", width=1.5)))
+    if baseline is not None and (value := pareto.metric_value(baseline, metric, baseline)) is not None:
+        fig.add_trace(go.Scatter(x=[value / scale], y=[baseline.accuracy], mode="markers+text", name="baseline",
+                                 text=["baseline"], textposition="top center",
+                                 marker=dict(symbol="star", size=18, color=TECHNIQUE_COLORS["baseline"]),
+                                 customdata=[[baseline.recipe_hash, hover_lines(baseline, baseline)]],
+                                 hovertemplate="%{customdata[1]}<extra></extra>"))
+        fig.add_hline(y=baseline.accuracy, line_dash="dot", line_color="#94a3b8")
+    rings: dict[str, tuple[Result, float, list[str]]] = {}
+    for h in highlights:
+        value = pareto.metric_value(h.result, metric, baseline)
+        if value is not None:
+            rings.setdefault(h.result.recipe_hash, (h.result, value / scale, []))[2].append(h.label)
+    if rings:
+        fig.add_trace(go.Scatter(
+            x=[v for _, v, _ in rings.values()], y=[r.accuracy for r, _, _ in rings.values()],
+            mode="markers+text", name="answer", text=[" · ".join(labels) for _, _, labels in rings.values()],
+            textposition="bottom center", textfont=dict(color="#dc2626"),
+            marker=dict(symbol="circle-open", size=26, color="#dc2626", line=dict(width=3)),
+            customdata=[[r.recipe_hash, hover_lines(r, baseline)] for r, _, _ in rings.values()],
+            hovertemplate="%{customdata[1]}<extra></extra>"))
+    style_axes(fig, title)
+    fig.update_layout(height=height)
+    return fig
+
+
+def _log_ticks(values: Sequence[float]) -> list[float]:
+    """1-2-5 ticks covering `values` on a log axis."""
+    positive = [v for v in values if v and v > 0]
+    if not positive:
+        return []
+    low, high = min(positive) / 1.5, max(positive) * 1.5
+    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+             for m in (1, 2, 5)]
+    return [t for t in ticks if low <= t <= high]
+
+
+def style_axes(fig, x_title: str) -> None:
+    """Log x axis with readable 1-2-5 ticks for the data drawn, accuracy y axis with enough decimals for its
+    range, one calm layout."""
+    xs = [x for trace in fig.data for x in (trace.x or []) if x is not None]
+    ys = [y for trace in fig.data for y in (trace.y or []) if y is not None]
+    ticks = _log_ticks(xs)
+    fig.update_xaxes(type="log", title=x_title + " — log scale", tickvals=ticks or None,
+                     ticktext=[f"{t:g}" for t in ticks] or None, showgrid=True, gridcolor="#eef2f7")
+    spread = (max(ys) - min(ys)) if ys else 1.0
+    fig.update_yaxes(title="test accuracy", tickformat=".0%" if spread > 0.2 else ".1%" if spread > 0.02 else ".2%",
+                     gridcolor="#eef2f7")
+    fig.update_layout(template="plotly_white", margin=dict(l=8, r=8, t=40, b=8),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, title=None),
+                      hoverlabel=dict(font_size=12, align="left"), font=dict(size=13))
+
+
+def unplotted_note(results: Sequence[Result], metric: str, baseline: Result | None = None) -> str | None:
+    """A caption naming results a metric's chart leaves out (latency of simulated formats), or None."""
+    missing = [r for r in results if pareto.metric_value(r, metric, baseline) is None]
+    if not missing:
+        return None
+    return (f"{len(missing)} result(s) in a simulated format have no measured latency (no runtime executes "
+            "them) and are not drawn on the latency chart; switch to size or FLOPs to see them.")
+
+
+CHART_NOTE = ("Every point is one stored result. ● accuracy measured by running the ONNX file in onnxruntime on "
+              "the test split; ◇ accuracy simulated in torch (a format no CPU runtime executes). The dashed line "
+              "is the Pareto frontier: no other result is both more accurate and cheaper. Latency is the "
+              "baseline's p50 divided by the speed-up timed interleaved with it in one process.")
+
+
+def results_table(results: Sequence[Result], baseline: Result | None):
+    """One row a result with every figure and its provenance (a pandas DataFrame)."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        latency = pareto.metric_value(r, "latency", baseline)
+        rows.append({
+            "technique": r.technique, "recipe": describe(r.recipe), "test accuracy": r.accuracy,
+            "vs baseline (pts)": (round(100 * (r.accuracy - baseline.accuracy), 4) or 0.0) if baseline else None,
+            "accuracy": accuracy_mark(r), "size (KB)": r.size_bytes / 1024,
+            "size ×": r.size_bytes / baseline.size_bytes if baseline else r.size_ratio_vs_baseline,
+            "size source": r.size_source, "gzip (KB)": r.size_gzip_bytes / 1024,
+            "latency (ms)": latency, "speed-up ×": r.speedup_vs_baseline if r.latency_measured else None,
+            "MFLOPs": r.flops / 1e6, "FLOPs ×": r.flops / baseline.flops if baseline else r.flops_ratio_vs_baseline,
+            "zero weights": r.sparsity, "workspace": workspace_label(r.recipe), "stored": r.created_at,
+            "hash": r.recipe_hash,
+        })
+    return pd.DataFrame(rows)
+
+
+def stored_results(store: Store | None = None) -> list[Result]:
+    """Every stored result whose artifacts are present, oldest first."""
+    store = store or _store()
+    results = [Result.from_dict(p) for p in store.list("result")]
+    return [r for r in results if all((store.root / rel).exists() for rel in r.artifacts.values())]
+
+
+def workspace_results(recipe: Recipe, store: Store | None = None) -> tuple[Result | None, list[Result]]:
+    """The stored baseline of `recipe` and every stored result compressed from it (baseline excluded)."""
+    store = store or _store()
+    base = recipe.baseline()
+    group = pareto.groups([Result.from_dict(p) for p in store.list("result", base.dataset, base.model)])
+    results = [r for r in group.get(base.hash, []) if r.recipe_hash != base.hash]
+    return store.get_result(base.hash), results
+
+
+def compare_rows(a: Result, b: Result, baseline: Result | None):
+    """Two results' figures side by side, with B relative to A (a pandas DataFrame)."""
+    import pandas as pd
+
+    def ratio(x: float | None, y: float | None) -> str:
+        return f"{y / x:.2f}×" if x and y is not None else "—"
+
+    lat_a, lat_b = (pareto.metric_value(r, "latency", baseline) for r in (a, b))
+    rows = [
+        ("technique", a.technique, b.technique, ""),
+        ("test accuracy", f"{a.accuracy:.2%}", f"{b.accuracy:.2%}", points(b.accuracy - a.accuracy)),
+        ("accuracy is", accuracy_mark(a), accuracy_mark(b), ""),
+        ("size", fmt_bytes(a.size_bytes), fmt_bytes(b.size_bytes), ratio(a.size_bytes, b.size_bytes)),
+        ("size is", a.size_source, b.size_source, ""),
+        ("gzip size", fmt_bytes(a.size_gzip_bytes), fmt_bytes(b.size_gzip_bytes),
+         ratio(a.size_gzip_bytes, b.size_gzip_bytes)),
+        ("latency p50 (normalised)", "not timed" if lat_a is None else f"{lat_a:.4f} ms",
+         "not timed" if lat_b is None else f"{lat_b:.4f} ms", ratio(lat_a, lat_b)),
+        ("FLOPs / sample", fmt_count(a.flops), fmt_count(b.flops), ratio(a.flops, b.flops)),
+        ("non-zero parameters", f"{a.params_nonzero:,}", f"{b.params_nonzero:,}",
+         ratio(a.params_nonzero, b.params_nonzero)),
+        ("stages", describe(a.recipe), describe(b.recipe), ""),
+        ("stored", a.created_at, b.created_at, ""),
+    ]
+    return pd.DataFrame(rows, columns=["", "A", "B", "B vs A"])
+
+
+def html_report(report_module, results: Sequence[Result], budgets: Sequence[Any] = ()) -> Callable[[], str]:
+    """The self-contained HTML report of `results` asking `budgets` (compression/report.py), built only when the
+    download button is clicked (it embeds plotly.js: megabytes)."""
+    frozen = list(results), list(budgets) or None
+    return lambda: report_module.build_html(frozen[0], frozen[1], title="Compression Explorer — trade-offs")
+
+
+def add_path(fig, stages: Sequence[Any], metric: str) -> None:
+    """Draw a recipe's path (its StageRecords: the baseline, then each stage) on a trade-off figure: a thick line
+    with an arrowhead at each stage, labelled by stage; simulated accuracies as open diamonds."""
+    import plotly.graph_objects as go
+
+    scale, _ = metric_axis(metric)
+    xs = [(s.size_bytes if metric == "size" else s.flops) / scale for s in stages]
+    symbols = ["star" if i == 0 else ("arrow" if s.accuracy_source == "onnxruntime" else "diamond-open")
+               for i, s in enumerate(stages)]
+    hover = [f"<b>{STAGE_NAMES.get(s.stage, s.stage)}</b><br>accuracy {s.accuracy:.2%} — {_stage_mark(s)}"
+             f"<br>size {fmt_bytes(s.size_bytes)} — {s.size_source}<br>FLOPs {fmt_count(s.flops)}"
+             f"<br>non-zero parameters {s.params_nonzero:,}" for s in stages]
+    fig.add_trace(go.Scatter(
+        x=xs, y=[s.accuracy for s in stages], mode="lines+markers+text", name="this pipeline",
+        text=[STAGE_NAMES.get(s.stage, s.stage) for s in stages], textposition="top center",
+        line=dict(color="#dc2626", width=3),
+        marker=dict(symbol=symbols, size=[18] + [16] * (len(stages) - 1), angleref="previous", color="#dc2626",
+                    line=dict(width=2, color="#dc2626")),
+        customdata=hover, hovertemplate="%{customdata}<extra></extra>"))
+    style_axes(fig, metric_axis(metric)[1])
+
+
+def _stage_mark(record: Any) -> str:
+    """'measured (onnxruntime)' or 'simulated (…)' for a StageRecord."""
+    if record.accuracy_source == "onnxruntime":
+        return "measured (onnxruntime)"
+    return f"simulated ({record.accuracy_source})"
+
+
+def stages_table(stages: Sequence[Any]):
+    """A recipe's StageRecords as a table (a pandas DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "stage": STAGE_NAMES.get(s.stage, s.stage), "test accuracy": s.accuracy,
+        "accuracy": _stage_mark(s),
+        "size (KB)": s.size_bytes / 1024, "size is": s.size_source, "non-zero parameters": s.params_nonzero,
+        "MFLOPs": s.flops / 1e6, "seconds": s.seconds,
+    } for s in stages])

@@ -1,54 +1,206 @@
-"""The app through Streamlit's AppTest: the baseline page trains, shows measured figures, then serves them.
+"""The app through Streamlit's AppTest: every page renders on digits from a store measured for real once per
+session; the Workspace sidebar, the Overview, Trade-offs and Pipeline pages show what is stored; bad settings
+are clear messages, not tracebacks; work started on a button is measured once and stored.
 
 AppTest drops sidebar elements from its tree after a rerun when the app uses st.navigation, so the
 sidebar's choices are set through session_state (the keys its widgets use); tests/e2e drives the real
 widgets in Chromium."""
 
+import shutil
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from compression import pipeline
+from compression.recipe import PruneSpec, QuantSpec, Recipe
+from compression.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+PAGES = [p for p in ("pages/overview.py", "pages/pruning.py", "pages/quantization.py", "pages/distillation.py",
+                     "pages/pipeline.py", "pages/tradeoffs.py", "pages/sweep.py") if (ROOT / p).is_file()]
+EPOCHS = 3  # the measured store's baseline: enough for ~95 % on digits, quick to train
+BASE = Recipe(epochs=EPOCHS)
+PRUNED = replace(BASE, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=1))
+SIMULATED = replace(BASE, quant=QuantSpec("fake", bits=4))
+COMBINED = replace(BASE, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=1), quant=QuantSpec("int8-dynamic"))
 
 
-def start(**choices) -> AppTest:
-    """A new session of the app with the sidebar's `choices` (widget key -> value), run once."""
+@pytest.fixture(scope="session")
+def measured(tmp_path_factory) -> Path:
+    """A store holding the digits/cnn baseline and three compressed results (one simulated, one of two
+    stages), all measured for real, once per test session."""
+    root = tmp_path_factory.mktemp("measured")
+    store = Store(root)
+    for recipe in (BASE, PRUNED, SIMULATED, COMBINED):
+        pipeline.run(recipe, store)
+    return root
+
+
+@pytest.fixture
+def stored(measured, home, monkeypatch) -> Path:
+    """This test's own copy of the measured store as its COMPRESSION_HOME."""
+    shutil.copytree(measured, home, dirs_exist_ok=True)
+    monkeypatch.setenv("COMPRESSION_HOME", str(home))
+    return home
+
+
+def start(page: str | None = None, **choices) -> AppTest:
+    """A new session of the app with the sidebar's `choices` (widget key -> value), on `page`, run once."""
     at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in choices.items():
+    for key, value in {"epochs": EPOCHS, **choices}.items():
         at.session_state[key] = value
     at.run()
-    assert not at.exception
+    if page is not None:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
     return at
 
 
-def test_sidebar_offers_data_sets_models_seed_and_epochs():
+def test_app_navigates_over_every_page_file():
+    source = (ROOT / "app.py").read_text()
+    for page in ("overview", "pruning", "quantization", "distillation", "pipeline", "tradeoffs", "sweep"):
+        assert f"pages/{page}.py" in source
+
+
+def test_sidebar_is_the_workspace_with_the_baseline_card(stored):
     at = start()
     assert {w.key for w in at.sidebar.selectbox} == {"dataset_choice", "model"}
     assert {w.key for w in at.sidebar.number_input} == {"seed", "epochs"}
     assert "digits" in at.sidebar.selectbox(key="dataset_choice").options
+    card = {m.label: m.value for m in at.sidebar.metric}
+    assert set(card) == {"Accuracy", "Size", "Latency", "FLOPs"}
+    assert card["Accuracy"].endswith("%") and card["Latency"].endswith(" ms")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_digits(stored, page):
+    at = start(page)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.title, f"{page} has no title"
+
+
+def test_overview_shows_families_baseline_samples_and_pareto_chart(stored):
+    at = start()
+    assert at.title[0].value == "Compression Explorer"
+    assert {"Pruning", "Quantization", "Distillation"} <= {s.value for s in at.subheader}
+    metrics = {m.label: m.value for m in at.main.metric}
+    assert float(metrics["Test accuracy"].rstrip("%")) > 80
+    assert metrics["Latency p50 · batch 32"].endswith(" ms")
+    [images] = at.get("image")  # one row of sample images, one a class
+    assert images.captions == [str(digit) for digit in range(10)]
+    assert len(at.get("plotly_chart")) == 1
+    assert any("Pareto frontier" in c.value for c in at.caption)
+
+
+def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
+    at = start("pages/tradeoffs.py")
+    assert at.selectbox[0].value == BASE.hash  # the sidebar's workspace comes first
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "pts) at" in markdown  # budget answers: accuracy and cost of the result that answers
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("download_button")) >= 1
+    table = at.dataframe[0].value
+    assert set(table["hash"]) == {BASE.hash, PRUNED.hash, SIMULATED.hash, COMBINED.hash}
+    assert set(table["accuracy"]) == {"measured (onnxruntime)", "simulated (torch-simulated)"}
+
+    at.segmented_control(key="tradeoffs_metric").set_value("latency").run()
+    assert not at.exception
+    assert any("not drawn on the latency chart" in c.value for c in at.caption)
+
+    at.multiselect(key="tradeoffs_compare").set_value([PRUNED.hash, COMBINED.hash]).run()
+    assert not at.exception
+    compare = at.dataframe[1].value
+    assert list(compare.columns) == ["", "A", "B", "B vs A"]
+    assert "test accuracy" in set(compare[""])
+
+
+def test_tradeoffs_filters_hide_simulated_results(stored):
+    at = start("pages/tradeoffs.py")
+    at.pills(key="tradeoffs_kinds").set_value(["measured"]).run()
+    assert not at.exception
+    assert SIMULATED.hash not in set(at.dataframe[0].value["hash"])
+    assert any("Filters hide 1 of 3" in c.value for c in at.caption)
+
+
+def _pipeline_settings(at: AppTest, prune: bool = True, quant: str | None = "int8-dynamic") -> AppTest:
+    at.toggle(key="pipe_distill").set_value(False)
+    at.toggle(key="pipe_prune").set_value(prune)
+    at.slider(key="pipe_finetune").set_value(1)
+    at.toggle(key="pipe_quant").set_value(quant is not None)
+    if quant is not None:
+        at.selectbox(key="pipe_mode").set_value(quant)
+    return at.run()
+
+
+def test_pipeline_shows_a_stored_recipe_at_once_with_its_path(stored):
+    at = _pipeline_settings(start("pages/pipeline.py"))
+    assert not at.exception and not at.error
+    assert not [b for b in at.button if b.label == "Run pipeline"]  # stored: nothing to run
+    assert any(COMBINED.hash in m.value for m in at.markdown)
+    assert "Test accuracy" in {m.label for m in at.main.metric}
+    assert len(at.get("plotly_chart")) == 1
+    stages = at.dataframe[0].value
+    assert list(stages["stage"]) == ["baseline", "prune", "quantize"]
+
+
+def test_pipeline_order_is_part_of_the_recipe(stored):
+    at = _pipeline_settings(start("pages/pipeline.py"))
+    at.selectbox(key="pipe_order_prune-quant").set_value(("quant", "prune")).run()
+    assert not at.exception
+    reordered = replace(COMBINED, order=("quant", "prune", "distill"))
+    assert any(reordered.hash in m.value for m in at.markdown)
+    assert [b for b in at.button if b.label == "Run pipeline"]  # not measured yet
+
+
+def test_pipeline_refuses_a_recipe_that_cannot_apply_with_a_clear_message(stored):
+    at = start("pages/pipeline.py")
+    at.toggle(key="pipe_quant").set_value(False)
+    at.slider(key="pipe_ratio").set_value(0.6)  # 32 channels keep 12, rounded down to a multiple of 16: none
+    at.selectbox(key="pipe_round_to").set_value(16)
+    at.run()
+    [run] = [b for b in at.button if b.label == "Run pipeline"]
+    run.click().run(timeout=120)
+    assert not at.exception
+    assert "would empty layer" in at.error[0].value
 
 
 @pytest.mark.slow
-def test_baseline_page_trains_once_then_serves_from_the_store():
-    at = start(epochs=6)
-    assert at.button[0].label == "Train and measure baseline"
-    assert "6 epochs" in at.info[0].value
-    at.button[0].click().run(timeout=240)
+def test_pipeline_runs_a_new_recipe_on_the_button_then_serves_it(stored):
+    at = _pipeline_settings(start("pages/pipeline.py"), quant="fp16")
+    run = [b for b in at.button if b.label == "Run pipeline"]
+    assert run, "fp16 after pruning is not in the measured store"
+    run[0].click().run(timeout=300)
     assert not at.exception and not at.error
-    metrics = {m.label: m.value for m in at.metric}
-    assert float(metrics["Test accuracy"].rstrip("%")) > 90
-    assert metrics["Latency p50 · batch 32"].endswith(" ms")
+    assert "Test accuracy" in {m.label for m in at.main.metric}
+    recipe = replace(COMBINED, quant=QuantSpec("fp16"))
+    assert Store().get_result(recipe.hash) is not None
 
-    again = start(epochs=6)  # a new session: the result comes from the store, no button
-    assert not again.button and {m.label: m.value for m in again.metric} == metrics
+    again = _pipeline_settings(start("pages/pipeline.py"), quant="fp16")  # a new session: from the store
+    assert not [b for b in again.button if b.label == "Run pipeline"]
+
+
+def _wait_for_error(at: AppTest, timeout: float = 90) -> str:
+    """Rerun until the page shows an error (the baseline job fails in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        errors = [e.value for e in at.error]
+        if errors:
+            return errors[0]
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception
+    raise AssertionError("no error shown")
 
 
 def test_missing_dataset_is_a_clear_error_not_a_traceback():
     at = start(dataset_choice="mnist")
-    at.button[0].click().run(timeout=60)
+    message = _wait_for_error(at)
+    assert "mnist: files not found" in message
     assert not at.exception
-    assert "mnist: files not found" in at.error[0].value
 
 
 def test_image_folder_path_that_does_not_exist_is_a_clear_error(tmp_path):
@@ -57,28 +209,25 @@ def test_image_folder_path_that_does_not_exist_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_pruning_page_prunes_and_compares_with_the_baseline():
-    at = start(epochs=6)
-    at.switch_page("pages/pruning.py").run()
+def test_pruning_page_prunes_and_compares_with_the_baseline(stored):
+    at = start("pages/pruning.py")
     assert not at.exception and at.button[0].label == "Prune and measure"
     at.selectbox(key="prune_method").set_value("channel-l2")
-    at.slider(key="prune_ratio").set_value(0.5)
-    at.slider(key="prune_finetune").set_value(2)
+    at.slider(key="prune_ratio").set_value(0.3)
+    at.slider(key="prune_finetune").set_value(1)
     at.button[0].click().run(timeout=300)
     assert not at.exception and not at.error
     metrics = {m.label: m for m in at.metric}
-    assert float(metrics["FLOPs"].value.rstrip("×")) < 0.35
     assert "pts vs baseline" in metrics["Test accuracy"].delta
-    assert "channel-l2 at 50%, 1 round(s)" in [s.value for s in at.subheader]
-    assert len(at.get("plotly_chart")) == 2  # the curves of every stored pruning of this baseline
 
 
-def test_pruning_page_refuses_round_to_that_empties_a_layer():
-    at = start(epochs=1, model="mobilenet")
-    at.switch_page("pages/pruning.py").run()
-    at.selectbox(key="prune_method").set_value("channel-l2")
-    at.slider(key="prune_ratio").set_value(0.1)
-    at.selectbox(key="prune_round_to").set_value(16)
-    at.button[0].click().run(timeout=60)
-    assert not at.exception
-    assert "would empty layer" in at.error[0].value
+def test_a_job_outlives_the_page_that_started_it(stored):
+    """Long work runs in a background job: a rerun interrupts the page, not the work, which still stores."""
+    import ui
+
+    recipe = replace(BASE, prune=PruneSpec("l1-unstructured", 0.3, finetune_epochs=0))
+    job = ui.start_job(recipe.hash, "prune", lambda progress: pipeline.run(recipe, Store(stored), progress))
+    assert ui.start_job(recipe.hash, "again", lambda progress: None) is job  # joined, not started twice
+    assert job.done.wait(120) and job.error is None
+    assert Store(stored).get_result(recipe.hash) is not None
+    assert job.messages, "the job reports progress for the page that follows it"

@@ -21,15 +21,30 @@ def _require_chromium() -> None:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """Base URL of `streamlit run app.py` with an empty store in a temp COMPRESSION_HOME."""
+def server(tmp_path_factory):
+    """`streamlit run app.py` with an empty store in a temp COMPRESSION_HOME (server.home)."""
     _require_chromium()  # no point starting the server without a browser
     server = harness.start_server(tmp_path_factory.mktemp("compression_home"))
     try:
-        yield server.url
+        yield server
     finally:
         harness.stop_server(server)
         print(f"\n--- streamlit log (tail) ---\n{server.log_tail(2000)}")
+
+
+@pytest.fixture(scope="session")
+def app_url(server):
+    """Base URL of the app under test."""
+    return server.url
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """Where the browser tests save screenshots: $E2E_ARTIFACTS, else a pytest temp folder."""
+    folder = os.environ.get("E2E_ARTIFACTS")
+    path = harness.Path(folder) if folder else tmp_path_factory.mktemp("e2e_artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ class Server:
     process: subprocess.Popen
     url: str
     log: Path
+    home: Path  # its COMPRESSION_HOME: the store the app writes
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -55,7 +56,7 @@ def start_server(home: Path, timeout: float = 60.0) -> Server:
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    server = Server(process, f"http://127.0.0.1:{port}", log, home)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
