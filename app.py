@@ -1,14 +1,11 @@
 """Compression Explorer: the entry page. Navigation over pages/, the shared Workspace sidebar (data set, model,
 seed, epochs, the baseline's card), work left running by a rerun, then the page."""
 
-from pathlib import Path
-
 import streamlit as st
 
 import ui
 
-ROOT = Path(__file__).resolve().parent
-PAGES = (  # file, title, icon; a page whose file is not there yet is left out
+PAGES = (  # file, title, icon
     ("pages/overview.py", "Overview", ":material/dashboard:"),
     ("pages/pruning.py", "Pruning", ":material/content_cut:"),
     ("pages/quantization.py", "Quantization", ":material/grain:"),
@@ -20,7 +17,7 @@ PAGES = (  # file, title, icon; a page whose file is not there yet is left out
 
 st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
 page = st.navigation([st.Page(file, title=title, icon=icon, default=file == PAGES[0][0])
-                      for file, title, icon in PAGES if (ROOT / file).is_file()])
+                      for file, title, icon in PAGES])
 ui.sidebar()  # after st.navigation: before it, the first sidebar change of a new server is dropped
 ui.pending_jobs()
 try:

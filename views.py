@@ -280,8 +280,6 @@ def trained_baseline(recipe: Recipe, store: Store) -> nn.Module | None:
     return _cached_baseline(str(store.root), base.training_key, json.dumps(base.to_dict(), sort_keys=True))
 
 
-# ------------------------------------------------------------- pruning: the cut a ratio implies, live
-
 def histogram_figure(counts: Sequence[int], edges: Sequence[float], *, name: str = "weights",
                      color: str = COLORS["measured"], below: float | None = None) -> go.Figure:
     """Bars of a pre-binned histogram; bins whose centre is at or below `below` drawn in the cut colour."""

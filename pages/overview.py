@@ -36,8 +36,7 @@ for column, (name, icon, page, text) in zip(st.columns(3), FAMILIES):
     with column.container(border=True, height="stretch"):
         st.subheader(name, anchor=False)
         st.markdown(text)
-        if (ui.ROOT / page).is_file():
-            st.page_link(page, label=f"Try {name.lower()}", icon=icon)
+        st.page_link(page, label=f"Try {name.lower()}", icon=icon)
 
 try:
     recipe.validate()
@@ -132,6 +131,5 @@ else:
     if not results:
         notes.append("Only the baseline so far: compress it on a technique page and every result lands here.")
     st.caption(" ".join(notes))
-    if (ui.ROOT / "pages/tradeoffs.py").is_file():
-        st.page_link("pages/tradeoffs.py", label="Explore every result on the Trade-offs page",
-                     icon=":material/scatter_plot:")
+    st.page_link("pages/tradeoffs.py", label="Explore every result on the Trade-offs page",
+                 icon=":material/scatter_plot:")
