@@ -30,7 +30,8 @@ from compression.train import seed_everything
 BASE = Recipe(dataset="digits", model="cnn")
 QAT_EPOCHS = 5
 CIFAR_SHAPE = (3, 32, 32)
-ONE_IMAGE = 100 / 360 + 1e-9  # points: one image of the digits test split; a smaller loss leaves nothing to recover
+ONE_IMAGE = 100 / 360 + 1e-3  # points: one image of the digits test split; a smaller loss leaves nothing to recover
+FLOAT32_SLACK = 1e-3  # points: accuracies are float32 means, so equal image counts can differ by ~1e-6
 
 
 def measure(store: Store, spec: QuantSpec) -> dict:
@@ -118,7 +119,8 @@ def main() -> None:
         ("int8-static: convolutions and matmuls run as integer ops", str(static["integer_ops"]),
          bool(static["runs_integer"])),
         *[(f"{bits} bits: QAT recovers ≥ half of the PTQ loss", f"PTQ loses {lost:.2f} pts, QAT recovers "
-           f"{recovered:.2f}", lost > ONE_IMAGE and recovered >= lost / 2) for bits, (lost, recovered) in recovery.items()],
+           f"{recovered:.2f}", lost > ONE_IMAGE and recovered >= lost / 2 - FLOAT32_SLACK)
+          for bits, (lost, recovered) in recovery.items()],
     ]
     payload = {
         "dataset": BASE.dataset, "model": BASE.model, "baseline_accuracy": base.accuracy,
