@@ -16,6 +16,7 @@ from torch import nn
 
 import ui
 from compression import pipeline
+from compression.errors import CompressionError
 from compression.recipe import Latency, Recipe, Result
 from compression.store import Store
 
@@ -256,6 +257,19 @@ def comparison_table(results: Sequence[Result], reference: Result | None = None)
 def stored_baseline(recipe: Recipe, store: Store) -> Result | None:
     """The measured baseline Result of `recipe` (same data, model, training, timing), if stored."""
     return store.get_result(recipe.baseline().hash)
+
+
+def runnable(recipe: Recipe, store: Store) -> Recipe | None:
+    """`recipe` if it can run, else None after its one-line error on the page: validated, and, once the
+    workspace's baseline is trained (its data on disk), checked against the model as the pipeline would."""
+    try:
+        recipe.validate()
+        if has_trained_weights(recipe, store):
+            pipeline.check_feasible(recipe, pipeline.load_splits(recipe.dataset, recipe.seed))
+    except CompressionError as exc:
+        st.error(str(exc))
+        return None
+    return recipe
 
 
 def has_trained_weights(recipe: Recipe, store: Store) -> bool:

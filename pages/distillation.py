@@ -14,7 +14,6 @@ import ui
 import views
 from compression import distill, pipeline
 from compression.catalog import MAX_TEMPERATURE, MIN_TEMPERATURE, MODELS
-from compression.errors import CompressionError
 from compression.recipe import DistillSpec, Recipe
 from compression.store import Store
 
@@ -45,12 +44,7 @@ with st.container(border=True):
                               help="The teacher's family at the chosen width, or another model (width 1 unless "
                                    "it is a cnn / resnet / mobilenet).")
     spec = DistillSpec(width, temperature, alpha, epochs, None if student == SAME_FAMILY else student)
-    distilled = replace(recipe, distill=spec)
-    try:
-        distilled.validate()
-    except CompressionError as exc:
-        st.error(str(exc))
-        distilled = None
+    distilled = views.runnable(replace(recipe, distill=spec), store)
     run_clicked = st.button("Distil and measure", type="primary", disabled=distilled is None)
 
 if run_clicked and distilled is not None:

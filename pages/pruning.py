@@ -12,7 +12,6 @@ import ui
 import views
 from compression import pipeline, prune
 from compression.catalog import MAX_PRUNE_RATIO, PRUNE_METHODS, STRUCTURED_METHODS
-from compression.errors import CompressionError
 from compression.recipe import PruneSpec, Recipe
 from compression.store import Store
 
@@ -50,14 +49,7 @@ with st.container(border=True):
     structured = method in STRUCTURED_METHODS
     spec = PruneSpec(method, ratio, steps, finetune, lam if method == "activation" else PruneSpec.lam,
                      round_to if structured else 1)
-    pruned = replace(recipe, prune=spec)
-    try:
-        pruned.validate()
-        if model is not None:  # refused before any work, as the pipeline would refuse it
-            pipeline.check_feasible(pruned, pipeline.load_splits(recipe.dataset, recipe.seed))
-    except CompressionError as exc:
-        st.error(str(exc))
-        pruned = None
+    pruned = views.runnable(replace(recipe, prune=spec), store)  # refused before any work, as the pipeline would
     run_clicked = st.button("Prune and measure", type="primary", disabled=pruned is None)
 
 if run_clicked and pruned is not None:

@@ -17,7 +17,6 @@ import views
 from compression import pipeline, quantize
 from compression.catalog import (CALIBRATIONS, GRANULARITIES, INT8_MODES, MAX_BITS, MIN_BITS, QAT_MODES,
                                  QUANT_MODES, QUANT_SCHEMES)
-from compression.errors import CompressionError
 from compression.recipe import QuantSpec, Recipe
 from compression.store import Store
 from compression.train import Progress
@@ -67,14 +66,7 @@ with st.container(border=True):
                                    f"export; applies to {' and '.join(QAT_MODES)}.")
     spec = QuantSpec(mode, bits if mode == "fake" else 8, scheme, granularity, calibration, int(calib_samples),
                      qat_epochs, activations)  # settings the mode does not use are normalised by QuantSpec
-    quantized = replace(recipe, quant=spec)
-    try:
-        quantized.validate()
-        if model is not None:  # the data is on disk once the baseline is trained
-            pipeline.check_feasible(quantized, pipeline.load_splits(recipe.dataset, recipe.seed))
-    except CompressionError as exc:
-        st.error(str(exc))
-        quantized = None
+    quantized = views.runnable(replace(recipe, quant=spec), store)
     run_clicked = st.button("Quantize and measure", type="primary", disabled=quantized is None)
 
 if run_clicked and quantized is not None:
