@@ -272,6 +272,16 @@ def runnable(recipe: Recipe, store: Store) -> Recipe | None:
     return recipe
 
 
+def measured(recipe: Recipe | None, clicked: bool, store: Store, label: str) -> Result | None:
+    """The stored Result of `recipe` (None if it cannot run or is not measured yet), after running it in a
+    background job with progress when its Run button was `clicked` (a stored recipe is never recomputed)."""
+    if recipe is None:
+        return None
+    if clicked:
+        ui.run_in_status(label, lambda progress: pipeline.run(recipe, store, progress), key=recipe.hash)
+    return store.get_result(recipe.hash)
+
+
 def has_trained_weights(recipe: Recipe, store: Store) -> bool:
     """Whether the baseline's trained weights are in the store (so live views need no training)."""
     stored = store.get("weights", recipe.training_key)

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from common import ROOT, markdown_table, verdict, write
@@ -43,32 +41,6 @@ def make_run(home: Path, port: int) -> subprocess.Popen:
     log = (home / "make-run.log").open("wb")
     return subprocess.Popen(["make", "run", f"PORT={port}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"make run exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server not healthy")
-
-
-def stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def rendered(page, title: str, timeout: float = LONG) -> None:
@@ -212,7 +184,7 @@ def main() -> int:
         started = time.monotonic()
         process = make_run(home, port)
         try:
-            wait_healthy(url, process)
+            harness.wait_healthy(url, process, timeout=300)
             healthy = time.monotonic() - started
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(url, wait_until="commit")
@@ -224,7 +196,7 @@ def main() -> int:
             print("first render of each page, same server…", file=sys.stderr)
             warm = first_renders(browser, url)
         finally:
-            stop(process)
+            harness.stop_process(process, timeout=15)
 
         print("first render of each page, new server process over the stored baseline…", file=sys.stderr)
         server = harness.start_server(home)

@@ -5,9 +5,10 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from compression.catalog import (CALIBRATIONS, GRANULARITIES, INT8_MODES, MAX_BITS, MAX_PRUNE_RATIO, MAX_TEMPERATURE, MAX_WIDTH,
-                                 MIN_BITS, MIN_TEMPERATURE, MIN_WIDTH, PRUNE_METHODS, QAT_MODES, QUANT_MODES,
-                                 QUANT_SCHEMES, STAGES, STRUCTURED_METHODS, WIDTH_MODELS, check_dataset, check_model)
+from compression.catalog import (CALIBRATIONS, GRANULARITIES, INT8_MODES, MAX_BITS, MAX_PRUNE_RATIO,
+                                 MAX_TEMPERATURE, MAX_WIDTH, MIN_BITS, MIN_TEMPERATURE, MIN_WIDTH, PRUNE_METHODS,
+                                 QAT_MODES, QUANT_MODES, QUANT_SCHEMES, STAGES, STRUCTURED_METHODS, WIDTH_MODELS,
+                                 check_dataset, check_model)
 from compression.errors import CompressionError
 
 def _digest(data: dict[str, Any]) -> str:
@@ -30,8 +31,7 @@ class PruneSpec:
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for a method, ratio, step count or λ out of range."""
-        if self.method not in PRUNE_METHODS:
-            raise CompressionError(f"unknown prune method '{self.method}': choose one of {', '.join(PRUNE_METHODS)}")
+        _choice("prune method", self.method, PRUNE_METHODS)
         if not 0.0 <= self.ratio <= MAX_PRUNE_RATIO:
             raise CompressionError(f"prune ratio must be within 0 … {MAX_PRUNE_RATIO}, got {self.ratio}")
         if self.steps < 1:

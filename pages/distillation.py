@@ -47,14 +47,11 @@ with st.container(border=True):
     distilled = views.runnable(replace(recipe, distill=spec), store)
     run_clicked = st.button("Distil and measure", type="primary", disabled=distilled is None)
 
-if run_clicked and distilled is not None:
-    ui.run_in_status(f"Distilling into a {width:g}× student at T = {temperature:g}…",
-                     lambda progress: pipeline.run(distilled, store, progress), key=distilled.hash)
-
+result = views.measured(distilled, run_clicked, store,
+                        f"Distilling into a {width:g}× student at T = {temperature:g}…")
 base = views.stored_baseline(recipe, store)
 
 # ------------------------------------------------------------------ the result of the chosen settings
-result = store.get_result(distilled.hash) if distilled is not None else None
 if result is not None and result.distill:
     report = result.distill
     st.subheader(f"{report['student']} student at {report['width']:g}× width, T = {report['temperature']:g}, "

@@ -52,12 +52,8 @@ with st.container(border=True):
     pruned = views.runnable(replace(recipe, prune=spec), store)  # refused before any work, as the pipeline would
     run_clicked = st.button("Prune and measure", type="primary", disabled=pruned is None)
 
-if run_clicked and pruned is not None:
-    ui.run_in_status(f"Pruning {method} at {ratio:.0%}…", lambda progress: pipeline.run(pruned, store, progress),
-                     key=pruned.hash)
-
+result = views.measured(pruned, run_clicked, store, f"Pruning {method} at {ratio:.0%}…")
 base = views.stored_baseline(recipe, store)
-result = store.get_result(pruned.hash) if pruned is not None else None
 
 # ------------------------------------------------------------------ the result of the chosen settings
 if result is not None:

@@ -69,12 +69,9 @@ with st.container(border=True):
     quantized = views.runnable(replace(recipe, quant=spec), store)
     run_clicked = st.button("Quantize and measure", type="primary", disabled=quantized is None)
 
-if run_clicked and quantized is not None:
-    ui.run_in_status(f"Quantizing: {ui.describe_stage(quantized, 'quant')}…",
-                     lambda progress: pipeline.run(quantized, store, progress), key=quantized.hash)
-
+result = views.measured(quantized, run_clicked, store,
+                        f"Quantizing: {ui.describe_stage(replace(recipe, quant=spec), 'quant')}…")
 base = views.stored_baseline(recipe, store)
-result = store.get_result(quantized.hash) if quantized is not None else None
 
 # ------------------------------------------------------------------ the result of the chosen settings
 if result is not None:

@@ -57,24 +57,38 @@ def start_server(home: Path, timeout: float = 60.0) -> Server:
         process = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     server = Server(process, f"http://127.0.0.1:{port}", log, home)
+    try:
+        wait_healthy(server.url, process, timeout)
+    except RuntimeError as exc:
+        stop_process(process)
+        raise RuntimeError(f"{exc}:\n{server.log_tail()}") from None
+    return server
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> None:
+    """Return once the Streamlit server at `url` answers /_stcore/health with ok; RuntimeError if `process`
+    exits first or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {process.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(f"the server process exited with code {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
                 if response.status == 200 and response.read().strip() == b"ok":
-                    return server
+                    return
         except OSError:
             pass
         time.sleep(0.3)
-    stop_server(server)
-    raise RuntimeError(f"streamlit not healthy after {timeout:.0f} s:\n{server.log_tail()}")
+    raise RuntimeError(f"the server was not healthy after {timeout:.0f} s")
 
 
 def stop_server(server: Server, timeout: float = 10.0) -> None:
     """Terminate the server's process group (SIGTERM, then SIGKILL)."""
-    process = server.process
+    stop_process(server.process, timeout)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Terminate a process started with start_new_session and its whole group (SIGTERM, then SIGKILL)."""
     if process.poll() is not None:
         return
     try:
