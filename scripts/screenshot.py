@@ -1,7 +1,7 @@
 """Screenshots of the app with measured figures, for the README.
 
-Starts `streamlit run app.py` with a throw-away COMPRESSION_HOME and drives it in headless Debian Chromium like
-a user: the Workspace sidebar trains the digits/cnn baseline on its own; the Pruning page prunes with
+Starts the app (`serve.py`, as `make run` does) with a throw-away COMPRESSION_HOME and drives it in headless
+Debian Chromium like a user: the Workspace sidebar trains the digits/cnn baseline on its own; the Pruning page prunes with
 channel-l2 at 0.5 and 0.3; the Quantization and Distillation pages run their default settings; the Pipeline
 page runs its default recipe (channel-l2 0.5 then int8 static). Then it writes one PNG a page, each as tall as
 the page's content, at 1400 px wide:

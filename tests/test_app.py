@@ -20,8 +20,8 @@ from compression.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGES = [p for p in ("pages/overview.py", "pages/pruning.py", "pages/quantization.py", "pages/distillation.py",
-                     "pages/pipeline.py", "pages/tradeoffs.py", "pages/sweep.py") if (ROOT / p).is_file()]
+PAGES = [p for p in ("app_pages/overview.py", "app_pages/pruning.py", "app_pages/quantization.py", "app_pages/distillation.py",
+                     "app_pages/pipeline.py", "app_pages/tradeoffs.py", "app_pages/sweep.py") if (ROOT / p).is_file()]
 EPOCHS = 3  # the measured store's baseline: enough for ~95 % on digits, quick to train
 BASE = Recipe(epochs=EPOCHS)
 PRUNED = replace(BASE, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=1))
@@ -63,7 +63,7 @@ def start(page: str | None = None, **choices) -> AppTest:
 def test_app_navigates_over_every_page_file():
     source = (ROOT / "app.py").read_text()
     for page in ("overview", "pruning", "quantization", "distillation", "pipeline", "tradeoffs", "sweep"):
-        assert f"pages/{page}.py" in source
+        assert f"app_pages/{page}.py" in source
 
 
 def test_sidebar_is_the_workspace_with_the_baseline_card(stored):
@@ -97,7 +97,7 @@ def test_overview_shows_families_baseline_samples_and_pareto_chart(stored):
 
 
 def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
-    at = start("pages/tradeoffs.py")
+    at = start("app_pages/tradeoffs.py")
     assert at.selectbox[0].value == BASE.hash  # the sidebar's workspace comes first
     markdown = " ".join(m.value for m in at.markdown)
     assert "pts) at" in markdown  # budget answers: accuracy and cost of the result that answers
@@ -119,7 +119,7 @@ def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
 
 
 def test_tradeoffs_filters_hide_simulated_results(stored):
-    at = start("pages/tradeoffs.py")
+    at = start("app_pages/tradeoffs.py")
     at.pills(key="tradeoffs_kinds").set_value(["measured"]).run()
     assert not at.exception
     assert SIMULATED.hash not in set(at.dataframe[0].value["hash"])
@@ -137,7 +137,7 @@ def _pipeline_settings(at: AppTest, prune: bool = True, quant: str | None = "int
 
 
 def test_pipeline_shows_a_stored_recipe_at_once_with_its_path(stored):
-    at = _pipeline_settings(start("pages/pipeline.py"))
+    at = _pipeline_settings(start("app_pages/pipeline.py"))
     assert not at.exception and not at.error
     assert not [b for b in at.button if b.label == "Run pipeline"]  # stored: nothing to run
     assert any(COMBINED.hash in m.value for m in at.markdown)
@@ -148,7 +148,7 @@ def test_pipeline_shows_a_stored_recipe_at_once_with_its_path(stored):
 
 
 def test_pipeline_order_is_part_of_the_recipe(stored):
-    at = _pipeline_settings(start("pages/pipeline.py"))
+    at = _pipeline_settings(start("app_pages/pipeline.py"))
     at.selectbox(key="pipe_order_prune-quant").set_value(("quant", "prune")).run()
     assert not at.exception
     reordered = replace(COMBINED, order=("quant", "prune", "distill"))
@@ -157,7 +157,7 @@ def test_pipeline_order_is_part_of_the_recipe(stored):
 
 
 def test_pipeline_refuses_a_recipe_that_cannot_apply_with_a_clear_message(stored):
-    at = start("pages/pipeline.py")
+    at = start("app_pages/pipeline.py")
     at.toggle(key="pipe_quant").set_value(False)
     at.slider(key="pipe_ratio").set_value(0.6)  # 32 channels keep 12, rounded down to a multiple of 16: none
     at.selectbox(key="pipe_round_to").set_value(16)
@@ -170,7 +170,7 @@ def test_pipeline_refuses_a_recipe_that_cannot_apply_with_a_clear_message(stored
 
 @pytest.mark.slow
 def test_pipeline_runs_a_new_recipe_on_the_button_then_serves_it(stored):
-    at = _pipeline_settings(start("pages/pipeline.py"), quant="fp16")
+    at = _pipeline_settings(start("app_pages/pipeline.py"), quant="fp16")
     run = [b for b in at.button if b.label == "Run pipeline"]
     assert run, "fp16 after pruning is not in the measured store"
     run[0].click().run(timeout=300)
@@ -179,7 +179,7 @@ def test_pipeline_runs_a_new_recipe_on_the_button_then_serves_it(stored):
     recipe = replace(COMBINED, quant=QuantSpec("fp16"))
     assert Store().get_result(recipe.hash) is not None
 
-    again = _pipeline_settings(start("pages/pipeline.py"), quant="fp16")  # a new session: from the store
+    again = _pipeline_settings(start("app_pages/pipeline.py"), quant="fp16")  # a new session: from the store
     assert not [b for b in again.button if b.label == "Run pipeline"]
 
 
@@ -210,7 +210,7 @@ def test_image_folder_path_that_does_not_exist_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_pruning_page_prunes_and_compares_with_the_baseline(stored):
-    at = start("pages/pruning.py")
+    at = start("app_pages/pruning.py")
     assert not at.exception and at.button[0].label == "Prune and measure"
     at.selectbox(key="prune_method").set_value("channel-l2")
     at.slider(key="prune_ratio").set_value(0.3)

@@ -39,7 +39,7 @@ def sweep_page(**state) -> AppTest:
     for key, value in {"epochs": BASE.epochs, **state}.items():
         at.session_state[key] = value
     at.run()
-    at.switch_page("pages/sweep.py").run()
+    at.switch_page("app_pages/sweep.py").run()
     assert not at.exception
     return at
 

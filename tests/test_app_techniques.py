@@ -59,10 +59,10 @@ def captions(at: AppTest) -> str:
 
 
 def test_technique_pages_render_on_digits():
-    at = open_page("pages/pruning.py")
-    for page, title, button in (("pages/pruning.py", "Pruning", "Prune and measure"),
-                                ("pages/quantization.py", "Quantization", "Quantize and measure"),
-                                ("pages/distillation.py", "Distillation", "Distil and measure")):
+    at = open_page("app_pages/pruning.py")
+    for page, title, button in (("app_pages/pruning.py", "Pruning", "Prune and measure"),
+                                ("app_pages/quantization.py", "Quantization", "Quantize and measure"),
+                                ("app_pages/distillation.py", "Distillation", "Distil and measure")):
         at.switch_page(page).run()
         assert not at.exception and not at.error
         assert at.title[0].value == title
@@ -72,7 +72,7 @@ def test_technique_pages_render_on_digits():
 @pytest.mark.slow
 def test_pruning_run_stores_result_shows_deltas_and_serves_it_again():
     choices = dict(prune_method="l1-unstructured", prune_ratio=0.6, prune_finetune=1)
-    at = click(open_page("pages/pruning.py", **choices), "Prune and measure")
+    at = click(open_page("app_pages/pruning.py", **choices), "Prune and measure")
     shown = metrics(at)
     assert list(shown) == LABELS
     assert "pts vs baseline" in shown["Test accuracy"].delta
@@ -90,13 +90,13 @@ def test_pruning_run_stores_result_shows_deltas_and_serves_it_again():
     at.slider(key="prune_ratio").set_value(0.6).run()  # back: the stored result, at once
     assert {m.label: m.value for m in at.main.metric} == {k: m.value for k, m in shown.items()}
 
-    again = open_page("pages/pruning.py", **choices)  # a new session: served from the store, no run
+    again = open_page("app_pages/pruning.py", **choices)  # a new session: served from the store, no run
     assert {m.label: m.value for m in again.main.metric} == {k: m.value for k, m in shown.items()}
 
 
 @pytest.mark.slow
 def test_quantization_int8_static_runs_integer_and_fake_is_labelled_simulated():
-    at = click(open_page("pages/quantization.py", quant_mode="int8-static", quant_calib_samples=64),
+    at = click(open_page("app_pages/quantization.py", quant_mode="int8-static", quant_calib_samples=64),
                "Quantize and measure")
     shown = metrics(at)
     assert list(shown) == LABELS
@@ -128,11 +128,11 @@ def test_quantization_int8_static_runs_integer_and_fake_is_labelled_simulated():
 
 
 def test_quantization_bad_settings_are_one_line_errors():
-    at = open_page("pages/quantization.py", quant_mode="int8-dynamic", quant_qat_epochs=2)
+    at = open_page("app_pages/quantization.py", quant_mode="int8-dynamic", quant_qat_epochs=2)
     assert "QAT applies to int8-static and fake" in at.error[0].value
     assert next(b for b in at.button if b.label == "Quantize and measure").disabled
 
-    at = open_page("pages/quantization.py", quant_mode="int8-static", quant_calib_samples=9999)
+    at = open_page("app_pages/quantization.py", quant_mode="int8-static", quant_calib_samples=9999)
     button = next(b for b in at.button if b.label == "Quantize and measure")
     if not button.disabled:  # the baseline is not trained yet: the pipeline refuses it before any work
         button.click().run(timeout=RUN_TIMEOUT)
@@ -141,7 +141,7 @@ def test_quantization_bad_settings_are_one_line_errors():
 
 
 def test_pruning_refuses_a_ratio_that_empties_a_layer_before_running():
-    at = open_page("pages/pruning.py", prune_method="channel-l2", prune_ratio=0.6, prune_round_to=16)
+    at = open_page("app_pages/pruning.py", prune_method="channel-l2", prune_ratio=0.6, prune_round_to=16)
     button = next(b for b in at.button if b.label == "Prune and measure")
     if not button.disabled:
         button.click().run(timeout=RUN_TIMEOUT)
@@ -151,7 +151,7 @@ def test_pruning_refuses_a_ratio_that_empties_a_layer_before_running():
 
 @pytest.mark.slow
 def test_distillation_run_compares_student_control_and_teacher():
-    at = click(open_page("pages/distillation.py", distill_epochs=2, distill_width=0.25, distill_temperature=4.0),
+    at = click(open_page("app_pages/distillation.py", distill_epochs=2, distill_width=0.25, distill_temperature=4.0),
                "Distil and measure")
     shown = metrics(at)
     assert list(shown) == LABELS

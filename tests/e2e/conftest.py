@@ -22,7 +22,7 @@ def _require_chromium() -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """`streamlit run app.py` with an empty store in a temp COMPRESSION_HOME (server.home)."""
+    """The app (`serve.py`) with an empty store in a temp COMPRESSION_HOME (server.home)."""
     _require_chromium()  # no point starting the server without a browser
     server = harness.start_server(tmp_path_factory.mktemp("compression_home"))
     try:

@@ -1,7 +1,7 @@
-"""Shared helpers for driving the real app in headless Chromium: used by tests/e2e/conftest.py and
-scripts/screenshot.py. Starts `streamlit run app.py` on a free port with its own COMPRESSION_HOME,
-launches Debian's Chromium (Playwright's own browser download does not work here), and waits for
-Streamlit script runs to finish the way Streamlit's own end-to-end suite does."""
+"""Shared helpers for driving the real app in headless Chromium: used by tests/e2e/conftest.py,
+scripts/screenshot.py and bench/app.py. Starts the app (`serve.py`, as `make run` does) on a free port with
+its own COMPRESSION_HOME, launches Debian's Chromium (Playwright's own browser download does not work here),
+and waits for Streamlit script runs to finish the way Streamlit's own end-to-end suite does."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def start_server(home: Path, timeout: float = 60.0) -> Server:
     port = free_port()
     log = home / "streamlit.log"
     env = {**os.environ, "COMPRESSION_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+    cmd = [sys.executable, "serve.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
            "--browser.gatherUsageStats", "false"]
     with log.open("wb") as out:

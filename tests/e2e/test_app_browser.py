@@ -115,6 +115,24 @@ def test_every_page_renders(page, app_url):
     go(page, "Overview")
 
 
+def test_a_page_opened_by_its_url_comes_with_the_workspace_and_the_navigation(browser, app_url):
+    """A bookmarked page URL runs through the entry page: its Workspace sidebar and titled navigation, not the
+    page file alone (what Streamlit does for a folder called `pages/`)."""
+    session = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        for name, path in (("Pruning", "pruning"), ("Trade-offs", "tradeoffs")):
+            session.goto(f"{app_url}/{path}", wait_until="domcontentloaded")
+            expect(main(session).locator("h1").filter(has_text=re.compile(f"^{re.escape(PAGES[name])}$"))
+                   ).to_be_visible(timeout=60_000)
+            wait_idle(session)
+            expect(sidebar(session).get_by_role("heading", name="Workspace")).to_be_visible()
+            expect(card_metric(session, "Accuracy")).to_be_visible()
+            links = session.locator("[data-testid='stSidebarNavLink']").all_inner_texts()
+            assert [link.split("\n")[-1] for link in links] == list(PAGES)
+    finally:
+        session.close()
+
+
 def test_pruning_experiment_through_the_ui_lands_on_the_pareto_chart(page, server, artifacts):
     go(page, "Pruning")
     choose(page, main(page), "Method", re.compile(r"^channel-l2"))

@@ -5,7 +5,6 @@ this baseline as curves; per-layer sensitivity."""
 from dataclasses import replace
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 import ui
@@ -56,35 +55,41 @@ result = views.measured(pruned, run_clicked, store, f"Pruning {method} at {ratio
 base = views.stored_baseline(recipe, store)
 
 # ------------------------------------------------------------------ the result of the chosen settings
-if result is not None:
-    st.subheader(f"{spec.method} at {spec.ratio:.0%}, {spec.steps} round(s)")
-    views.result_metrics(result, base)
-    st.caption(views.provenance_caption(result))
-    if not spec.structured:
-        st.info("Unstructured zeros stay in dense tensors: onnxruntime still multiplies them, so FLOPs and "
-                "latency do not fall — only the gzip size shows the sparsity.", icon=":material/info:")
-    elif result.speedup_vs_baseline is not None and result.speedup_vs_baseline < 1:
-        channels = ", ".join(str(layer.shape[0]) for layer in result.layers[:-1])
-        st.warning(f"Fewer FLOPs, yet slower than the baseline: the kept channel counts ({channels}) are not "
-                   "multiples of the CPU's SIMD block, and onnxruntime's fast convolution layout wants them to "
-                   "be (16 on AVX-512, 8 on AVX2). Try rounding kept channels down to a multiple of 16.")
-    if base is not None and result.layers:
-        before = {layer.name: layer.weights for layer in base.layers}
-        rows = []
-        for layer in result.layers:
-            total = before.get(layer.name, layer.weights)
-            zeroed = layer.weights - layer.nonzero
-            rows += [{"layer": layer.name, "what": "channels removed", "fraction": 1 - layer.weights / total},
-                     {"layer": layer.name, "what": "weights zeroed", "fraction": zeroed / total}]
-        bars = px.bar(pd.DataFrame(rows), x="layer", y="fraction", color="what", barmode="stack",
-                      color_discrete_map={"channels removed": views.COLORS["measured"],
-                                          "weights zeroed": views.COLORS["accent"]})
-        bars.update_yaxes(range=[0, 1], title="share of the baseline's weights")
-        views.chart(bars, title="Per layer: how much of the baseline's weights is gone", percent_y=True, height=320)
-        st.caption("Counted on the exported model: removed channels shrink the tensors; zeroed weights stay in them.")
-elif pruned is not None:
-    st.info("Not measured with these settings yet: **Prune and measure** stores the result, and it shows here "
-            "at once whenever these settings are chosen again.", icon=":material/science:")
+# In its own container: what follows keeps its place on the page whether or not a result shows, so a
+# change of settings redraws only what changed.
+with st.container():
+    if result is not None:
+        st.subheader(f"{spec.method} at {spec.ratio:.0%}, {spec.steps} round(s)")
+        views.result_metrics(result, base)
+        st.caption(views.provenance_caption(result))
+        if not spec.structured:
+            st.info("Unstructured zeros stay in dense tensors: onnxruntime still multiplies them, so FLOPs and "
+                    "latency do not fall — only the gzip size shows the sparsity.", icon=":material/info:")
+        elif result.speedup_vs_baseline is not None and result.speedup_vs_baseline < 1:
+            channels = ", ".join(str(layer.shape[0]) for layer in result.layers[:-1])
+            st.warning(f"Fewer FLOPs, yet slower than the baseline: the kept channel counts ({channels}) are not "
+                       "multiples of the CPU's SIMD block, and onnxruntime's fast convolution layout wants them to "
+                       "be (16 on AVX-512, 8 on AVX2). Try rounding kept channels down to a multiple of 16.")
+        if base is not None and result.layers:
+            before = {layer.name: layer.weights for layer in base.layers}
+            rows = []
+            for layer in result.layers:
+                total = before.get(layer.name, layer.weights)
+                zeroed = layer.weights - layer.nonzero
+                rows += [{"layer": layer.name, "what": "channels removed", "fraction": 1 - layer.weights / total},
+                         {"layer": layer.name, "what": "weights zeroed", "fraction": zeroed / total}]
+            bars = views.grouped_figure(pd.DataFrame(rows), "layer", "fraction", "what", kind="bar",
+                                        colors={"channels removed": views.COLORS["measured"],
+                                                "weights zeroed": views.COLORS["accent"]})
+            bars.update_layout(barmode="stack")
+            bars.update_yaxes(range=[0, 1], title="share of the baseline's weights")
+            views.chart(bars, title="Per layer: how much of the baseline's weights is gone", percent_y=True,
+                        height=320)
+            st.caption("Counted on the exported model: removed channels shrink the tensors; zeroed weights stay "
+                       "in them.")
+    elif pruned is not None:
+        st.info("Not measured with these settings yet: **Prune and measure** stores the result, and it shows "
+                "here at once whenever these settings are chosen again.", icon=":material/science:")
 
 # ------------------------------------------------------------ live: the cut on the baseline's weights
 st.subheader("Where the cut falls")
@@ -129,10 +134,10 @@ if variants and base is not None:
     } for r, s in variants]).sort_values(["method", "fraction removed"])
     unpruned = pd.DataFrame([{"method": m, "fraction removed": 0.0, "test accuracy": base.accuracy}
                              for m in table["method"].unique()])  # every curve starts at the baseline
-    by_ratio = px.line(pd.concat([unpruned, table]).sort_values(["method", "fraction removed"]),
-                       x="fraction removed", y="test accuracy", color="method", markers=True)
-    by_latency = px.scatter(table, x="latency ×", y="test accuracy", color="method",
-                            hover_data=["fraction removed", "rounds"])
+    by_ratio = views.grouped_figure(pd.concat([unpruned, table]).sort_values(["method", "fraction removed"]),
+                                    "fraction removed", "test accuracy", "method")
+    by_latency = views.grouped_figure(table, "latency ×", "test accuracy", "method", kind="markers",
+                                      hover=("fraction removed", "rounds"))
     by_latency.add_vline(x=1, line_dash="dot", line_color=views.COLORS["baseline"])
     left, right = st.columns(2)
     for column, figure, title in ((left, by_ratio, "Accuracy vs fraction removed"),
@@ -159,7 +164,7 @@ if sensitivity is None:
 else:
     rows = [{"layer": layer["name"], "fraction removed": r, "validation accuracy": accuracy}
             for layer in sensitivity["layers"] for r, accuracy in zip(sensitivity["ratios"], layer["accuracy"])]
-    figure = px.line(pd.DataFrame(rows), x="fraction removed", y="validation accuracy", color="layer", markers=True)
+    figure = views.grouped_figure(pd.DataFrame(rows), "fraction removed", "validation accuracy", "layer")
     figure.add_hline(y=sensitivity["baseline_val_accuracy"], line_dash="dot", line_color=views.COLORS["baseline"],
                      annotation_text="unpruned", annotation_position="bottom left")
     figure.update_yaxes(tickformat=".0%")

@@ -9,18 +9,18 @@ from compression.errors import CompressionError
 from compression.pareto import METRICS
 
 FAMILIES = (
-    ("Pruning", ":material/content_cut:", "pages/pruning.py",
+    ("Pruning", ":material/content_cut:", "app_pages/pruning.py",
      "**Remove what the network does not need.** Trained networks are over-parameterised: many weights are "
      "near zero and many channels barely matter. *Unstructured* pruning zeroes single weights — the file "
      "compresses, but a dense runtime still multiplies the zeros. *Structured* pruning removes whole channels: "
      "fewer FLOPs, a smaller file and, when the kept counts suit the CPU, less latency. Fine-tuning afterwards "
      "wins most of the accuracy back."),
-    ("Quantization", ":material/grain:", "pages/quantization.py",
+    ("Quantization", ":material/grain:", "app_pages/quantization.py",
      "**Store and compute with fewer bits.** An affine mapping *x ≈ scale · (q − zero point)* puts 32-bit floats "
      "on an 8-bit integer grid: about 4× smaller, and faster where the CPU has integer dot-product instructions. "
      "Calibration on training images picks the activation ranges; below 8 bits no CPU runtime executes the "
      "model, so those accuracies are *simulated* in torch and marked so."),
-    ("Distillation", ":material/school:", "pages/distillation.py",
+    ("Distillation", ":material/school:", "app_pages/distillation.py",
      "**Teach a small student to mimic a large teacher.** The student learns from the teacher's softened "
      "outputs at temperature *T* — which wrong classes look alike — as well as from the labels: "
      "*α · T² · KL(teacher ‖ student) + (1 − α) · cross-entropy*. The same student trained on labels alone "
@@ -105,9 +105,6 @@ st.header("The data", anchor=False)
 local = recipe.dataset == "digits" or recipe.dataset.startswith("imagefolder:")
 if base is None and not local:
     st.caption("Sample images show once the data set is on disk (it downloads with the baseline's training).")
-elif not ui.warmed(timeout=0.5):
-    st.caption("Loading sample images…")
-    st.fragment(ui.rerun_when_warm, run_every=1.0)()
 else:
     try:
         images, captions = sample_images(recipe.dataset, recipe.seed)
@@ -131,5 +128,5 @@ else:
     if not results:
         notes.append("Only the baseline so far: compress it on a technique page and every result lands here.")
     st.caption(" ".join(notes))
-    st.page_link("pages/tradeoffs.py", label="Explore every result on the Trade-offs page",
+    st.page_link("app_pages/tradeoffs.py", label="Explore every result on the Trade-offs page",
                  icon=":material/scatter_plot:")
