@@ -5,7 +5,7 @@ waits for those imports. Arguments go to `streamlit run app.py`, e.g. `python se
 import sys
 from pathlib import Path
 
-import plotly.express  # noqa: F401
+import plotly.graph_objects  # noqa: F401
 from streamlit.web import cli
 
 import compression.distill  # noqa: F401

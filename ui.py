@@ -33,6 +33,7 @@ from compression.errors import CompressionError
 from compression.recipe import Recipe, Result
 from compression.store import Store
 
+PERSIST = {"persist_state": "session"}  # a page's settings survive a visit to another page
 ProgressFn = Callable[[Any], None]  # compression.train's, without importing torch here
 IMAGEFOLDER_CHOICE = "image folder…"
 ROOT = Path(__file__).resolve().parent
@@ -52,7 +53,7 @@ def sidebar() -> None:
                               help="digits ships with scikit-learn and works offline; the others download once.")
         if choice == IMAGEFOLDER_CHOICE:
             st.text_input("Folder of class sub-folders", key="imagefolder_path", placeholder="/data/my-images",
-                          persist_state="session")
+                          **PERSIST)
         st.selectbox("Model", MODELS, key="model", help="The base model every technique compresses.")
         left, right = st.columns(2)
         left.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",

@@ -31,16 +31,16 @@ st.caption("A small student learns from the trained baseline (the teacher): α �
 with st.container(border=True):
     left, right = st.columns(2)
     temperature = left.slider("Temperature T", MIN_TEMPERATURE, MAX_TEMPERATURE, DistillSpec.temperature, 0.5,
-                              key="distill_temperature",
+                              key="distill_temperature", **ui.PERSIST,
                               help="Divides the teacher's logits before the softmax: higher T spreads probability "
                                    "onto the classes the teacher finds similar (the 'dark knowledge').")
     alpha = left.slider("α: weight of the teacher's soft targets", 0.0, 1.0, DistillSpec.alpha, 0.05,
-                        key="distill_alpha", help="1 − α goes to the ordinary label loss.")
+                        key="distill_alpha", **ui.PERSIST, help="1 − α goes to the ordinary label loss.")
     width = right.select_slider("Student width (× the teacher's channels)", WIDTHS, DistillSpec.width,
-                                key="distill_width")
-    epochs = right.slider("Student epochs", 1, 60, DistillSpec.epochs, key="distill_epochs",
+                                key="distill_width", **ui.PERSIST)
+    epochs = right.slider("Student epochs", 1, 60, DistillSpec.epochs, key="distill_epochs", **ui.PERSIST,
                           help="The KD student and the label-only control train for the same epochs.")
-    student = right.selectbox("Student model", (SAME_FAMILY, *MODELS), key="distill_student",
+    student = right.selectbox("Student model", (SAME_FAMILY, *MODELS), key="distill_student", **ui.PERSIST,
                               help="The teacher's family at the chosen width, or another model (width 1 unless "
                                    "it is a cnn / resnet / mobilenet).")
     spec = DistillSpec(width, temperature, alpha, epochs, None if student == SAME_FAMILY else student)
@@ -106,7 +106,7 @@ if teacher is None:
 else:
     splits = pipeline.load_splits(recipe.dataset, recipe.seed)
     val = splits.val
-    sample = st.number_input("Sample set", 0, 50, 0, key="distill_sample",
+    sample = st.number_input("Sample set", 0, 50, 0, key="distill_sample", **ui.PERSIST,
                              help="Which validation images to show: set k shows the k-th image of each class.")
     classes = list(range(min(SAMPLES, splits.num_classes)))
     index = []

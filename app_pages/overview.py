@@ -120,7 +120,8 @@ if base is None:
     st.caption("The Pareto chart appears once the baseline is measured.")
 else:
     metric = st.segmented_control("Cost axis", METRICS, default="size", key="overview_metric", required=True,
-                                  format_func={"size": "size", "latency": "latency", "flops": "FLOPs"}.get)
+                                  format_func={"size": "size", "latency": "latency", "flops": "FLOPs"}.get,
+                                  **ui.PERSIST)
     st.plotly_chart(ui.tradeoff_figure(results, metric, base, height=420), width="stretch", key="overview_chart")
     notes = [ui.CHART_NOTE]
     if (missing := ui.unplotted_note(results, metric, base)) is not None:

@@ -13,7 +13,6 @@ from compression.catalog import (CALIBRATIONS, GRANULARITIES, MAX_BITS, MAX_PRUN
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec
 
-SESSION = {"persist_state": "session"}  # settings survive a visit to another page
 QUANT_HELP = {"fp32": "float ONNX, no quantization", "fp16": "half-precision weights (onnxruntime)",
               "int8-static": "int8 weights and activations, calibrated (onnxruntime QDQ)",
               "int8-dynamic": "int8 weights, activations quantized on the fly (onnxruntime)",
@@ -28,47 +27,47 @@ st.caption("Combine the three families on the workspace's baseline — distil in
 
 distill_col, prune_col, quant_col = st.columns(3)
 with distill_col.container(border=True):
-    use_distill = st.toggle("Distil", value=False, key="pipe_distill", **SESSION)
+    use_distill = st.toggle("Distil", value=False, key="pipe_distill", **ui.PERSIST)
     widths = [w / 8 for w in range(int(MIN_WIDTH * 8), int(MAX_WIDTH * 8) + 1)]
     width = st.select_slider("Student width (× the teacher's channels)", widths, value=DistillSpec.width,
                              key="pipe_width", disabled=not use_distill or recipe.model not in WIDTH_MODELS,
-                             format_func=lambda w: f"{w:g}", **SESSION)
+                             format_func=lambda w: f"{w:g}", **ui.PERSIST)
     temperature = st.slider("Temperature T", MIN_TEMPERATURE, MAX_TEMPERATURE, DistillSpec.temperature, 0.5,
-                            key="pipe_temperature", disabled=not use_distill, **SESSION)
+                            key="pipe_temperature", disabled=not use_distill, **ui.PERSIST)
     alpha = st.slider("α (weight of the teacher's soft targets)", 0.0, 1.0, DistillSpec.alpha, 0.05, key="pipe_alpha",
-                      disabled=not use_distill, **SESSION)
+                      disabled=not use_distill, **ui.PERSIST)
     distill_epochs = st.slider("Student epochs", 1, 60, DistillSpec.epochs, key="pipe_distill_epochs",
-                               disabled=not use_distill, **SESSION)
+                               disabled=not use_distill, **ui.PERSIST)
 with prune_col.container(border=True):
-    use_prune = st.toggle("Prune", value=True, key="pipe_prune", **SESSION)
+    use_prune = st.toggle("Prune", value=True, key="pipe_prune", **ui.PERSIST)
     method = st.selectbox("Method", PRUNE_METHODS, index=PRUNE_METHODS.index("channel-l2"), key="pipe_method",
-                          disabled=not use_prune, **SESSION)
+                          disabled=not use_prune, **ui.PERSIST)
     ratio = st.slider("Fraction removed", 0.0, MAX_PRUNE_RATIO, 0.5, 0.05, key="pipe_ratio", disabled=not use_prune,
-                      **SESSION)
+                      **ui.PERSIST)
     finetune = st.slider("Fine-tune epochs per round", 0, 30, PruneSpec.finetune_epochs, key="pipe_finetune",
-                         disabled=not use_prune, **SESSION)
-    steps = st.slider("Prune / fine-tune rounds", 1, 5, 1, key="pipe_steps", disabled=not use_prune, **SESSION)
+                         disabled=not use_prune, **ui.PERSIST)
+    steps = st.slider("Prune / fine-tune rounds", 1, 5, 1, key="pipe_steps", disabled=not use_prune, **ui.PERSIST)
     round_to = st.selectbox("Channel methods: round kept channels to a multiple of", (1, 8, 16), key="pipe_round_to",
-                            disabled=not use_prune or method not in STRUCTURED_METHODS, **SESSION)
+                            disabled=not use_prune or method not in STRUCTURED_METHODS, **ui.PERSIST)
 with quant_col.container(border=True):
-    use_quant = st.toggle("Quantize", value=True, key="pipe_quant", **SESSION)
+    use_quant = st.toggle("Quantize", value=True, key="pipe_quant", **ui.PERSIST)
     mode = st.selectbox("Format", QUANT_MODES, index=QUANT_MODES.index("int8-static"), key="pipe_mode",
-                        disabled=not use_quant, format_func=lambda m: f"{m} — {QUANT_HELP[m]}", **SESSION)
+                        disabled=not use_quant, format_func=lambda m: f"{m} — {QUANT_HELP[m]}", **ui.PERSIST)
     bits = st.slider("Bits (simulated k-bit only)", MIN_BITS, MAX_BITS, 4, key="pipe_bits",
-                     disabled=not use_quant or mode != "fake", **SESSION)
+                     disabled=not use_quant or mode != "fake", **ui.PERSIST)
     granularity = st.selectbox("Weight granularity", GRANULARITIES, key="pipe_granularity",
-                               disabled=not use_quant or mode not in ("int8-static", "fake"), **SESSION)
+                               disabled=not use_quant or mode not in ("int8-static", "fake"), **ui.PERSIST)
     calibration = st.selectbox("Calibration (int8 static)", CALIBRATIONS, key="pipe_calibration",
-                               disabled=not use_quant or mode != "int8-static", **SESSION)
+                               disabled=not use_quant or mode != "int8-static", **ui.PERSIST)
     qat = st.slider("Quantization-aware fine-tuning epochs", 0, 10, 0, key="pipe_qat",
-                    disabled=not use_quant or mode not in QAT_MODES, **SESSION)
+                    disabled=not use_quant or mode not in QAT_MODES, **ui.PERSIST)
 
 enabled = [s for s, on in zip(STAGES, (use_distill, use_prune, use_quant)) if on]
 if not enabled:
     st.info("Turn on at least one stage: the pipeline starts from the baseline shown in the sidebar.")
     st.stop()
 orders = list(permutations(enabled))
-order = st.selectbox("Order", orders, key=f"pipe_order_{'-'.join(enabled)}", **SESSION,
+order = st.selectbox("Order", orders, key=f"pipe_order_{'-'.join(enabled)}", **ui.PERSIST,
                      format_func=lambda o: "baseline → " + " → ".join(ui.STAGE_NAMES[s] for s in o),
                      help="Order matters: pruning a quantized model fine-tunes through the quantizer; distilling "
                           "last trains the student from an already compressed teacher.")

@@ -33,16 +33,17 @@ st.caption("Remove weights (unstructured) or whole channels (structured), fine-t
 # settings are chosen again. Only the button starts work.
 with st.container(border=True):
     left, right = st.columns(2)
-    method = left.selectbox("Method", PRUNE_METHODS, key="prune_method",
+    method = left.selectbox("Method", PRUNE_METHODS, key="prune_method", **ui.PERSIST,
                             format_func=lambda m: f"{m} — {METHOD_HELP[m]}")
-    ratio = left.slider("Fraction removed", 0.0, MAX_PRUNE_RATIO, 0.5, 0.05, key="prune_ratio")
+    ratio = left.slider("Fraction removed", 0.0, MAX_PRUNE_RATIO, 0.5, 0.05, key="prune_ratio", **ui.PERSIST)
     lam = left.slider("λ (activation only): weight magnitude vs activation", 0.0, 1.0, 0.5, 0.05, key="prune_lam",
-                      disabled=method != "activation")
-    steps = right.slider("Prune / fine-tune rounds", 1, 5, 1, key="prune_steps",
+                      disabled=method != "activation", **ui.PERSIST)
+    steps = right.slider("Prune / fine-tune rounds", 1, 5, 1, key="prune_steps", **ui.PERSIST,
                          help="Iterative pruning: the removed fraction rises linearly over the rounds.")
-    finetune = right.slider("Fine-tune epochs per round", 0, 30, PruneSpec.finetune_epochs, key="prune_finetune")
+    finetune = right.slider("Fine-tune epochs per round", 0, 30, PruneSpec.finetune_epochs, key="prune_finetune",
+                            **ui.PERSIST)
     round_to = right.selectbox("Channel methods: round kept channels down to a multiple of", (1, 8, 16),
-                               key="prune_round_to", disabled=method not in STRUCTURED_METHODS,
+                               key="prune_round_to", **ui.PERSIST, disabled=method not in STRUCTURED_METHODS,
                                help="onnxruntime's convolutions are fastest on multiples of the SIMD block "
                                     "(16 on AVX-512, 8 on AVX2).")
     structured = method in STRUCTURED_METHODS
@@ -98,7 +99,7 @@ if model is None:
 else:
     cuts = prune.pruning_cuts(model, method, ratio, round_to if structured else 1)
     names = [c.name for c in cuts]
-    layer = st.selectbox("Layer", names, key="prune_view_layer")
+    layer = st.selectbox("Layer", names, key="prune_view_layer", **ui.PERSIST)
     cut = cuts[names.index(layer)]
     what = "weights" if cut.unit == "|weight|" else "channels"
     hist = views.histogram_figure(cut.counts, cut.edges, name=cut.unit, below=cut.threshold)
@@ -154,7 +155,7 @@ st.subheader("Layer sensitivity")
 st.caption("Each layer pruned alone at 0.1 … 0.9, no fine-tuning; accuracy measured in torch on the validation "
            "split (not the test split, not onnxruntime): flat lines are layers that tolerate pruning.")
 sens_method = st.selectbox("Sensitivity method", PRUNE_METHODS, index=PRUNE_METHODS.index("channel-l2"),
-                           key="sensitivity_method")
+                           key="sensitivity_method", **ui.PERSIST)
 sensitivity = store.get("sensitivity", recipe.sensitivity_key(sens_method))
 if sensitivity is None:
     if st.button("Compute sensitivity"):

@@ -42,26 +42,26 @@ st.caption("Map each float onto a grid of 2^b integers — q = clamp(round(x / s
 # ------------------------------------------------------------------------------------------- settings
 with st.container(border=True):
     left, middle, right = st.columns(3)
-    mode = left.selectbox("Mode", QUANT_MODES, index=QUANT_MODES.index("fake"), key="quant_mode",
+    mode = left.selectbox("Mode", QUANT_MODES, index=QUANT_MODES.index("fake"), key="quant_mode", **ui.PERSIST,
                           format_func=lambda m: f"{m} — {MODE_HELP[m]}")
-    bits = left.slider("Bit width", MIN_BITS, MAX_BITS, 8, key="quant_bits", disabled=mode in INT8_MODES,
+    bits = left.slider("Bit width", MIN_BITS, MAX_BITS, 8, key="quant_bits", **ui.PERSIST, disabled=mode in INT8_MODES,
                        help="fake (simulated) quantization runs at any width; INT8 modes are 8 bits by definition.")
-    scheme = middle.selectbox("Scheme", QUANT_SCHEMES, key="quant_scheme",
+    scheme = middle.selectbox("Scheme", QUANT_SCHEMES, key="quant_scheme", **ui.PERSIST,
                               help="asymmetric: [min, max] onto 0 … 2^b − 1 with a zero point; symmetric: "
                                    "[−max|x|, max|x|] onto ±(2^(b−1) − 1), zero point 0. For int8-static it "
                                    "applies to the activations.")
-    granularity = middle.selectbox("Granularity", GRANULARITIES, key="quant_granularity",
+    granularity = middle.selectbox("Granularity", GRANULARITIES, key="quant_granularity", **ui.PERSIST,
                                    help="per-channel: one scale per output channel; per-tensor: one per layer.")
-    activations = middle.checkbox("fake: quantize activations too", key="quant_activations",
+    activations = middle.checkbox("fake: quantize activations too", key="quant_activations", **ui.PERSIST,
                                   disabled=mode != "fake")
     calibrates = mode == "int8-static" or (mode == "fake" and activations)
     calibration = right.selectbox("Calibration (activation ranges)", CALIBRATIONS, key="quant_calibration",
-                                  disabled=not calibrates,
+                                  disabled=not calibrates, **ui.PERSIST,
                                   help="minmax keeps every observed value; percentile clips the top 0.01 %; "
                                        "entropy picks the clip with the least KL divergence.")
     calib_samples = right.number_input("Calibration samples (train split)", 1, 10_000, QuantSpec.calib_samples,
-                                       step=32, key="quant_calib_samples", disabled=not calibrates)
-    qat_epochs = right.slider("QAT epochs (0 = post-training only)", 0, 20, 0, key="quant_qat_epochs",
+                                       step=32, key="quant_calib_samples", **ui.PERSIST, disabled=not calibrates)
+    qat_epochs = right.slider("QAT epochs (0 = post-training only)", 0, 20, 0, key="quant_qat_epochs", **ui.PERSIST,
                               help=f"Fine-tune with fake quantization and a straight-through gradient before "
                                    f"export; applies to {' and '.join(QAT_MODES)}.")
     spec = QuantSpec(mode, bits if mode == "fake" else 8, scheme, granularity, calibration, int(calib_samples),
@@ -136,12 +136,12 @@ else:
                          w_bits, w_scheme, w_gran)
     names = [entry["name"] for entry in layers]
     left, right = st.columns([2, 1])
-    name = left.selectbox("Layer", names, key="quant_view_layer")
+    name = left.selectbox("Layer", names, key="quant_view_layer", **ui.PERSIST)
     entry = layers[names.index(name)]
     weights = model.get_submodule(name).weight.detach()
     if w_gran == "per-channel":
         channel = right.number_input(f"Output channel (0 … {entry['shape'][0] - 1})", 0, entry["shape"][0] - 1, 0,
-                                     key="quant_view_channel")
+                                     key="quant_view_channel", **ui.PERSIST)
         values = weights[channel].flatten()
         where = f"channel {channel} of {name}"
     else:

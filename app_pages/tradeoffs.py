@@ -39,15 +39,16 @@ everything = [r for r in groups[key] if r.recipe_hash != base.recipe_hash]
 
 left, middle, right = st.columns([1.2, 2, 1.2])
 metric = left.segmented_control("Cost axis", pareto.METRICS, default="size", required=True, key="tradeoffs_metric",
-                                format_func=METRIC_NAMES.get)
+                                format_func=METRIC_NAMES.get, **ui.PERSIST)
 techniques = sorted({r.technique for r in everything})
-chosen = middle.multiselect("Techniques", techniques, default=techniques, key="tradeoffs_techniques",
+chosen = middle.multiselect("Techniques", techniques, default=techniques, key="tradeoffs_techniques", **ui.PERSIST,
                             placeholder="every technique")
 kinds = right.pills("Accuracy", ("measured", "simulated"), selection_mode="multi", default=("measured", "simulated"),
-                    key="tradeoffs_kinds", help="measured: the ONNX file run in onnxruntime; simulated: torch with "
-                    "fake quantization, for formats no CPU runtime executes")
+                    key="tradeoffs_kinds", **ui.PERSIST,
+                    help="measured: the ONNX file run in onnxruntime; simulated: torch with fake quantization, for "
+                         "formats no CPU runtime executes")
 floor = st.slider("Hide results below this test accuracy", 0.0, 100.0, 0.0, 1.0, format="%.0f%%",
-                  key="tradeoffs_floor")
+                  key="tradeoffs_floor", **ui.PERSIST)
 shown = [r for r in everything if r.technique in (chosen or techniques)
          and ("measured" if ui.is_measured(r) else "simulated") in kinds and 100 * r.accuracy >= floor]
 
@@ -60,13 +61,13 @@ q1, q2, q3 = st.columns(3)
 budgets = [
     (q1, pareto.Budget("under", "size", 1024 * q1.number_input(
         "Most accurate under … KB", min_value=0.0, value=round(size_kb / 2, 1), step=max(0.1, round(size_kb / 20, 1)),
-        key="budget_kb")), "KB"),
+        key="budget_kb", **ui.PERSIST)), "KB"),
     (q2, pareto.Budget("under", "latency", q2.number_input(
         "Most accurate under … ms (batch p50)", min_value=0.0, value=round(latency / 2, 4), step=0.01, format="%.4f",
-        key="budget_ms")), "ms"),
+        key="budget_ms", **ui.PERSIST)), "ms"),
     (q3, pareto.Budget("within", "size", q3.number_input(
         "Smallest within … points of the baseline", min_value=0.0, value=1.0, step=0.25,
-        key="budget_points")), "pts"),
+        key="budget_points", **ui.PERSIST)), "pts"),
 ]
 highlights = []
 for column, budget, short in budgets:
@@ -138,7 +139,8 @@ if clicked and clicked != st.session_state.get("_tradeoffs_clicked"):  # a click
     kept = [h for h in st.session_state.get("tradeoffs_compare", []) if h not in clicked]
     st.session_state["tradeoffs_compare"] = (kept + clicked)[-2:]
 st.session_state["tradeoffs_compare"] = [h for h in st.session_state.get("tradeoffs_compare", []) if h in by_hash]
-pair = st.multiselect("Pick two (or click two points on the chart)", options, max_selections=2, key="tradeoffs_compare",
+pair = st.multiselect("Pick two (or click two points on the chart)", options, max_selections=2,
+                      key="tradeoffs_compare", **ui.PERSIST,
                       format_func=lambda h: f"{by_hash[h].technique} · {ui.describe(by_hash[h].recipe)} · "
                                             f"{by_hash[h].accuracy:.2%}")
 if len(pair) == 2:

@@ -163,3 +163,18 @@ def test_distillation_run_compares_student_control_and_teacher():
 
     at.slider(key="distill_temperature").set_value(12.0).run()  # the soft targets redraw; no run
     assert not at.exception and "The teacher's soft targets at T = 12" in [s.value for s in at.subheader]
+
+
+@pytest.mark.parametrize("page, key, value", [("app_pages/pruning.py", "prune_ratio", 0.3),
+                                              ("app_pages/quantization.py", "quant_bits", 4),
+                                              ("app_pages/distillation.py", "distill_temperature", 9.0)])
+def test_a_pages_settings_survive_a_visit_to_another_page(page, key, value):
+    at = open_page(page)
+    widget = next(w for w in at.main.slider if w.key == key)
+    assert widget.value != value
+    widget.set_value(value).run()
+    at.switch_page("app_pages/tradeoffs.py").run()
+    assert key not in {w.key for w in at.main.slider}
+    at.switch_page(page).run()
+    assert not at.exception
+    assert next(w for w in at.main.slider if w.key == key).value == value
