@@ -20,7 +20,7 @@ from common import markdown_table, verdict, write
 from compression import pipeline, quantize
 from compression.catalog import CALIBRATIONS, GRANULARITIES
 from compression.data import Split, Splits
-from compression.export import export_onnx
+from compression.export import export_named, save_deployable
 from compression.measure import file_sizes, time_interleaved
 from compression.models import build_model
 from compression.recipe import QuantSpec, Recipe, Result
@@ -66,8 +66,9 @@ def cifar_shaped_latency() -> dict:
     splits = Splits("random-3x32x32", images, images, images, CIFAR_SHAPE, 10, [str(i) for i in range(10)],
                     [0.0] * 3, [1.0] * 3)
     with tempfile.TemporaryDirectory() as tmp:
-        float_onnx = export_onnx(model, CIFAR_SHAPE, Path(tmp) / "float.onnx")
-        int8 = quantize.convert(model, float_onnx, QuantSpec("int8-static"), splits, Path(tmp))
+        named = export_named(model, CIFAR_SHAPE, Path(tmp) / "named.onnx")
+        float_onnx = save_deployable(named, Path(tmp) / "float.onnx")
+        int8 = quantize.convert(model, named, QuantSpec("int8-static"), splits, Path(tmp))
         batch32 = time_interleaved([int8.onnx, float_onnx], CIFAR_SHAPE, 32, 1)
         batch64 = time_interleaved([int8.onnx, float_onnx], CIFAR_SHAPE, 64, 1)
         size_ratio = file_sizes(int8.onnx)[0] / file_sizes(float_onnx)[0]

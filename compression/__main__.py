@@ -68,6 +68,9 @@ def _add_prune(parser: argparse.ArgumentParser, required: bool) -> None:
                         help="activation method: weight of magnitude vs activation, 0 … 1")
     parser.add_argument("--prune-round-to", type=int, default=1,
                         help="channel methods: round kept channels down to a multiple of N (16 suits AVX-512)")
+    parser.add_argument("--prune-kd", action="store_true",
+                        help=f"fine-tune on the KD loss against the baseline as teacher (T {DistillSpec.temperature:g}, "
+                             f"α {DistillSpec.alpha:g}) instead of the labels alone")
 
 
 def _add_quant(parser: argparse.ArgumentParser) -> None:
@@ -130,7 +133,8 @@ def recipe_from(args: argparse.Namespace, stages: set[str]) -> Recipe:
     prune = quant = distill = None
     if "prune" in stages:
         prune = PruneSpec(method=args.prune_method, ratio=args.prune_ratio, steps=args.prune_steps,
-                          finetune_epochs=args.finetune_epochs, lam=args.prune_lambda, round_to=args.prune_round_to)
+                          finetune_epochs=args.finetune_epochs, lam=args.prune_lambda, round_to=args.prune_round_to,
+                          kd=args.prune_kd)
     if "quant" in stages:
         if args.quant is None:
             raise CompressionError("quantization flags need --quant MODE (one of " + ", ".join(QUANT_MODES) + ")")

@@ -31,15 +31,17 @@ def build_student(teacher: str, spec: DistillSpec, input_shape: InputShape, num_
     return build_model(spec.student or teacher, input_shape, num_classes, width=spec.width)
 
 
-def _teacher_loss(teacher: nn.Module, train: Split, spec: DistillSpec) -> LossFn:
-    """The KD loss of a batch against the teacher's logits, computed once for the whole split."""
+def teacher_loss(teacher: nn.Module, train: Split, temperature: float = DistillSpec.temperature,
+                 alpha: float = DistillSpec.alpha) -> LossFn:
+    """The KD loss of a batch against the teacher's logits, computed now, once for the whole split (so the
+    teacher may change afterwards: a model pruned in place can teach its own fine-tuning)."""
     targets = predict(teacher, train.x)
-    return lambda logits, idx: kd_loss(logits, targets[idx], train.y[idx], spec.temperature, spec.alpha)
+    return lambda logits, idx: kd_loss(logits, targets[idx], train.y[idx], temperature, alpha)
 
 
 def train_student(student: nn.Module, teacher: nn.Module | None, train: Split, spec: DistillSpec, seed: int,
                   progress: ProgressFn = silent) -> nn.Module:
     """Train `student` for `spec.epochs` on the KD loss against `teacher`, or, with no teacher, on the labels
     alone (the control); same optimizer, schedule and batches for a seed either way."""
-    loss_fn = _teacher_loss(teacher, train, spec) if teacher is not None else None
+    loss_fn = teacher_loss(teacher, train, spec.temperature, spec.alpha) if teacher is not None else None
     return fit(student, train, spec.epochs, seed=seed, stage="distill", progress=progress, loss_fn=loss_fn)

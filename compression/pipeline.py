@@ -16,7 +16,7 @@ from torch import nn
 
 from compression import data, distill, models, quantize
 from compression.data import Splits
-from compression.export import export_onnx
+from compression.export import export_named, save_deployable
 from compression.measure import (count_flops, count_params, file_sizes, layer_sparsity, onnx_accuracy,
                                  provenance, time_interleaved)
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
@@ -27,6 +27,7 @@ from compression.train import Progress, ProgressFn, evaluate, fit, seed_everythi
 
 WEIGHTS = "model.pt"
 ONNX = "model.onnx"
+NAMED_ONNX = "exported.onnx"
 CHECKPOINT = "model.pkl"
 
 
@@ -109,9 +110,9 @@ def deploy(model: nn.Module, quant: QuantSpec | None, splits: Splits, workdir: P
         fake = quantize.convert(model, None, quant, splits, workdir)
         return Deployed(None, fake.simulated_accuracy, fake.simulated_val_accuracy, "torch-simulated",
                         fake.size_bytes, fake.size_bytes, fake.size_source, fake.report)
-    float_onnx = export_onnx(model, splits.input_shape, workdir / ONNX)
-    converted = quantize.convert(model, float_onnx, quant, splits, workdir) if quant is not None else None
-    path = converted.onnx if converted is not None else float_onnx
+    named = export_named(model, splits.input_shape, workdir / NAMED_ONNX)
+    converted = quantize.convert(model, named, quant, splits, workdir) if quant is not None else None
+    path = converted.onnx if converted is not None else save_deployable(named, workdir / ONNX)
     size, size_gzip = file_sizes(path)
     return Deployed(path, onnx_accuracy(path, splits.test), onnx_accuracy(path, splits.val), "onnxruntime",
                     size, size_gzip, "onnx file", converted.report if converted else None)
@@ -151,13 +152,14 @@ def _distill(recipe: Recipe, teacher: nn.Module, teacher_record: StageRecord, sp
     return students["student"], report
 
 
-def _transform(name: str, recipe: Recipe, model: nn.Module, previous: StageRecord, splits: Splits,
-               workdir: Path, progress: ProgressFn) -> tuple[nn.Module, dict[str, Any] | None]:
-    """Apply one compression stage to `model` in torch; distillation also returns its KD-vs-control report."""
+def _transform(name: str, recipe: Recipe, model: nn.Module, baseline: nn.Module, previous: StageRecord,
+               splits: Splits, workdir: Path, progress: ProgressFn) -> tuple[nn.Module, dict[str, Any] | None]:
+    """Apply one compression stage to `model` in torch (the baseline teaches pruning's fine-tuning when the
+    recipe asks for KD); distillation also returns its KD-vs-control report."""
     if name == "distill":
         return _distill(recipe, model, previous, splits, _quant_so_far(recipe, "distill"), workdir, progress)
     if name == "prune":
-        return prune_model(model, recipe.prune, splits, recipe.seed, progress), None
+        return prune_model(model, recipe.prune, splits, recipe.seed, progress, teacher=baseline), None
     return quantize.quantize_stage(model, recipe.quant, splits, recipe.seed, progress), None
 
 
@@ -197,8 +199,8 @@ class Compressed:
 def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits, store: Store, workdir: Path,
                   clock: StageClock, progress: ProgressFn) -> Compressed:
     """Apply the recipe's stages in order. The model after each stage prefix is stored, so recipes that begin
-    alike (the same pruning, quantized three ways) compute the shared stages once."""
-    records, report, deployed = [_baseline_record(base)], None, None
+    alike (the same pruning, quantized three ways) compute the shared stages once. `model` is the baseline."""
+    baseline, records, report, deployed = model, [_baseline_record(base)], None, None
     for index, name in enumerate(recipe.stages):
         key = recipe.stage_key(index)
         loaded = _load_checkpoint(store, key)
@@ -208,7 +210,8 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
         else:
             started = time.perf_counter()
             with clock.stage(name):
-                model, stage_report = _transform(name, recipe, model, records[-1], splits, workdir / name, progress)
+                model, stage_report = _transform(name, recipe, model, baseline, records[-1], splits, workdir / name,
+                                                 progress)
             seconds = time.perf_counter() - started
             progress(Progress(name, "export and measure the stage's deployable model"))
             with clock.stage("export"):

@@ -14,6 +14,7 @@ from torch.nn.utils import prune as torch_prune
 
 from compression.catalog import STRUCTURED_METHODS
 from compression.data import Splits
+from compression.distill import teacher_loss
 from compression.errors import CompressionError
 from compression.measure import prunable_layers
 from compression.recipe import PruneSpec
@@ -136,11 +137,15 @@ def _make_masks_permanent(model: nn.Module) -> None:
             torch_prune.remove(module, "weight")
 
 
-def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int,
-                progress: ProgressFn = silent) -> nn.Module:
+def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, progress: ProgressFn = silent,
+                teacher: nn.Module | None = None) -> nn.Module:
     """Prune `model` in place to `spec.ratio` over `spec.steps` rounds, fine-tuning on the train split
-    after each round; returns the model ready for export (masks folded, channels physically removed)."""
+    after each round (with spec.kd, on the KD loss against `teacher`'s logits, taken before any pruning);
+    returns the model ready for export (masks folded, channels physically removed)."""
     spec.validate()
+    if spec.kd and teacher is None:
+        raise CompressionError("fine-tuning with KD needs a teacher model")
+    loss_fn = teacher_loss(teacher, splits.train) if spec.kd else None
     structured = spec.structured
     if structured:
         check_structured_ratio(model, spec.ratio, spec.round_to)
@@ -156,7 +161,8 @@ def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int,
         else:
             _prune_unstructured(model, spec.method, 1 - (1 - target) / (1 - previous))
         previous = target
-        fit(model, splits.train, spec.finetune_epochs, seed=seed + step, stage="fine-tune", progress=progress)
+        fit(model, splits.train, spec.finetune_epochs, seed=seed + step, stage="fine-tune", progress=progress,
+            loss_fn=loss_fn)
     _make_masks_permanent(model)
     return model
 

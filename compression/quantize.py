@@ -28,7 +28,7 @@ from torch.nn.utils import parametrize
 from compression.catalog import INT8_MODES
 from compression.data import Split, Splits
 from compression.errors import CompressionError
-from compression.export import INPUT_NAME
+from compression.export import INPUT_NAME, save_deployable
 from compression.measure import prunable_layers
 from compression.recipe import QuantSpec
 from compression.train import LEARNING_RATE, Progress, ProgressFn, evaluate, fit, silent
@@ -401,14 +401,14 @@ def _onnx_input_clips(path: Path) -> dict[str, dict[str, float | int]]:
 
 def _convert_fp16(float_onnx: Path, workdir: Path) -> Path:
     """FP16 weights and arithmetic, with float32 inputs and outputs (keep_io_types)."""
-    path = workdir / "model-fp16.onnx"
+    path = workdir / "converted-fp16.onnx"
     onnx.save(convert_float_to_float16(onnx.load(str(float_onnx)), keep_io_types=True), str(path))
     return path
 
 
 def _convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, workdir: Path) -> Path:
     """QDQ INT8: symmetric int8 weights, activations by spec.scheme with ranges calibrated on `x`."""
-    path = workdir / "model-int8-static.onnx"
+    path = workdir / "converted-int8-static.onnx"
     preprocessed = _preprocessed(float_onnx, workdir)
     symmetric = spec.scheme == "symmetric"
     cache = _calibration_cache(preprocessed, spec, x, workdir)
@@ -422,7 +422,7 @@ def _convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, workdir:
 
 def _convert_dynamic(float_onnx: Path, spec: QuantSpec, workdir: Path) -> Path:
     """Dynamic INT8: int8 weights, activations quantized at run time per batch."""
-    path = workdir / "model-int8-dynamic.onnx"
+    path = workdir / "converted-int8-dynamic.onnx"
     quantize_dynamic(str(_preprocessed(float_onnx, workdir)), str(path),
                      per_channel=spec.granularity == "per-channel", weight_type=QuantType.QInt8)
     return path
@@ -454,30 +454,32 @@ def _simulate(model: nn.Module, spec: QuantSpec, splits: Splits, x: torch.Tensor
 
 def _deploy(model: nn.Module, float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path
             ) -> tuple[Quantized, dict[str, dict]]:
-    """Real formats: the onnxruntime file, INT8 checked for integer kernels; for static INT8 each layer
-    input's observed range (torch, on `x`) beside the clip range calibration wrote into the file."""
+    """Real formats: the onnxruntime file (minified), INT8 checked for integer kernels; for static INT8 each
+    layer input's observed range (torch, on `x`) beside the clip range calibration wrote into the file (read
+    before minifying, while tensors still carry the torch parameter names)."""
     if spec.mode == "fp32":
-        path = float_onnx
+        converted = float_onnx
     elif spec.mode == "fp16":
-        path = _convert_fp16(float_onnx, workdir)
+        converted = _convert_fp16(float_onnx, workdir)
     elif spec.mode == "int8-static":
-        path = _convert_static(float_onnx, spec, x, workdir)
+        converted = _convert_static(float_onnx, spec, x, workdir)
     else:
-        path = _convert_dynamic(float_onnx, spec, workdir)
+        converted = _convert_dynamic(float_onnx, spec, workdir)
+    path = save_deployable(converted, workdir / f"model-{spec.mode}.onnx")
     checks = integer_execution(path, workdir) if spec.mode in INT8_MODES else {}
     activations = {}
     if spec.mode == "int8-static":
-        clips = _onnx_input_clips(path)
+        clips = _onnx_input_clips(converted)
         activations = {name: {"observed_min": r.observed_min, "observed_max": r.observed_max, **clips.get(name, {})}
                        for name, r in observe_activations(model, x, "minmax", Format(8, spec.scheme)).items()}
     return Quantized(path, None, None, None, "onnx file", checks), activations
 
 
 def convert(model: nn.Module, float_onnx: Path | None, spec: QuantSpec, splits: Splits, workdir: Path) -> Quantized:
-    """The deployable form of the quant stage, from `model` and its float ONNX export `float_onnx` (None for
-    fake, which needs no file): the
-    float file (fp32), an FP16 or INT8 onnxruntime file (INT8 checked to run integer kernels), or a
-    simulated k-bit model (fake); plus a JSON-ready report for the app's teaching visuals."""
+    """The deployable form of the quant stage, from `model` and its float ONNX export with the exporter's
+    names `float_onnx` (export.export_named; None for fake, which needs no file): the minified float file
+    (fp32), a minified FP16 or INT8 onnxruntime file (INT8 checked to run integer kernels), or a simulated
+    k-bit model (fake); plus a JSON-ready report for the app's teaching visuals."""
     spec.validate()
     workdir.mkdir(parents=True, exist_ok=True)
     x = calibration_inputs(splits.train, spec.calib_samples) if _quantizes_activations(spec) else None

@@ -20,7 +20,9 @@ def _digest(data: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class PruneSpec:
     """How to prune: method, final fraction removed, prune/fine-tune rounds, λ for activation importance,
-    and (structured only) a multiple that every pruned layer's channel count is rounded down to."""
+    (structured only) a multiple that every pruned layer's channel count is rounded down to, and whether
+    fine-tuning learns from the baseline as teacher (`kd`: the KD loss at DistillSpec's default T and α)
+    rather than from the labels alone."""
 
     method: str
     ratio: float
@@ -28,6 +30,7 @@ class PruneSpec:
     finetune_epochs: int = 10
     lam: float = 0.5
     round_to: int = 1
+    kd: bool = False
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for a method, ratio, step count or λ out of range."""

@@ -5,11 +5,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from compression import pipeline
+from compression.__main__ import build_parser, recipe_from, stages_given
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe, Result
 from compression.store import Store
@@ -93,6 +95,11 @@ def test_quantization_distillation_and_stage_order_through_the_pipeline(home):
     assert student.params_total < base.params_total / 8 and student.accuracy > 0.5  # chance: 0.1
     assert [s.stage for s in student.stages] == ["baseline", "distill"]
 
+    taught = pipeline.run(Recipe(epochs=5, distill=DistillSpec(width=0.25, epochs=6), prune=replace(prune, kd=True)),
+                          store)  # the baseline teaches the pruned student's fine-tuning
+    assert [s.stage for s in taught.stages] == ["baseline", "distill", "prune"] and "distill" not in taught.stage_seconds
+    assert taught.params_total < student.params_total and taught.accuracy > 0.5
+
 
 def test_a_structured_ratio_that_empties_a_layer_stores_nothing(home):
     store = Store()
@@ -145,3 +152,11 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(home):
         assert out == "" and message in err and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1, err
     assert Store().list("result") == []
+
+
+def test_cli_prune_kd_asks_for_fine_tuning_against_the_baseline():
+    argv = ["run", "--prune-method", "channel-l2", "--finetune-epochs", "80", "--prune-kd"]
+    recipe = recipe_from(build_parser().parse_args(argv), stages_given(argv))
+    assert recipe.prune == PruneSpec("channel-l2", 0.5, finetune_epochs=80, kd=True) and recipe.stages == ("prune",)
+    by_labels = recipe_from(build_parser().parse_args(argv[:-1]), stages_given(argv[:-1]))
+    assert not by_labels.prune.kd and by_labels.hash != recipe.hash and by_labels.stage_key(0) != recipe.stage_key(0)

@@ -1,6 +1,7 @@
 """Pruning removes what it claims, exports, recovers with fine-tuning, and ranks dead neurons lowest."""
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -136,3 +137,18 @@ def test_pruning_cuts_follow_the_ratio():
     channels = pruning_cuts(model, "channel-l2", 0.5)
     assert channels[-1].removed == 0  # the classifier keeps its classes
     assert [c.total for c in channels] == [32, 64, 128, 10] and channels[0].removed == 16
+
+
+def test_kd_fine_tuning_learns_from_the_teacher_as_it_was_before_pruning(trained_cnn, digits):
+    """With kd, fine-tuning minimises the KD loss against the teacher's logits, taken before any pruning: a
+    model pruned in place can teach itself, exactly as an untouched copy of it would; no teacher is refused."""
+    spec = PruneSpec("channel-l2", 0.5, finetune_epochs=1, kd=True)
+    with pytest.raises(CompressionError, match="needs a teacher"):
+        prune_model(copy.deepcopy(trained_cnn), spec, digits, seed=0)
+    by_labels = prune_model(copy.deepcopy(trained_cnn), replace(spec, kd=False), digits, seed=0)
+    by_copy = prune_model(copy.deepcopy(trained_cnn), spec, digits, seed=0, teacher=copy.deepcopy(trained_cnn))
+    by_itself = prune_model(trained_cnn, spec, digits, seed=0, teacher=trained_cnn)
+    assert evaluate(by_itself, digits.val) > 0.8
+    for a, b, c in zip(by_itself.parameters(), by_copy.parameters(), by_labels.parameters()):
+        assert torch.equal(a, b) and a.shape == c.shape
+    assert not torch.equal(by_itself.classifier[1].weight, by_labels.classifier[1].weight)

@@ -14,10 +14,10 @@ from torch.nn.utils import parametrize
 
 from compression.data import Split
 from compression.errors import CompressionError
-from compression.export import export_onnx
+from compression.export import export_named, save_deployable
 from compression.measure import onnx_logits, prunable_layers
-from compression.quantize import (affine_params, convert, fake_quantize, quantize_stage, quantize_weights, sqnr_db,
-                                  weight_report)
+from compression.quantize import (affine_params, convert, fake_quantize, integer_execution, quantize_stage,
+                                  quantize_weights, sqnr_db, weight_report)
 from compression.recipe import QuantSpec
 from compression.train import evaluate
 
@@ -26,7 +26,13 @@ SCALE = 4 / 255  # x in [-1, 3] on an 8-bit asymmetric grid
 
 @pytest.fixture(scope="module")
 def float_onnx(_trained_cnn, digits, tmp_path_factory):
-    return export_onnx(_trained_cnn, digits.input_shape, tmp_path_factory.mktemp("float") / "model.onnx")
+    """The float export with the exporter's names, as the quantizers read it."""
+    return export_named(_trained_cnn, digits.input_shape, tmp_path_factory.mktemp("float") / "named.onnx")
+
+
+@pytest.fixture(scope="module")
+def deployable_float(float_onnx):
+    return save_deployable(float_onnx, float_onnx.with_name("model.onnx"))
 
 
 def onnx_test_accuracy(path, digits) -> float:
@@ -95,13 +101,23 @@ def test_weight_report_sqnr_rises_with_bits(trained_cnn):
     assert "scales" not in weight_report(trained_cnn, 8, "asymmetric", "per-tensor")[0]
 
 
-def test_int8_static_per_channel_runs_integer_kernels_at_a_quarter_of_the_size(float_onnx, digits, _trained_cnn,
-                                                                                tmp_path):
+def _weights_and_scales(path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(int8 weight, scale) of each Conv / Gemm in a QDQ file, in graph order, found by structure (the
+    deployable file's tensor names are short)."""
+    graph = onnx.load(str(path)).graph
+    stored = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {output: node for node in graph.node for output in node.output}
+    weights = [producer[node.input[1]] for node in graph.node if node.op_type in ("Conv", "Gemm")]
+    return [(stored[dq.input[0]], stored[dq.input[1]]) for dq in weights]
+
+
+def test_int8_static_per_channel_runs_integer_kernels_at_a_quarter_of_the_size(float_onnx, deployable_float, digits,
+                                                                                _trained_cnn, tmp_path):
     quantized = convert(_trained_cnn, float_onnx, QuantSpec("int8-static"), digits, tmp_path)
-    weights = [t for t in onnx.load(str(quantized.onnx)).graph.initializer if t.name.endswith(".weight_quantized")]
-    assert len(weights) == 4 and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
-    assert quantized.onnx.stat().st_size / float_onnx.stat().st_size < 0.3
-    predictions = [onnx_logits(path, digits.test.x).argmax(1) for path in (quantized.onnx, float_onnx)]
+    weights = _weights_and_scales(quantized.onnx)
+    assert len(weights) == 4 and all(q.dtype == np.int8 for q, _ in weights)
+    assert quantized.onnx.stat().st_size / deployable_float.stat().st_size < 0.3
+    predictions = [onnx_logits(path, digits.test.x).argmax(1) for path in (quantized.onnx, deployable_float)]
     assert (predictions[0] == predictions[1]).mean() >= 0.95
     report = json.loads(json.dumps(quantized.report, allow_nan=False))  # JSON-ready for the store and the app
     assert report["runs_integer"] and report["float_compute_ops"] == {}
@@ -122,12 +138,12 @@ def test_int8_static_entropy_clips_activation_outliers(float_onnx, digits, _trai
     assert onnx_test_accuracy(quantized.onnx, digits) >= evaluate(_trained_cnn, digits.test) - 0.03
 
 
-def test_int8_dynamic_and_fp16_run_near_float_accuracy(float_onnx, digits, _trained_cnn, tmp_path):
+def test_int8_dynamic_and_fp16_run_near_float_accuracy(float_onnx, deployable_float, digits, _trained_cnn, tmp_path):
     reference = evaluate(_trained_cnn, digits.test)
     dynamic = convert(_trained_cnn, float_onnx, QuantSpec("int8-dynamic"), digits, tmp_path / "dynamic")
     half = convert(_trained_cnn, float_onnx, QuantSpec("fp16"), digits, tmp_path / "fp16")
     assert dynamic.report["runs_integer"] and "ConvInteger" in dynamic.report["integer_ops"]
-    assert 0.4 < half.onnx.stat().st_size / float_onnx.stat().st_size < 0.6
+    assert 0.4 < half.onnx.stat().st_size / deployable_float.stat().st_size < 0.6
     for quantized in (dynamic, half):
         assert onnx_test_accuracy(quantized.onnx, digits) >= reference - 0.02
 
@@ -186,8 +202,23 @@ def test_int8_qat_exports_weights_exactly_on_the_runtime_int8_grid(trained_cnn, 
     spec = QuantSpec("int8-static", qat_epochs=1)
     few = replace(digits, train=Split(digits.train.x[:256], digits.train.y[:256]))  # the grid, not accuracy, matters
     tuned = quantize_stage(trained_cnn, spec, few, seed=0)
-    path = convert(tuned, export_onnx(tuned, digits.input_shape, tmp_path / "qat.onnx"), spec, few, tmp_path).onnx
-    stored = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
-    for name, layer in prunable_layers(tuned):
-        q, scale = stored[f"{name}.weight_quantized"], stored[f"{name}.weight_scale"]
+    path = convert(tuned, export_named(tuned, digits.input_shape, tmp_path / "qat.onnx"), spec, few, tmp_path).onnx
+    for (q, scale), (_, layer) in zip(_weights_and_scales(path), prunable_layers(tuned), strict=True):
         assert np.array_equal(q.astype(np.float32) * scale.reshape(-1, *[1] * (q.ndim - 1)), layer.weight.detach())
+
+
+@pytest.mark.parametrize("mode", ["int8-static", "int8-dynamic", "fp16", "fp32"])
+def test_every_deployable_format_is_minified_smaller_with_identical_outputs(mode, float_onnx, digits, _trained_cnn,
+                                                                            tmp_path):
+    """The deployable file is the converter's output minified: smaller, every internal tensor short-named,
+    the interface kept, and onnxruntime computes exactly the same logits, on the same integer kernels."""
+    quantized = convert(_trained_cnn, float_onnx, QuantSpec(mode), digits, tmp_path)
+    converted = float_onnx if mode == "fp32" else tmp_path / f"converted-{mode}.onnx"
+    assert quantized.onnx.stat().st_size < converted.stat().st_size
+    graph = onnx.load(str(quantized.onnx)).graph
+    assert [v.name for v in graph.input] == ["input"] and [v.name for v in graph.output] == ["logits"]
+    assert not graph.value_info and all(not node.name for node in graph.node)
+    assert all(len(t.name) <= 2 for t in graph.initializer)
+    np.testing.assert_array_equal(onnx_logits(quantized.onnx, digits.test.x), onnx_logits(converted, digits.test.x))
+    if mode.startswith("int8"):
+        assert integer_execution(quantized.onnx, tmp_path) == integer_execution(converted, tmp_path)

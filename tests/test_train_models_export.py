@@ -1,11 +1,12 @@
 """Training learns, repeats for a seed; every model builds for any shape; ONNX matches torch."""
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from compression.errors import CompressionError
-from compression.export import export_onnx
+from compression.export import export_named, export_onnx, minify
 from compression.measure import onnx_logits
 from compression.catalog import MODELS, WIDTH_MODELS
 from compression.models import _load_weights, build_model
@@ -86,3 +87,50 @@ def test_onnx_export_matches_torch_with_a_dynamic_batch(name, digits, tmp_path):
     for batch in (1, 7, 64):
         x = digits.test.x[:batch]
         np.testing.assert_allclose(onnx_logits(path, x), predict(model, x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_the_deployable_export_is_minified_with_identical_outputs(name, digits, tmp_path):
+    """Minifying drops shapes, names, doc strings, metadata and default attributes and short-names every
+    internal tensor: the file gets smaller and onnxruntime computes exactly the same logits."""
+    seed_everything(0)
+    model = build_model(name, digits.input_shape, digits.num_classes).eval()
+    named = export_named(model, digits.input_shape, tmp_path / "named.onnx")
+    deployable = export_onnx(model, digits.input_shape, tmp_path / "model.onnx")
+    overhead = named.stat().st_size - deployable.stat().st_size
+    assert overhead > 1000
+    full, small = onnx.load(str(named)), onnx.load(str(deployable))
+    assert [n.op_type for n in small.graph.node] == [n.op_type for n in full.graph.node]
+    assert not small.graph.value_info and not small.metadata_props and all(not n.name for n in small.graph.node)
+    assert [v.name for v in small.graph.input] == ["input"] and [v.name for v in small.graph.output] == ["logits"]
+    assert all(len(t.name) <= 2 for t in small.graph.initializer)
+    assert [o.domain for o in small.opset_import] == [""]
+    x = digits.test.x[:64]
+    np.testing.assert_array_equal(onnx_logits(deployable, x), onnx_logits(named, x))
+
+
+def test_minify_drops_default_attributes_and_int32_zero_points_only():
+    """An attribute at its schema default and the zero point of an int32 DequantizeLinear (0 by definition)
+    are overhead; a non-default attribute and an int8 zero point are kept."""
+    helper, tensor = onnx.helper, onnx.TensorProto
+    bias = onnx.numpy_helper.from_array(np.array([[5, -3]], dtype=np.int32), "bias")
+    weight = onnx.numpy_helper.from_array(np.array([[5, -3]], dtype=np.int8), "weight")
+    zeros = {dtype: onnx.numpy_helper.from_array(np.zeros(2, dtype=dtype), f"zero_{dtype.__name__}")
+             for dtype in (np.int32, np.int8)}
+    scale = onnx.numpy_helper.from_array(np.array([0.5, 0.25], dtype=np.float32), "scale")
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["bias", "scale", "zero_int32"], ["b"], name="dq_bias", axis=1),
+         helper.make_node("DequantizeLinear", ["weight", "scale", "zero_int8"], ["w"], name="dq_weight", axis=1),
+         helper.make_node("Add", ["b", "w"], ["s"]),
+         helper.make_node("Gemm", ["input", "s"], ["logits"], alpha=1.0, beta=2.0)],
+        "g", [helper.make_tensor_value_info("input", tensor.FLOAT, [1, 1])],
+        [helper.make_tensor_value_info("logits", tensor.FLOAT, [1, 2])], [bias, weight, *zeros.values(), scale])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    onnx.checker.check_model(model, full_check=True)
+    small = minify(onnx.ModelProto.FromString(model.SerializeToString()))
+    onnx.checker.check_model(small, full_check=True)
+    dq_bias, dq_weight, _, gemm = small.graph.node
+    assert len(dq_bias.input) == 2 and len(dq_weight.input) == 3
+    assert not dq_bias.attribute and not dq_weight.attribute and [a.name for a in gemm.attribute] == ["beta"]
+    assert len(small.graph.initializer) == 4  # the int32 zero point is gone
+    assert small.ByteSize() < model.ByteSize()
