@@ -346,7 +346,7 @@ def describe_stage(recipe: Recipe, stage: str) -> str:
     if stage == "prune":
         p = recipe.prune
         extra = [f"{p.steps} rounds"] if p.steps > 1 else []
-        extra.append(f"{p.finetune_epochs} ft epochs")
+        extra.append(f"{p.finetune_epochs} ft epochs" + (" with KD" if p.kd else ""))
         if p.method == "activation":
             extra.append(f"λ {p.lam:g}")
         if p.round_to > 1:

@@ -7,6 +7,7 @@ from itertools import permutations
 import streamlit as st
 
 import ui
+import views
 from compression.catalog import (CALIBRATIONS, GRANULARITIES, MAX_BITS, MAX_PRUNE_RATIO, MAX_TEMPERATURE, MAX_WIDTH,
                                  MIN_BITS, MIN_TEMPERATURE, MIN_WIDTH, PRUNE_METHODS, QAT_MODES, QUANT_MODES,
                                  STAGES, STRUCTURED_METHODS, WIDTH_MODELS)
@@ -44,8 +45,10 @@ with prune_col.container(border=True):
                           disabled=not use_prune, **ui.PERSIST)
     ratio = st.slider("Fraction removed", 0.0, MAX_PRUNE_RATIO, 0.5, 0.05, key="pipe_ratio", disabled=not use_prune,
                       **ui.PERSIST)
-    finetune = st.slider("Fine-tune epochs per round", 0, 30, PruneSpec.finetune_epochs, key="pipe_finetune",
-                         disabled=not use_prune, **ui.PERSIST)
+    finetune = st.slider("Fine-tune epochs per round", 0, views.MAX_FINETUNE_EPOCHS, PruneSpec.finetune_epochs,
+                         key="pipe_finetune", disabled=not use_prune, **ui.PERSIST)
+    prune_kd = st.checkbox(views.PRUNE_KD_LABEL, key="pipe_prune_kd", help=views.PRUNE_KD_HELP,
+                           disabled=not use_prune, **ui.PERSIST)
     steps = st.slider("Prune / fine-tune rounds", 1, 5, 1, key="pipe_steps", disabled=not use_prune, **ui.PERSIST)
     round_to = st.selectbox("Channel methods: round kept channels to a multiple of", (1, 8, 16), key="pipe_round_to",
                             disabled=not use_prune or method not in STRUCTURED_METHODS, **ui.PERSIST)
@@ -83,7 +86,8 @@ pipeline_recipe = replace(
     recipe, order=(*order, *(s for s in STAGES if s not in order)),
     distill=DistillSpec(width if recipe.model in WIDTH_MODELS else 1.0, temperature, alpha, distill_epochs)
     if use_distill else None,
-    prune=PruneSpec(method, ratio, steps, finetune, round_to=round_to if method in STRUCTURED_METHODS else 1)
+    prune=PruneSpec(method, ratio, steps, finetune, round_to=round_to if method in STRUCTURED_METHODS else 1,
+                    kd=prune_kd)
     if use_prune else None,
     quant=quant)
 try:
@@ -106,7 +110,6 @@ if result is None:
                          key=pipeline_recipe.hash)
     st.stop()
 
-import views  # noqa: E402  (shared metric rows; loads torch, so only once there is a result to show)
 
 base = store.get_result(recipe.hash)
 st.subheader("Final model vs the baseline", anchor=False)

@@ -40,15 +40,16 @@ with st.container(border=True):
                       disabled=method != "activation", **ui.PERSIST)
     steps = right.slider("Prune / fine-tune rounds", 1, 5, 1, key="prune_steps", **ui.PERSIST,
                          help="Iterative pruning: the removed fraction rises linearly over the rounds.")
-    finetune = right.slider("Fine-tune epochs per round", 0, 30, PruneSpec.finetune_epochs, key="prune_finetune",
-                            **ui.PERSIST)
+    finetune = right.slider("Fine-tune epochs per round", 0, views.MAX_FINETUNE_EPOCHS, PruneSpec.finetune_epochs,
+                            key="prune_finetune", **ui.PERSIST)
+    kd = right.checkbox(views.PRUNE_KD_LABEL, key="prune_kd", help=views.PRUNE_KD_HELP, **ui.PERSIST)
     round_to = right.selectbox("Channel methods: round kept channels down to a multiple of", (1, 8, 16),
                                key="prune_round_to", **ui.PERSIST, disabled=method not in STRUCTURED_METHODS,
                                help="onnxruntime's convolutions are fastest on multiples of the SIMD block "
                                     "(16 on AVX-512, 8 on AVX2).")
     structured = method in STRUCTURED_METHODS
     spec = PruneSpec(method, ratio, steps, finetune, lam if method == "activation" else PruneSpec.lam,
-                     round_to if structured else 1)
+                     round_to if structured else 1, kd)
     pruned = views.runnable(replace(recipe, prune=spec), store)  # refused before any work, as the pipeline would
     run_clicked = st.button("Prune and measure", type="primary", disabled=pruned is None)
 

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from compression.recipe import Result
+from compression.store import Store
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 EPOCHS = 2  # the baseline's epochs: enough for digits to be well above chance, seconds to train
 RUN_TIMEOUT = 300
@@ -92,6 +95,14 @@ def test_pruning_run_stores_result_shows_deltas_and_serves_it_again():
 
     again = open_page("app_pages/pruning.py", **choices)  # a new session: served from the store, no run
     assert {m.label: m.value for m in again.main.metric} == {k: m.value for k, m in shown.items()}
+
+    at.checkbox(key="prune_kd").check().run()  # KD fine-tuning is another recipe: not measured yet
+    assert not at.main.metric
+    click(at, "Prune and measure")
+    stored = [Result.from_dict(p) for p in Store().list("result")]
+    kd = [r for r in stored if (r.recipe.get("prune") or {}).get("kd")]
+    assert len(kd) == 1 and kd[0].recipe["prune"]["ratio"] == 0.6
+    assert metrics(at)["Zero weights"].value == "60%"
 
 
 @pytest.mark.slow
