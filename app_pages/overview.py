@@ -1,6 +1,8 @@
 """Overview: what the three compression families do, the workspace's measured baseline, a few images of its
 data set, and the Pareto chart of everything measured on this workspace so far."""
 
+import json
+
 import numpy as np
 import streamlit as st
 
@@ -75,8 +77,13 @@ else:
                f"({base.params_nonzero:,} non-zero). Validation accuracy {base.val_accuracy:.2%}. Stored "
                f"{base.created_at} as `{base.recipe_hash}`.")
     with st.expander("Per-layer weights and the full result"):
-        st.dataframe([vars(layer) for layer in base.layers], hide_index=True)
-        st.json(base.to_dict(), expanded=False)
+        # Markdown and a download, not st.dataframe / st.json: their JavaScript (about 2 MB) would load with
+        # the first page a browser opens even while this is folded.
+        st.markdown("| layer | shape | weights | non-zero |\n|---|---|---|---|\n" + "\n".join(
+            f"| `{layer.name}` | {' × '.join(map(str, layer.shape))} | {layer.weights:,} | {layer.nonzero:,} |"
+            for layer in base.layers))
+        st.download_button("Download the full result (JSON)", json.dumps(base.to_dict(), indent=2),
+                           file_name=f"baseline-{base.recipe_hash}.json", mime="application/json")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
