@@ -150,7 +150,7 @@ else:
 
 # ------------------------------------------------------------------ every distillation of this baseline
 rows = []
-for r in pipeline.compressed_variants(recipe, store):
+for r in ui.workspace_results(recipe, store)[1]:
     rec = Recipe.from_dict(r.recipe)
     if rec.stages == ("distill",) and r.distill:
         d = r.distill

@@ -123,7 +123,7 @@ else:
                "rounds of pruning and fine-tuning move the weights, so the final cut differs.")
 
 # ------------------------------------------------------------ every stored pruning of this baseline
-variants = [(r, Recipe.from_dict(r.recipe)) for r in pipeline.compressed_variants(recipe, store)]
+variants = [(r, Recipe.from_dict(r.recipe)) for r in ui.workspace_results(recipe, store)[1]]
 variants = [(r, rec.prune) for r, rec in variants if rec.stages == ("prune",)]
 if variants and base is not None:
     st.subheader("Every pruning of this baseline")

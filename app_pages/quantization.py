@@ -217,7 +217,7 @@ curve = [replace(recipe, quant=QuantSpec("fake", b, scheme, granularity, calibra
 same = {k: getattr(curve[0].quant, k) for k in ("scheme", "granularity", "calibration", "calib_samples",
                                                 "activations")}
 stored = {}
-for r in pipeline.compressed_variants(recipe, store):
+for r in ui.workspace_results(recipe, store)[1]:
     rec = Recipe.from_dict(r.recipe)
     if rec.stages == ("quant",):
         stored[rec.hash] = (r, rec.quant)

@@ -296,12 +296,6 @@ def _distill_result(compressed: Compressed) -> dict[str, Any] | None:
     return {**report, "student_accuracy": student.accuracy, "kd_gain": student.accuracy - report["control_accuracy"]}
 
 
-def compressed_variants(base: Recipe, store: Store) -> list[Result]:
-    """Stored results compressed from the baseline recipe `base` (same data, model, training, timing), oldest first."""
-    results = [Result.from_dict(payload) for payload in store.list("result", base.dataset, base.model)]
-    return [r for r in results if (rec := Recipe.from_dict(r.recipe)) != base and rec.baseline() == base]
-
-
 def sensitivity_table(recipe: Recipe, method: str, store: Store | None = None,
                       progress: ProgressFn = silent) -> dict[str, Any]:
     """Per-layer pruning sensitivity of the recipe's baseline on the validation split (stored, never redone)."""
