@@ -22,5 +22,5 @@ st.set_page_config(page_title="Compression Explorer", page_icon=":material/compr
 page = st.navigation([st.Page(file, title=title, icon=icon, default=file == PAGES[0][0])
                       for file, title, icon in PAGES])
 ui.sidebar()  # after st.navigation: before it, the first sidebar change of a new server is dropped
-ui.pending_jobs()
+ui.pending_jobs(page.url_path)
 page.run()

@@ -256,7 +256,19 @@ def follow(job: Job, status) -> None:
             return
 
 
-def _pending() -> dict[str, str]:
+@dataclass(frozen=True)
+class PendingWork:
+    """Work of this session that a rerun left running: its label, and the page that started it (and shows
+    its result)."""
+
+    label: str
+    page: str
+
+
+_SHOWN_PAGE = "_shown_page"  # session state: the url path of the page this session draws
+
+
+def _pending() -> dict[str, PendingWork]:
     return st.session_state.setdefault("_pending_jobs", {})
 
 
@@ -279,7 +291,7 @@ def run_in_status(label: str, work: Callable[[ProgressFn], Any], key: str | None
             status.write("**baseline** — waiting for the workspace's baseline to finish training")
             follow(base, status)
         job = start_job(key, label, work)
-        _pending()[key] = label
+        _pending()[key] = PendingWork(label, st.session_state.get(_SHOWN_PAGE, ""))
         follow(job, status)
         _pending().pop(key, None)
         if job.crash is not None:
@@ -293,25 +305,32 @@ def run_in_status(label: str, work: Callable[[ProgressFn], Any], key: str | None
     st.rerun()
 
 
-def pending_jobs() -> None:
+def pending_jobs(page: str) -> None:
     """Work this session started that a rerun left running: its progress at the top of every page (polled),
-    and a redraw once it is stored. Errors of such work are shown once."""
+    and its errors, shown once. `page` is the url path of the page this run draws."""
+    st.session_state[_SHOWN_PAGE] = page
     jobs = [(key, find_job(key)) for key in list(_pending())]
     for key, job in jobs:
         if job is None or job.done.is_set():
-            label = _pending().pop(key)
+            work = _pending().pop(key)
             if job is not None and job.error:
-                st.error(f"{label}: {job.error}")
+                st.error(f"{work.label}: {job.error}")
     if any(job is not None and not job.done.is_set() for _, job in jobs):
         st.fragment(_pending_progress, run_every=1.0)()
 
 
 def _pending_progress() -> None:
-    running = [(key, job) for key in list(_pending()) if (job := find_job(key)) is not None]
-    if not running or all(job.done.is_set() for _, job in running):
+    """Polled: a bar per running job. Once work of the page shown is done, the app redraws (its result
+    appears); work of another page just leaves (its error, if any, shows here): a redraw of the whole app
+    there would change nothing, and would race a sidebar link clicked at that moment."""
+    jobs = [(work, job) for key, work in list(_pending().items()) if (job := find_job(key)) is not None]
+    if any(job.done.is_set() and work.page == st.session_state.get(_SHOWN_PAGE) for work, job in jobs):
         st.rerun()
-    for _, job in running:
-        st.progress(job.fraction, text=f"Still running — {job.label}: {job.status_text()}")
+    for work, job in jobs:
+        if not job.done.is_set():
+            st.progress(job.fraction, text=f"Still running — {work.label}: {job.status_text()}")
+        elif job.error:
+            st.error(f"{work.label}: {job.error}")
 
 
 # --------------------------------------------------------------------------------------- formatting

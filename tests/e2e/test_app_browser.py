@@ -199,8 +199,7 @@ def test_work_goes_on_when_its_page_is_left_and_is_served_when_chosen_again(page
     while store.get_result(recipe.hash) is None:
         assert time.monotonic() < deadline, "the pipeline never finished after its page was left"
         time.sleep(1)
-    # the finished job's own redraw (the "Still running" bar's last poll reruns the app) comes first: a link
-    # clicked during that rerun is not followed, so the page is chosen again only once it is over
+    # the "Still running" bar goes with its next poll (work of another page: no redraw of the whole app)
     expect(page.get_by_text(re.compile("^Still running"))).to_have_count(0, timeout=30_000)
     wait_idle(page)
     go(page, "Pipeline")  # chosen again: shown from the store at once, nothing to run
