@@ -8,7 +8,6 @@ from pathlib import Path
 import plotly.graph_objects  # noqa: F401
 from streamlit.web import cli
 
-import compression.distill  # noqa: F401
 import compression.pipeline  # noqa: F401
 
 if __name__ == "__main__":
