@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from compression import pareto
+from compression import charts, pareto
 from compression.catalog import DATASETS, IMAGEFOLDER, MODELS
 from compression.errors import CompressionError
 from compression.recipe import Recipe, Result
@@ -388,40 +387,15 @@ def describe(recipe: Recipe | dict) -> str:
     return " → ".join(describe_stage(r, s) for s in r.stages) or "baseline (uncompressed)"
 
 
-def is_measured(result: Result) -> bool:
-    """Whether the result's accuracy comes from running its deployable file in onnxruntime."""
-    return result.accuracy_source == "onnxruntime"
-
-
 def accuracy_mark(result: Result) -> str:
-    return "measured (onnxruntime)" if is_measured(result) else f"simulated ({result.accuracy_source})"
+    return "measured (onnxruntime)" if charts.is_measured(result) else f"simulated ({result.accuracy_source})"
 
 
 # ---------------------------------------------------------------------------------------- trade-offs
 
-TECHNIQUE_COLORS = {"baseline": "#334155", "prune": "#2563eb", "quant": "#0d9488", "distill": "#7c3aed"}
-# combinations by the set of their stages (two orders of the same stages share a colour; hover tells the order)
-COMBINATION_COLORS = {frozenset({"prune", "quant"}): "#db2777", frozenset({"distill", "prune"}): "#65a30d",
-                      frozenset({"distill", "quant"}): "#c2410c", frozenset({"distill", "prune", "quant"}): "#0891b2"}
-SIMULATED_SYMBOL = "diamond-open"
-
-
-def technique_color(technique: str) -> str:
-    """A fixed colour a technique (stable across pages and sessions)."""
-    if technique in TECHNIQUE_COLORS:
-        return TECHNIQUE_COLORS[technique]
-    return COMBINATION_COLORS.get(frozenset(technique.split("+")), "#a16207")
-
-
 def points(value: float) -> str:
     """An accuracy difference (a fraction) in signed percentage points, never '-0.00'."""
     return f"{round(100 * value, 2) or 0.0:+.2f} pts"
-
-
-def metric_axis(metric: str) -> tuple[float, str]:
-    """(divisor from the metric's own unit to the axis unit, axis title)."""
-    unit, scale, title = pareto.UNITS[metric]
-    return scale, title
 
 
 def latency_text(result: Result, baseline: Result | None) -> str:
@@ -441,16 +415,7 @@ def hover_lines(result: Result, baseline: Result | None) -> str:
             f"<br>latency {latency_text(result, baseline)}<br>FLOPs {fmt_count(result.flops)} per sample")
 
 
-@dataclass(frozen=True)
-class Highlight:
-    """A result to ring on the chart, with a short label (e.g. a budget question it answers)."""
-
-    result: Result
-    label: str
-
-
 COLORWAY = ["#2563eb", "#0d9488", "#d97706", "#7c3aed", "#db2777", "#64748b", "#65a30d", "#0891b2"]
-GRID_COLOR = "#eef2f7"
 
 
 @functools.cache
@@ -465,92 +430,16 @@ def use_plotly_template() -> None:
     template.layout.update(
         colorway=COLORWAY, font=dict(size=13), hoverlabel=dict(font_size=12, align="left"), bargap=0.15,
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
-        xaxis=dict(showgrid=False, zeroline=False), yaxis=dict(gridcolor=GRID_COLOR, zeroline=False))
+        xaxis=dict(showgrid=False, zeroline=False), yaxis=dict(gridcolor=charts.GRID_COLOR, zeroline=False))
     pio.templates["compression-explorer"] = template
     pio.templates.default = "compression-explorer"
 
 
-def tradeoff_figure(results: Sequence[Result], metric: str, baseline: Result | None = None, *,
-                    frontier: bool = True, highlights: Iterable[Highlight] = (), height: int = 460,
-                    dim: bool = False):
-    """Accuracy against `metric` (log axis) for `results`, a trace per technique; simulated accuracies as open
-    diamonds; the baseline as a star with a dotted line at its accuracy; the Pareto frontier as a dashed line;
-    `highlights` ringed and labelled. Results without a value (latency of a simulated format) are left out."""
-    import plotly.graph_objects as go
-
+def tradeoff_figure(results: Sequence[Result], metric: str, baseline: Result | None = None, **options):
+    """compression.charts.pareto_figure in the app's look, each point's hover box listing its whole recipe
+    (`options`: highlights, frontier, dim, height)."""
     use_plotly_template()
-    scale, title = metric_axis(metric)
-    fig = go.Figure()
-    by_technique: dict[str, list[tuple[Result, float]]] = {}
-    for r in results:
-        if baseline is not None and r.recipe_hash == baseline.recipe_hash:
-            continue
-        value = pareto.metric_value(r, metric, baseline)
-        if value is not None:
-            by_technique.setdefault(r.technique, []).append((r, value / scale))
-    for technique, points in sorted(by_technique.items()):
-        fig.add_trace(go.Scatter(
-            x=[v for _, v in points], y=[r.accuracy for r, _ in points], mode="markers", name=technique,
-            marker=dict(color=technique_color(technique), size=11, opacity=0.45 if dim else 0.9,
-                        symbol=["circle" if is_measured(r) else SIMULATED_SYMBOL for r, _ in points],
-                        line=dict(width=1.5, color=technique_color(technique))),
-            customdata=[[r.recipe_hash, hover_lines(r, baseline)] for r, _ in points],
-            hovertemplate="%{customdata[1]}<extra></extra>"))
-    if frontier:
-        front = [(r, v) for r in pareto.frontier(results, metric, baseline)
-                 if (v := pareto.metric_value(r, metric, baseline)) is not None]
-        if len(front) > 1:
-            fig.add_trace(go.Scatter(x=[v / scale for _, v in front], y=[r.accuracy for r, _ in front],
-                                     mode="lines", name="Pareto frontier", hoverinfo="skip",
-                                     line=dict(color="#64748b", dash="dash", width=1.5)))
-    if baseline is not None and (value := pareto.metric_value(baseline, metric, baseline)) is not None:
-        fig.add_trace(go.Scatter(x=[value / scale], y=[baseline.accuracy], mode="markers+text", name="baseline",
-                                 text=["baseline"], textposition="top center",
-                                 marker=dict(symbol="star", size=18, color=TECHNIQUE_COLORS["baseline"]),
-                                 customdata=[[baseline.recipe_hash, hover_lines(baseline, baseline)]],
-                                 hovertemplate="%{customdata[1]}<extra></extra>"))
-        fig.add_hline(y=baseline.accuracy, line_dash="dot", line_color="#94a3b8")
-    rings: dict[str, tuple[Result, float, list[str]]] = {}
-    for h in highlights:
-        value = pareto.metric_value(h.result, metric, baseline)
-        if value is not None:
-            rings.setdefault(h.result.recipe_hash, (h.result, value / scale, []))[2].append(h.label)
-    if rings:
-        fig.add_trace(go.Scatter(
-            x=[v for _, v, _ in rings.values()], y=[r.accuracy for r, _, _ in rings.values()],
-            mode="markers+text", name="answer", text=[" · ".join(labels) for _, _, labels in rings.values()],
-            textposition="bottom center", textfont=dict(color="#dc2626"),
-            marker=dict(symbol="circle-open", size=26, color="#dc2626", line=dict(width=3)),
-            customdata=[[r.recipe_hash, hover_lines(r, baseline)] for r, _, _ in rings.values()],
-            hovertemplate="%{customdata[1]}<extra></extra>"))
-    style_axes(fig, title)
-    fig.update_layout(height=height)
-    return fig
-
-
-def _log_ticks(values: Sequence[float]) -> list[float]:
-    """1-2-5 ticks covering `values` on a log axis."""
-    positive = [v for v in values if v and v > 0]
-    if not positive:
-        return []
-    low, high = min(positive) / 1.5, max(positive) * 1.5
-    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
-             for m in (1, 2, 5)]
-    return [t for t in ticks if low <= t <= high]
-
-
-def style_axes(fig, x_title: str) -> None:
-    """Log x axis with readable 1-2-5 ticks for the data drawn, accuracy y axis with enough decimals for its
-    range, one calm layout."""
-    xs = [x for trace in fig.data for x in (trace.x or []) if x is not None]
-    ys = [y for trace in fig.data for y in (trace.y or []) if y is not None]
-    ticks = _log_ticks(xs)
-    fig.update_xaxes(type="log", title=x_title + " — log scale", tickvals=ticks or None,
-                     ticktext=[f"{t:g}" for t in ticks] or None, showgrid=True, gridcolor=GRID_COLOR)
-    spread = (max(ys) - min(ys)) if ys else 1.0
-    fig.update_yaxes(title="test accuracy", tickformat=".0%" if spread > 0.2 else ".1%" if spread > 0.02 else ".2%",
-                     gridcolor=GRID_COLOR)
-    fig.update_layout(margin=dict(l=8, r=8, t=40, b=8))
+    return charts.pareto_figure(results, metric, baseline, hover=lambda r: hover_lines(r, baseline), **options)
 
 
 def unplotted_note(results: Sequence[Result], metric: str, baseline: Result | None = None) -> str | None:
@@ -644,7 +533,7 @@ def add_path(fig, stages: Sequence[Any], metric: str) -> None:
     with an arrowhead at each stage, labelled by stage; simulated accuracies as open diamonds."""
     import plotly.graph_objects as go
 
-    scale, _ = metric_axis(metric)
+    scale, title = charts.axis_scale(metric)
     xs = [(s.size_bytes if metric == "size" else s.flops) / scale for s in stages]
     symbols = ["star" if i == 0 else ("arrow" if s.accuracy_source == "onnxruntime" else "diamond-open")
                for i, s in enumerate(stages)]
@@ -658,7 +547,7 @@ def add_path(fig, stages: Sequence[Any], metric: str) -> None:
         marker=dict(symbol=symbols, size=[18] + [16] * (len(stages) - 1), angleref="previous", color="#dc2626",
                     line=dict(width=2, color="#dc2626")),
         customdata=hover, hovertemplate="%{customdata}<extra></extra>"))
-    style_axes(fig, metric_axis(metric)[1])
+    charts.style_axes(fig, title)
 
 
 def _stage_mark(record: Any) -> str:

@@ -15,7 +15,8 @@ import streamlit as st
 from torch import nn
 
 import ui
-from compression import pipeline
+from compression import charts, pipeline
+from compression.charts import is_measured
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec, Latency, Recipe, Result
 from compression.store import Store
@@ -41,7 +42,7 @@ COLORS = {
     "threshold": "#dc2626",   # red: a cut, a clipping range
     "grid": "#7c3aed",        # violet: a quantization grid
 }
-SYMBOLS = {"measured": "circle", "simulated": ui.SIMULATED_SYMBOL}
+SYMBOLS = {"measured": "circle", "simulated": charts.SIMULATED_SYMBOL}
 
 
 def style(fig: go.Figure, *, title: str | None = None, percent_y: bool = False, height: int | None = 360,
@@ -86,8 +87,6 @@ def baseline_line(fig: go.Figure, accuracy: float, text: str = "baseline") -> No
 
 
 # ----------------------------------------------------------------------------------------- provenance
-
-is_measured = ui.is_measured  # the accuracy came from running the deployable file in onnxruntime
 
 
 def source_label(result: Result) -> str:

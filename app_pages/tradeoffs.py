@@ -5,7 +5,7 @@ budget questions answered and ringed on the chart, a table to download, and two 
 import streamlit as st
 
 import ui
-from compression import pareto
+from compression import charts, pareto
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 
@@ -50,7 +50,7 @@ kinds = right.pills("Accuracy", ("measured", "simulated"), selection_mode="multi
 floor = st.slider("Hide results below this test accuracy", 0.0, 100.0, 0.0, 1.0, format="%.0f%%",
                   key="tradeoffs_floor", **ui.PERSIST)
 shown = [r for r in everything if r.technique in (chosen or techniques)
-         and ("measured" if ui.is_measured(r) else "simulated") in kinds and 100 * r.accuracy >= floor]
+         and ("measured" if charts.is_measured(r) else "simulated") in kinds and 100 * r.accuracy >= floor]
 
 # ----------------------------------------------------------------------------------------- budget questions
 st.subheader("Budget questions", anchor=False)
@@ -79,12 +79,12 @@ for column, budget, short in budgets:
     if answer is None:
         column.warning(f"Nothing shown is {budget.question}.", icon=":material/block:")
         continue
-    scale, _ = ui.metric_axis(budget.metric)
+    scale, _ = charts.axis_scale(budget.metric)
     cost = pareto.metric_value(answer, budget.metric, base) / scale
     unit = pareto.UNITS[budget.metric][0]
     label = {"KB": f"≤ {budget.value / 1024:g} KB", "ms": f"≤ {budget.value:g} ms",
              "pts": f"within {budget.value:g} pts"}[short]
-    highlights.append(ui.Highlight(answer, label))
+    highlights.append(charts.Highlight(answer, label))
     with column.container(border=True):
         st.markdown(f"**{answer.technique}** · {ui.describe(answer.recipe)}")
         st.markdown(f"{answer.accuracy:.2%} ({ui.points(answer.accuracy - base.accuracy)}) at "

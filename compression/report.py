@@ -20,7 +20,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from compression import pareto
+from compression import charts, pareto
+from compression.charts import Highlight
 from compression.pareto import METRICS, UNITS, Budget
 from compression.recipe import Recipe, Result
 
@@ -63,43 +64,11 @@ def _hover(result: Result, baseline: Result | None) -> str:
 
 def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | None = None,
                   answers: Sequence[tuple[Budget, Result]] = ()) -> go.Figure:
-    """Accuracy against `metric` (log axis) for `results`: a trace per technique (simulated accuracy as open
-    diamonds), the frontier as a staircase, the baseline as a star, and the `answers` to budget questions of
-    this metric ringed and labelled. Results without a value (latency of a simulated format) are left out."""
-    unit, scale, title = UNITS[metric]
-    fig = go.Figure()
-    points = [(r, v / scale) for r in results if (v := pareto.metric_value(r, metric, baseline)) is not None
-              and (baseline is None or r.recipe_hash != baseline.recipe_hash)]
-    for technique in sorted({r.technique for r, _ in points}):
-        mine = [(r, x) for r, x in points if r.technique == technique]
-        fig.add_trace(go.Scatter(
-            x=[x for _, x in mine], y=[r.accuracy for r, _ in mine], mode="markers", name=technique,
-            marker=dict(size=10, symbol=["circle" if r.accuracy_source == "onnxruntime" else "diamond-open"
-                                         for r, _ in mine]),
-            hovertext=[_hover(r, baseline) for r, _ in mine], hoverinfo="text"))
-    front = pareto.frontier(results, metric, baseline)
-    fig.add_trace(go.Scatter(x=[pareto.metric_value(r, metric, baseline) / scale for r in front],
-                             y=[r.accuracy for r in front], mode="lines", line=dict(shape="hv", dash="dash"),
-                             name="Pareto frontier", hoverinfo="skip"))
-    if baseline is not None:
-        fig.add_trace(go.Scatter(x=[pareto.metric_value(baseline, metric, baseline) / scale], y=[baseline.accuracy],
-                                 mode="markers", name="baseline", marker=dict(symbol="star", size=16),
-                                 hovertext=[_hover(baseline, baseline)], hoverinfo="text"))
-    rings: dict[str, tuple[Result, list[str]]] = {}  # one ring per answer, labelled with every question it answers
-    for budget, result in answers:
-        if budget.metric == metric:
-            rings.setdefault(result.recipe_hash, (result, []))[1].append(budget.question)
-    if rings:
-        fig.add_trace(go.Scatter(
-            x=[pareto.metric_value(r, metric, baseline) / scale for r, _ in rings.values()],
-            y=[r.accuracy for r, _ in rings.values()], mode="markers+text", name="budget answer",
-            text=["<br>".join(questions) for _, questions in rings.values()], textposition="bottom center",
-            marker=dict(symbol="circle-open", size=24, line=dict(width=3), color="#dc2626"),
-            hovertext=[_hover(r, baseline) for r, _ in rings.values()], hoverinfo="text"))
-    fig.update_xaxes(title=title, type="log")
-    fig.update_yaxes(title="test accuracy", tickformat=".1%")
-    fig.update_layout(template="plotly_white", height=460, margin=dict(l=10, r=10, t=40, b=10),
-                      title=f"Accuracy vs {metric}")
+    """The trade-off chart of `metric` (compression.charts) with the `answers` to this metric's budget
+    questions ringed, titled and in plotly_white whatever the process's default template (the app's)."""
+    fig = charts.pareto_figure(results, metric, baseline, hover=lambda r: _hover(r, baseline),
+                               highlights=[Highlight(r, b.question) for b, r in answers if b.metric == metric])
+    fig.update_layout(template="plotly_white", title=f"Accuracy vs {metric}")
     return fig
 
 

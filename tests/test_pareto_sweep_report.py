@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from compression import pareto, report
+from compression import charts, pareto, report
 from compression.errors import CompressionError
 from compression.pareto import Budget
 from compression.recipe import Latency, PruneSpec, QuantSpec, Recipe, Result
@@ -106,6 +106,28 @@ def test_budget_questions():
     assert Budget("within", "size", 0.5).answer(results, BASELINE) is BASELINE
     with pytest.raises(CompressionError, match="must not be negative"):
         Budget("under", "size", -1)
+
+
+def test_the_trade_off_chart_draws_each_result_once_the_frontier_the_baseline_and_the_rings():
+    a, b, c = point(0.80, 1000, ratio=0.9), point(0.90, 3000, ratio=0.7), point(0.85, 4000, ratio=0.6)
+    simulated = point(0.94, 500, speedup=None, ratio=0.1, quant="fake")
+    results = [BASELINE, a, b, c, simulated]
+    ring = [charts.Highlight(b, "most accurate under 3 KB"), charts.Highlight(b, "within 5 points")]
+    fig = charts.pareto_figure(results, "size", BASELINE, hover=lambda r: f"hover {r.recipe_hash}", highlights=ring)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"prune", "prune+quant", "Pareto frontier", "baseline", "answer"}
+    assert list(traces["prune"].y) == [0.80, 0.90, 0.85]  # the baseline is drawn once, as the star
+    assert list(traces["prune"].x) == [1000 / 1024, 3000 / 1024, 4000 / 1024]  # KB on the axis
+    assert traces["prune"].marker.symbol == ("circle",) * 3
+    assert traces["prune+quant"].marker.symbol == (charts.SIMULATED_SYMBOL,)
+    assert list(traces["Pareto frontier"].y) == [r.accuracy for r in pareto.frontier(results, "size", BASELINE)]
+    assert traces["Pareto frontier"].line.shape == "hv"
+    assert traces["answer"].text == ("most accurate under 3 KB<br>within 5 points",)  # one ring, both labels
+    assert traces["prune"].customdata[1][0] == b.recipe_hash and traces["prune"].customdata[1][1] == (
+        f"hover {b.recipe_hash}")
+    assert fig.layout.xaxis.type == "log"
+    latency = charts.pareto_figure(results, "latency", BASELINE, hover=str, frontier=False)
+    assert {t.name for t in latency.data} == {"prune", "baseline"}  # the simulated result has no latency
 
 
 def test_groups_by_baseline_recipe():

@@ -1,0 +1,120 @@
+"""The trade-off chart, one builder for the app and the offline report: accuracy against a cost (size,
+latency or FLOPs) on a log axis, a trace per technique in its fixed colour, simulated accuracies as open
+diamonds, the Pareto frontier as a dashed staircase, the baseline as a star, chosen results ringed and
+labelled. Import-light (plotly, no torch)."""
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+from compression import pareto
+from compression.recipe import Result
+
+TECHNIQUE_COLORS = {"baseline": "#334155", "prune": "#2563eb", "quant": "#0d9488", "distill": "#7c3aed"}
+# combinations by the set of their stages (two orders of the same stages share a colour; hover tells the order)
+COMBINATION_COLORS = {frozenset({"prune", "quant"}): "#db2777", frozenset({"distill", "prune"}): "#65a30d",
+                      frozenset({"distill", "quant"}): "#c2410c", frozenset({"distill", "prune", "quant"}): "#0891b2"}
+SIMULATED_SYMBOL = "diamond-open"
+GRID_COLOR = "#eef2f7"
+RING_COLOR = "#dc2626"
+
+
+def technique_color(technique: str) -> str:
+    """A fixed colour for a technique (stable across pages, sessions and reports)."""
+    if technique in TECHNIQUE_COLORS:
+        return TECHNIQUE_COLORS[technique]
+    return COMBINATION_COLORS.get(frozenset(technique.split("+")), "#a16207")
+
+
+def is_measured(result: Result) -> bool:
+    """Whether the result's accuracy comes from running its deployable file in onnxruntime."""
+    return result.accuracy_source == "onnxruntime"
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """A result to ring on the chart, with a short label (e.g. a budget question it answers)."""
+
+    result: Result
+    label: str
+
+
+def axis_scale(metric: str) -> tuple[float, str]:
+    """(divisor from the metric's own unit to the axis unit, axis title)."""
+    _, scale, title = pareto.UNITS[metric]
+    return scale, title
+
+
+def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | None = None, *,
+                  hover: Callable[[Result], str], highlights: Iterable[Highlight] = (), frontier: bool = True,
+                  dim: bool = False, height: int = 460) -> go.Figure:
+    """Accuracy against `metric` for `results`, each point's hover box `hover(result)` (its recipe hash in
+    customdata[0], for selections); `dim` fades the points (when something else is drawn on top). Results
+    without a value (the latency of a simulated format) are left out."""
+    scale, title = axis_scale(metric)
+    fig = go.Figure()
+    points = [(r, v / scale) for r in results if (v := pareto.metric_value(r, metric, baseline)) is not None
+              and (baseline is None or r.recipe_hash != baseline.recipe_hash)]
+    for technique in sorted({r.technique for r, _ in points}):
+        mine = [(r, x) for r, x in points if r.technique == technique]
+        color = technique_color(technique)
+        fig.add_trace(go.Scatter(
+            x=[x for _, x in mine], y=[r.accuracy for r, _ in mine], mode="markers", name=technique,
+            marker=dict(color=color, size=11, opacity=0.45 if dim else 0.9, line=dict(width=1.5, color=color),
+                        symbol=["circle" if is_measured(r) else SIMULATED_SYMBOL for r, _ in mine]),
+            customdata=[[r.recipe_hash, hover(r)] for r, _ in mine], hovertemplate="%{customdata[1]}<extra></extra>"))
+    front = [(r, v / scale) for r in pareto.frontier(results, metric, baseline)
+             if (v := pareto.metric_value(r, metric, baseline)) is not None] if frontier else []
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=[x for _, x in front], y=[r.accuracy for r, _ in front], mode="lines",
+                                 name="Pareto frontier", hoverinfo="skip",
+                                 line=dict(color="#64748b", dash="dash", width=1.5, shape="hv")))
+    if baseline is not None and (value := pareto.metric_value(baseline, metric, baseline)) is not None:
+        fig.add_trace(go.Scatter(x=[value / scale], y=[baseline.accuracy], mode="markers+text", name="baseline",
+                                 text=["baseline"], textposition="top center",
+                                 marker=dict(symbol="star", size=18, color=TECHNIQUE_COLORS["baseline"]),
+                                 customdata=[[baseline.recipe_hash, hover(baseline)]],
+                                 hovertemplate="%{customdata[1]}<extra></extra>"))
+        fig.add_hline(y=baseline.accuracy, line_dash="dot", line_color="#94a3b8")
+    rings: dict[str, tuple[Result, float, list[str]]] = {}  # one ring a result, labelled with all it answers
+    for h in highlights:
+        if (value := pareto.metric_value(h.result, metric, baseline)) is not None:
+            rings.setdefault(h.result.recipe_hash, (h.result, value / scale, []))[2].append(h.label)
+    if rings:
+        fig.add_trace(go.Scatter(
+            x=[x for _, x, _ in rings.values()], y=[r.accuracy for r, _, _ in rings.values()],
+            mode="markers+text", name="answer", text=["<br>".join(labels) for _, _, labels in rings.values()],
+            textposition="bottom center", textfont=dict(color=RING_COLOR),
+            marker=dict(symbol="circle-open", size=26, color=RING_COLOR, line=dict(width=3)),
+            customdata=[[r.recipe_hash, hover(r)] for r, _, _ in rings.values()],
+            hovertemplate="%{customdata[1]}<extra></extra>"))
+    style_axes(fig, title)
+    fig.update_layout(height=height)
+    return fig
+
+
+def log_ticks(values: Sequence[float]) -> list[float]:
+    """1-2-5 ticks covering `values` on a log axis."""
+    positive = [v for v in values if v and v > 0]
+    if not positive:
+        return []
+    low, high = min(positive) / 1.5, max(positive) * 1.5
+    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+             for m in (1, 2, 5)]
+    return [t for t in ticks if low <= t <= high]
+
+
+def style_axes(fig: go.Figure, x_title: str) -> None:
+    """Log x axis with readable 1-2-5 ticks for the data drawn, accuracy y axis with enough decimals for its
+    range, one calm layout."""
+    xs = [x for trace in fig.data for x in (trace.x or []) if x is not None]
+    ys = [y for trace in fig.data for y in (trace.y or []) if y is not None]
+    ticks = log_ticks(xs)
+    fig.update_xaxes(type="log", title=x_title + " — log scale", tickvals=ticks or None,
+                     ticktext=[f"{t:g}" for t in ticks] or None, showgrid=True, gridcolor=GRID_COLOR)
+    spread = (max(ys) - min(ys)) if ys else 1.0
+    fig.update_yaxes(title="test accuracy", tickformat=".0%" if spread > 0.2 else ".1%" if spread > 0.02 else ".2%",
+                     gridcolor=GRID_COLOR)
+    fig.update_layout(margin=dict(l=8, r=8, t=40, b=8))
