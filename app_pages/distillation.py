@@ -140,7 +140,7 @@ else:
         fig.update_yaxes(range=[0, 1], showticklabels=col == 1, row=2, col=col)
         fig.update_xaxes(tickangle=0 if len(names) <= 10 else -60, row=2, col=col)
     views.style(fig, height=480)
-    fig.update_layout(legend=dict(yanchor="top", y=-0.08))
+    fig.update_layout(legend=dict(yanchor="top", y=-0.08), margin=dict(t=40))  # room for the subplot titles
     st.plotly_chart(fig, width="stretch")
     dark = 1 - soft.max(axis=1).mean()
     dark1 = 1 - hard.max(axis=1).mean()
