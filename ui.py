@@ -201,6 +201,8 @@ class Job:
         try:
             with _COMPUTE:
                 self.state = "running"
+                from compression.train import use_free_cores  # torch: imported in the job's thread
+                log.info("job %s: %d torch thread(s), one a free core", self.key, use_free_cores())
                 self.work(self.progress)
             self.state = "done"
         except CompressionError as exc:

@@ -1,6 +1,8 @@
 """Fit, fine-tune and evaluate on CPU, repeatably, reporting progress through a callback."""
 
+import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,6 +62,34 @@ def evaluate(model: nn.Module, split: Split) -> float:
 
 
 LEARNING_RATE = 3e-3
+DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice: a thread a physical core, or OMP_NUM_THREADS
+
+
+def busy_cores(window: float = 0.25) -> float:
+    """How many cores are busy right now (by any process): the non-idle share of all CPU time over `window`
+    seconds, from Linux's /proc/stat; 0.0 where that cannot be read."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+    try:
+        total0, idle0 = sample()
+        time.sleep(window)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = total1 - total0
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / total) if total > 0 else 0.0
+
+
+def use_free_cores() -> int:
+    """Give torch one thread a core that is free now (at least one, at most DEFAULT_THREADS) for the training
+    that follows in this thread, and return the count. Two threads on two cores, one of them busy elsewhere,
+    train the digits CNN about 3× slower than one thread; on a quiet machine two train it 1.15× and the
+    3x32x32 models 1.8× faster than one."""
+    threads = max(1, min(DEFAULT_THREADS, round((os.cpu_count() or 1) - busy_cores())))
+    torch.set_num_threads(threads)
+    return threads
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -1,10 +1,16 @@
 """Training learns, repeats for a seed; every model builds for any shape; ONNX matches torch."""
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import onnx
 import pytest
 import torch
 
+from compression import train
 from compression.errors import CompressionError
 from compression.export import export_named, export_onnx, minify
 from compression.measure import onnx_logits
@@ -32,6 +38,23 @@ def test_training_repeats_for_a_seed(digits):
         model = fit(build_model("cnn", digits.input_shape, digits.num_classes), digits.train, 1, seed=7)
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_training_takes_one_thread_when_every_core_is_busy():
+    """With every core kept busy by another process, the app's jobs train with one torch thread (two threads
+    fighting one free core train ~3× slower); torch's default thread count is the ceiling."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.5)
+        assert train.busy_cores() > (os.cpu_count() or 1) - 0.5
+        assert train.use_free_cores() == 1 and torch.get_num_threads() == 1
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+        torch.set_num_threads(train.DEFAULT_THREADS)
+    assert 1 <= train.use_free_cores() <= train.DEFAULT_THREADS
+    torch.set_num_threads(train.DEFAULT_THREADS)
 
 
 @pytest.mark.parametrize("name", MODELS)
