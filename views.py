@@ -23,7 +23,7 @@ from compression.store import Store
 
 # ------------------------------------------------------------------------------------- shared settings
 
-MAX_FINETUNE_EPOCHS = 100
+MAX_EPOCHS = 100  # the longest training a slider offers (a student, fine-tuning): the benches use 80
 PRUNE_KD_LABEL = "Fine-tune on the baseline's outputs (KD)"
 PRUNE_KD_HELP = (f"Fine-tuning after each cut learns from the unpruned baseline's softened outputs as well as the "
                  f"labels (the distillation loss at T {DistillSpec.temperature:g}, α {DistillSpec.alpha:g}). It "

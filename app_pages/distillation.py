@@ -38,7 +38,7 @@ with st.container(border=True):
                         key="distill_alpha", **ui.PERSIST, help="1 − α goes to the ordinary label loss.")
     width = right.select_slider("Student width (× the teacher's channels)", WIDTHS, DistillSpec.width,
                                 key="distill_width", **ui.PERSIST)
-    epochs = right.slider("Student epochs", 1, 60, DistillSpec.epochs, key="distill_epochs", **ui.PERSIST,
+    epochs = right.slider("Student epochs", 1, views.MAX_EPOCHS, DistillSpec.epochs, key="distill_epochs", **ui.PERSIST,
                           help="The KD student and the label-only control train for the same epochs.")
     student = right.selectbox("Student model", (SAME_FAMILY, *MODELS), key="distill_student", **ui.PERSIST,
                               help="The teacher's family at the chosen width, or another model (width 1 unless "

@@ -37,7 +37,7 @@ with distill_col.container(border=True):
                             key="pipe_temperature", disabled=not use_distill, **ui.PERSIST)
     alpha = st.slider("α (weight of the teacher's soft targets)", 0.0, 1.0, DistillSpec.alpha, 0.05, key="pipe_alpha",
                       disabled=not use_distill, **ui.PERSIST)
-    distill_epochs = st.slider("Student epochs", 1, 60, DistillSpec.epochs, key="pipe_distill_epochs",
+    distill_epochs = st.slider("Student epochs", 1, views.MAX_EPOCHS, DistillSpec.epochs, key="pipe_distill_epochs",
                                disabled=not use_distill, **ui.PERSIST)
 with prune_col.container(border=True):
     use_prune = st.toggle("Prune", value=True, key="pipe_prune", **ui.PERSIST)
@@ -45,7 +45,7 @@ with prune_col.container(border=True):
                           disabled=not use_prune, **ui.PERSIST)
     ratio = st.slider("Fraction removed", 0.0, MAX_PRUNE_RATIO, 0.5, 0.05, key="pipe_ratio", disabled=not use_prune,
                       **ui.PERSIST)
-    finetune = st.slider("Fine-tune epochs per round", 0, views.MAX_FINETUNE_EPOCHS, PruneSpec.finetune_epochs,
+    finetune = st.slider("Fine-tune epochs per round", 0, views.MAX_EPOCHS, PruneSpec.finetune_epochs,
                          key="pipe_finetune", disabled=not use_prune, **ui.PERSIST)
     prune_kd = st.checkbox(views.PRUNE_KD_LABEL, key="pipe_prune_kd", help=views.PRUNE_KD_HELP,
                            disabled=not use_prune, **ui.PERSIST)
