@@ -353,6 +353,13 @@ def fmt_count(n: float) -> str:
     return f"{n:,.0f}"
 
 
+def fmt_time(iso: str) -> str:
+    """A stored result's UTC timestamp to the minute, '2026-11-22 20:20 UTC'. Never HH:MM:SS in markdown:
+    Streamlit reads ':20:' as an emoji shortcode and loads its emoji table (259 KB of JavaScript) for the
+    page."""
+    return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 else iso
+
+
 STAGE_NAMES = {"baseline": "baseline", "distill": "distil", "prune": "prune", "quant": "quantize"}
 
 

@@ -139,7 +139,7 @@ def provenance_caption(result: Result) -> str:
     else:
         parts.append("**Latency** not timed: a simulated format has no runtime to time.")
     stored = "served from the store" if result.from_store else "stored"
-    parts.append(f"{stored.capitalize()} {result.created_at} as `{result.recipe_hash}`.")
+    parts.append(f"{stored.capitalize()} {ui.fmt_time(result.created_at)} as `{result.recipe_hash}`.")
     return " ".join(parts)
 
 

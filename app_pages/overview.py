@@ -75,7 +75,7 @@ else:
     st.caption(f"All measured: {base.provenance.get('runtime', 'onnxruntime')} CPU, {latency.threads} intra-op "
                f"thread(s), spinning off; CPU flags {flags}. Parameters {base.params_total:,} "
                f"({base.params_nonzero:,} non-zero). Validation accuracy {base.val_accuracy:.2%}. Stored "
-               f"{base.created_at} as `{base.recipe_hash}`.")
+               f"{ui.fmt_time(base.created_at)} as `{base.recipe_hash}`.")
     with st.expander("Per-layer weights and the full result"):
         # Markdown and a download, not st.dataframe / st.json: their JavaScript (about 2 MB) would load with
         # the first page a browser opens even while this is folded.

@@ -6,6 +6,7 @@ AppTest drops sidebar elements from its tree after a rerun when the app uses st.
 sidebar's choices are set through session_state (the keys its widgets use); tests/e2e drives the real
 widgets in Chromium."""
 
+import re
 import shutil
 import time
 from dataclasses import replace
@@ -48,6 +49,10 @@ def stored(measured, home, monkeypatch) -> Path:
     return home
 
 
+# Streamlit's markdown loads its emoji plugin for any text like this (a time 20:20:50 contains ':20:')
+EMOJI_SHORTCODE = re.compile(r":(?!material/|streamlit:)[\w+-][\w_+-]*:")
+
+
 def start(page: str | None = None, **choices) -> AppTest:
     """A new session of the app with the sidebar's `choices` (widget key -> value), on `page`, run once."""
     at = AppTest.from_file(APP, default_timeout=60)
@@ -81,6 +86,10 @@ def test_every_page_renders_on_digits(stored, page):
     at = start(page)
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.title, f"{page} has no title"
+    texts = [e.value for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning")
+             for e in getattr(at, kind)]
+    shortcodes = [t for t in texts if EMOJI_SHORTCODE.search(str(t))]
+    assert not shortcodes, shortcodes  # each would load Streamlit's 259 KB emoji table with the page
 
 
 def test_overview_shows_families_baseline_samples_and_pareto_chart(stored):
