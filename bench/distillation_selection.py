@@ -1,5 +1,5 @@
-"""How bench/distillation.py's settings were chosen: on the validation split (onnxruntime), seeds 0-4, never on
-the test split. Test accuracy is listed beside for reference only.
+"""bench/distillation.py's settings against the alternatives, on the validation split (onnxruntime), seeds 0-4,
+never on the test split (test accuracy is listed beside for reference only).
 
 - KD settings: temperature × α for the width-0.25 student at DistillSpec's default epochs; the KD gain over
   the label-only control (same student, init, batches and epochs) on validation, mean of the seeds.
@@ -67,7 +67,7 @@ def main() -> None:
                "chain_prune": asdict(PRUNE), "validation_images": val_images, "default": default,
                "best_on_validation": best}
     markdown = (
-        "### How the distillation settings were chosen (validation split, onnxruntime, "
+        "### Distillation settings on the validation split (onnxruntime, "
         f"seeds {SEEDS[0]}–{SEEDS[-1]})\n\n"
         f"#### KD gain over the label-only control, width {WIDTH}, {default['epochs']} epochs\n\n"
         + markdown_table(["T", "α", "val gain (pts, mean)", "val gain per seed", "test gain (pts, reference)"],
