@@ -29,7 +29,7 @@ import streamlit as st
 from compression import charts, pareto
 from compression.catalog import DATASETS, IMAGEFOLDER, MODELS
 from compression.errors import CompressionError
-from compression.recipe import Recipe, Result
+from compression.recipe import Recipe, Result, StageRecord
 from compression.store import Store
 
 PERSIST = {"persist_state": "session"}  # a page's settings survive a visit to another page
@@ -396,7 +396,8 @@ def describe(recipe: Recipe | dict) -> str:
     return " → ".join(describe_stage(r, s) for s in r.stages) or "baseline (uncompressed)"
 
 
-def accuracy_mark(result: Result) -> str:
+def accuracy_mark(result: Result | StageRecord) -> str:
+    """'measured (onnxruntime)' or 'simulated (…)' for a result or one stage of its path."""
     return "measured (onnxruntime)" if charts.is_measured(result) else f"simulated ({result.accuracy_source})"
 
 
@@ -537,16 +538,16 @@ def html_report(report_module, results: Sequence[Result], budgets: Sequence[Any]
     return lambda: report_module.build_html(frozen[0], frozen[1], title="Compression Explorer — trade-offs")
 
 
-def add_path(fig, stages: Sequence[Any], metric: str) -> None:
+def add_path(fig, stages: Sequence[StageRecord], metric: str) -> None:
     """Draw a recipe's path (its StageRecords: the baseline, then each stage) on a trade-off figure: a thick line
     with an arrowhead at each stage, labelled by stage; simulated accuracies as open diamonds."""
     import plotly.graph_objects as go
 
     scale, title = charts.axis_scale(metric)
     xs = [(s.size_bytes if metric == "size" else s.flops) / scale for s in stages]
-    symbols = ["star" if i == 0 else ("arrow" if s.accuracy_source == "onnxruntime" else "diamond-open")
+    symbols = ["star" if i == 0 else ("arrow" if charts.is_measured(s) else charts.SIMULATED_SYMBOL)
                for i, s in enumerate(stages)]
-    hover = [f"<b>{STAGE_NAMES.get(s.stage, s.stage)}</b><br>accuracy {s.accuracy:.2%} — {_stage_mark(s)}"
+    hover = [f"<b>{STAGE_NAMES.get(s.stage, s.stage)}</b><br>accuracy {s.accuracy:.2%} — {accuracy_mark(s)}"
              f"<br>size {fmt_bytes(s.size_bytes)} — {s.size_source}<br>FLOPs {fmt_count(s.flops)}"
              f"<br>non-zero parameters {s.params_nonzero:,}" for s in stages]
     fig.add_trace(go.Scatter(
@@ -559,20 +560,13 @@ def add_path(fig, stages: Sequence[Any], metric: str) -> None:
     charts.style_axes(fig, title)
 
 
-def _stage_mark(record: Any) -> str:
-    """'measured (onnxruntime)' or 'simulated (…)' for a StageRecord."""
-    if record.accuracy_source == "onnxruntime":
-        return "measured (onnxruntime)"
-    return f"simulated ({record.accuracy_source})"
-
-
-def stages_table(stages: Sequence[Any]):
+def stages_table(stages: Sequence[StageRecord]):
     """A recipe's StageRecords as a table (a pandas DataFrame)."""
     import pandas as pd
 
     return pd.DataFrame([{
         "stage": STAGE_NAMES.get(s.stage, s.stage), "test accuracy": s.accuracy,
-        "accuracy": _stage_mark(s),
+        "accuracy": accuracy_mark(s),
         "size (KB)": s.size_bytes / 1024, "size is": s.size_source, "non-zero parameters": s.params_nonzero,
         "MFLOPs": s.flops / 1e6, "seconds": s.seconds,
     } for s in stages])

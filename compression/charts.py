@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from compression import pareto
-from compression.recipe import Result
+from compression.recipe import Result, StageRecord
 
 TECHNIQUE_COLORS = {"baseline": "#334155", "prune": "#2563eb", "quant": "#0d9488", "distill": "#7c3aed"}
 # combinations by the set of their stages (two orders of the same stages share a colour; hover tells the order)
@@ -28,8 +28,9 @@ def technique_color(technique: str) -> str:
     return COMBINATION_COLORS.get(frozenset(technique.split("+")), "#a16207")
 
 
-def is_measured(result: Result) -> bool:
-    """Whether the result's accuracy comes from running its deployable file in onnxruntime."""
+def is_measured(result: Result | StageRecord) -> bool:
+    """Whether the accuracy of a result (or of one stage of its path) comes from running its deployable file
+    in onnxruntime."""
     return result.accuracy_source == "onnxruntime"
 
 
@@ -65,10 +66,10 @@ def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | Non
             marker=dict(color=color, size=11, opacity=0.45 if dim else 0.9, line=dict(width=1.5, color=color),
                         symbol=["circle" if is_measured(r) else SIMULATED_SYMBOL for r, _ in mine]),
             customdata=[[r.recipe_hash, hover(r)] for r, _ in mine], hovertemplate="%{customdata[1]}<extra></extra>"))
-    front = [(r, v / scale) for r in pareto.frontier(results, metric, baseline)
-             if (v := pareto.metric_value(r, metric, baseline)) is not None] if frontier else []
+    front = pareto.frontier(results, metric, baseline) if frontier else []  # only results with a value
     if len(front) > 1:
-        fig.add_trace(go.Scatter(x=[x for _, x in front], y=[r.accuracy for r, _ in front], mode="lines",
+        fig.add_trace(go.Scatter(x=[pareto.metric_value(r, metric, baseline) / scale for r in front],
+                                 y=[r.accuracy for r in front], mode="lines",
                                  name="Pareto frontier", hoverinfo="skip",
                                  line=dict(color="#64748b", dash="dash", width=1.5, shape="hv")))
     if baseline is not None and (value := pareto.metric_value(baseline, metric, baseline)) is not None:
