@@ -75,24 +75,19 @@ def streamlit_floor(browser, folder: Path, runs: int = 3) -> list[float]:
     """Seconds for a one-title Streamlit app (nothing of ours) to render in a new browser session: what
     Streamlit's own web app costs before any page of this app draws anything."""
     (folder / "hello.py").write_text('import streamlit as st\nst.title("Hello")\n')
-    port = harness.free_port()
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "hello.py", "--server.headless", "true",
-                                "--server.port", str(port), "--server.address", "127.0.0.1",
-                                "--browser.gatherUsageStats", "false"], cwd=folder, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+    server = harness.start_server(folder, app=("-m", "streamlit", "run", str(folder / "hello.py")))
     seconds = []
     try:
-        harness.wait_healthy(f"http://127.0.0.1:{port}", process, timeout=60)
         for _ in range(runs):
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             page = context.new_page()
             started = time.monotonic()
-            page.goto(f"http://127.0.0.1:{port}", wait_until="commit")
+            page.goto(server.url, wait_until="commit")
             rendered(page, "Hello")
             seconds.append(round(time.monotonic() - started, 3))
             context.close()
     finally:
-        harness.stop_process(process)
+        harness.stop_server(server)
     print(f"  one-title Streamlit app, new browser: {seconds}", file=sys.stderr)
     return seconds
 

@@ -66,8 +66,8 @@ HEADER = ["seed", "width", "T", "α", "epochs", "teacher", "KD student", "label-
 
 
 def combined(store: Store, prune: PruneSpec) -> Result:
-    recipe = Recipe(dataset=BASE.dataset, model=BASE.model, distill=DistillSpec(width=WIDTH, epochs=STUDENT_EPOCHS), prune=prune,
-                    quant=QuantSpec("int8-static"))
+    recipe = Recipe(dataset=BASE.dataset, model=BASE.model, distill=DistillSpec(width=WIDTH, epochs=STUDENT_EPOCHS),
+                    prune=prune, quant=QuantSpec("int8-static"))
     print(recipe.technique, prune, file=sys.stderr, flush=True)
     return pipeline.run(recipe, store)
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,14 +44,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, timeout: float = 60.0) -> Server:
-    """Start the app with COMPRESSION_HOME=home in its own process group; return once /_stcore/health is ok."""
+def start_server(home: Path, timeout: float = 60.0, app: Sequence[str] = ("serve.py",)) -> Server:
+    """Start the app (or the Streamlit script `app` names, e.g. ("-m", "streamlit", "run", "other.py")) with
+    COMPRESSION_HOME=home in its own process group; return once /_stcore/health is ok."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = home / "streamlit.log"
     env = {**os.environ, "COMPRESSION_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "serve.py", "--server.headless", "true",
+    cmd = [sys.executable, *app, "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
            "--browser.gatherUsageStats", "false"]
     with log.open("wb") as out:
