@@ -10,6 +10,9 @@
   on the Pipeline and the Pruning page), from the click on the option until its measured result is on screen
   and the run has finished.
 
+Renders are timed inside the page (STOPWATCH): from the navigation's start or the mouse press to the first
+animation frame that shows the element with the run finished.
+
     .venv/bin/python bench/app.py        (writes bench/results/app.json and app.md)
 """
 
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import ROOT, markdown_table, verdict, write
@@ -44,29 +48,86 @@ def make_run(home: Path, port: int) -> subprocess.Popen:
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def rendered(page, title: str, timeout: float = LONG) -> None:
-    """Until the page's title is on screen and its script run has finished (no settle wait: the clock stops
-    as soon as both hold)."""
-    page.locator("[data-testid='stMain'] h1").filter(has_text=re.compile(f"^{re.escape(title)}$")).wait_for(
-        timeout=timeout)  # the page's own title: h1 (the Overview also has "Pruning" … as smaller headings)
-    page.wait_for_selector(harness.IDLE, state="attached", timeout=timeout)
+STOPWATCH = """(() => {
+  // In every document of the bench's browser contexts: on each animation frame while the app's script run is
+  // finished, the first moment each watched element shows (performance.now(): ms since the navigation began)
+  const idle = %r, watches = [];
+  window.__stopwatch = {
+    watch(selector, pattern, fromClick) {
+      const w = {selector, pattern: new RegExp(pattern), start: fromClick ? null : 0, end: null};
+      if (fromClick)
+        document.addEventListener("mousedown", () => { w.start ??= performance.now(); }, {capture: true, once: true});
+      return watches.push(w) - 1;
+    },
+    seconds(i) {
+      const w = watches[i];
+      return w.start === null || w.end === null ? null : (w.end - w.start) / 1000;
+    },
+  };
+  const tick = () => {
+    if (document.querySelector(idle))
+      for (const w of watches)
+        if (w.start !== null && w.end === null
+            && [...document.querySelectorAll(w.selector)].some(e => w.pattern.test(e.textContent.trim())))
+          w.end = performance.now();
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})();""" % harness.IDLE
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What marks a render as done: an element matching `selector` whose text matches `pattern` (a JavaScript
+    regular expression), with the script run finished."""
+
+    selector: str
+    pattern: str
+
+
+def title_shown(title: str) -> Shown:
+    """The page's own title (h1; the Overview also has "Pruning" … as smaller headings)."""
+    return Shown("[data-testid='stMain'] h1", f"^{re.escape(title)}$")
+
+
+def new_page(browser):
+    """A page in a new browser context (nothing cached) that carries the in-browser stopwatch."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.add_init_script(STOPWATCH)
+    return context.new_page()
+
+
+def watch(page, shown: Shown, from_click: bool) -> int:
+    """Start timing until `shown`: from the next mouse press on the page, or (`from_click` False) from the
+    navigation of the document now loading."""
+    return page.evaluate("([s, p, c]) => window.__stopwatch.watch(s, p, c)", [shown.selector, shown.pattern,
+                                                                              from_click])
+
+
+def seconds_until(page, watch_id: int, timeout: float = LONG) -> float:
+    """The seconds a watch measured, in the browser (to an animation frame, ~17 ms), once it has stopped.
+    Playwright's own waits poll every 0.5 s after the first 0.27 s, too coarse to time a render."""
+    page.wait_for_function("i => window.__stopwatch.seconds(i) !== null", arg=watch_id, timeout=timeout)
+    return round(page.evaluate("i => window.__stopwatch.seconds(i)", watch_id), 3)
+
+
+def open_url(page, url: str, title: str) -> float:
+    """Open `url` in `page`; seconds from the navigation to the page's title on screen, its run finished."""
+    page.goto(url, wait_until="commit")
+    return seconds_until(page, watch(page, title_shown(title), from_click=False))
 
 
 def first_renders(browser, url: str) -> list[dict]:
     """Each page opened by URL in a new browser session: seconds to its first complete render."""
     rows = []
     for name, path, title in PAGES:
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = new_page(browser)
         try:
-            page = context.new_page()
-            started = time.monotonic()
-            page.goto(f"{url}/{path}", wait_until="commit")
-            rendered(page, title)
-            seconds = time.monotonic() - started
+            seconds = open_url(page, f"{url}/{path}", title)
             errors = page.locator("[data-testid='stException']").count()
         finally:
-            context.close()
-        rows.append({"page": name, "seconds": round(seconds, 3), "exceptions": errors})
+            page.context.close()
+        rows.append({"page": name, "seconds": seconds, "exceptions": errors})
         print(f"  {name}: {seconds:.2f} s", file=sys.stderr)
     return rows
 
@@ -79,13 +140,9 @@ def streamlit_floor(browser, folder: Path, runs: int = 3) -> list[float]:
     seconds = []
     try:
         for _ in range(runs):
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            page = context.new_page()
-            started = time.monotonic()
-            page.goto(server.url, wait_until="commit")
-            rendered(page, "Hello")
-            seconds.append(round(time.monotonic() - started, 3))
-            context.close()
+            page = new_page(browser)
+            seconds.append(open_url(page, server.url, "Hello"))
+            page.context.close()
     finally:
         harness.stop_server(server)
     print(f"  one-title Streamlit app, new browser: {seconds}", file=sys.stderr)
@@ -95,90 +152,78 @@ def streamlit_floor(browser, folder: Path, runs: int = 3) -> list[float]:
 def navigations(browser, url: str) -> list[dict]:
     """One browser session: the app opened once, then each page's first visit through its sidebar link, timed
     from the click to the page's title on screen with its run finished (the app shell is already loaded)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = new_page(browser)
     rows = []
     try:
-        page = context.new_page()
-        page.goto(f"{url}/sweep", wait_until="commit")  # start elsewhere, so that Overview is a first visit too
-        rendered(page, "Sweep")
+        open_url(page, f"{url}/sweep", "Sweep")  # start elsewhere, so that Overview is a first visit too
         harness.wait_idle(page, settle=1000)
         for name, _, title in PAGES:
             if name == "Sweep":
                 continue
-            started = time.monotonic()
+            timer = watch(page, title_shown(title), from_click=True)
             page.locator("[data-testid='stSidebarNavLink']", has_text=name).click()
-            rendered(page, title)
-            seconds = time.monotonic() - started
-            rows.append({"page": name, "seconds": round(seconds, 3),
+            seconds = seconds_until(page, timer)
+            rows.append({"page": name, "seconds": seconds,
                          "exceptions": page.locator("[data-testid='stException']").count()})
             print(f"  {name}: {seconds:.2f} s", file=sys.stderr)
             harness.wait_idle(page, settle=500)
         for name, path, title in PAGES:  # the same browser, its cache warm: each URL opened again (new session)
-            started = time.monotonic()
-            page.goto(f"{url}/{path}", wait_until="commit")
-            rendered(page, title)
-            seconds = time.monotonic() - started
+            seconds = open_url(page, f"{url}/{path}", title)
             row = next((r for r in rows if r["page"] == name), None)
             if row is None:
                 rows.append(row := {"page": name, "seconds": None, "exceptions": 0})
-            row["reload_seconds"] = round(seconds, 3)
+            row["reload_seconds"] = seconds
             print(f"  {name} (URL, cache warm): {seconds:.2f} s", file=sys.stderr)
             harness.wait_idle(page, settle=500)
     finally:
-        context.close()
+        page.context.close()
     return rows
 
 
 def open_choices(page, label: str, option):
-    """Open the select box labelled `label` and return its `option`, on screen and not yet clicked."""
-    page.locator("[data-testid='stMain']").get_by_role("combobox", name=label, exact=True).click()
-    choice = page.get_by_role("option", name=option, exact=isinstance(option, str))
-    choice.wait_for()
-    return choice
+    return harness.open_choices(page, page.locator("[data-testid='stMain']"), label, option)
 
 
 def choose(page, label: str, option) -> None:
     open_choices(page, label, option).click()
 
 
-def metric_shown(page, label: str, timeout: float = LONG) -> None:
-    page.locator("[data-testid='stMain'] [data-testid='stMetricLabel']").filter(has_text=label).first.wait_for(
-        timeout=timeout)
+def revisit(page, label: str, option, shown: Shown) -> float:
+    """Seconds from the click on `option` of the select box `label` (already open) to `shown`."""
+    choice = open_choices(page, label, option)
+    timer = watch(page, shown, from_click=True)
+    choice.click()
+    return seconds_until(page, timer)
 
 
 def revisits(page, url: str) -> list[dict]:
     """Stored recipes chosen again, timed from the click on the option (its select box already open) to the
     result on screen with the run finished."""
     rows = []
+    metric = Shown("[data-testid='stMain'] [data-testid='stMetricLabel']", "^Test accuracy")
     # Pipeline: run the default recipe once (channel-l2 0.5 then int8 static), then leave and come back to it
-    page.goto(f"{url}/pipeline", wait_until="commit")
-    rendered(page, "Pipeline")
+    open_url(page, f"{url}/pipeline", "Pipeline")
     run = page.get_by_role("button", name="Run pipeline")
-    shown = page.locator("[data-testid='stMain'] [data-testid='stMetricLabel']").filter(has_text="Test accuracy")
+    shown = page.locator(metric.selector).filter(has_text="Test accuracy")
     run.or_(shown).first.wait_for()
     if run.count():
         print("  running the Pipeline page's default recipe once…", file=sys.stderr)
         run.click()
-        metric_shown(page, "Test accuracy")
+        shown.first.wait_for(timeout=LONG)
         harness.wait_idle(page, timeout=LONG)
     for _ in range(3):
         choose(page, "Format", re.compile(r"^fp32"))
-        page.get_by_role("button", name="Run pipeline").wait_for()
+        run.wait_for()
         harness.wait_idle(page)
-        choice = open_choices(page, "Format", re.compile(r"^int8-static"))
-        started = time.monotonic()
-        choice.click()
-        metric_shown(page, "Test accuracy")
-        page.wait_for_selector(harness.IDLE, state="attached")
-        rows.append({"where": "Pipeline: format back to int8-static (stored)", "seconds":
-                     round(time.monotonic() - started, 3)})
+        rows.append({"where": "Pipeline: format back to int8-static (stored)",
+                     "seconds": revisit(page, "Format", re.compile(r"^int8-static"), metric)})
     # Pruning (live widgets): another method chosen (not stored), then channel-l2 again (stored above as the
     # Pipeline's first stage... and by its own run here if not)
-    page.goto(f"{url}/pruning", wait_until="commit")
-    rendered(page, "Pruning")
+    open_url(page, f"{url}/pruning", "Pruning")
     choose(page, "Method", re.compile(r"^channel-l2"))
     harness.wait_idle(page)
-    heading = page.locator("[data-testid='stMain']").get_by_role("heading", name=re.compile(r"^channel-l2 at 50%"))
+    result = Shown("[data-testid='stMain'] h3", "^channel-l2 at 50%")
+    heading = page.locator(result.selector).filter(has_text=re.compile(result.pattern))
     if not heading.count():
         print("  pruning channel-l2 0.5 once…", file=sys.stderr)
         page.get_by_role("button", name="Prune and measure").click()
@@ -188,13 +233,8 @@ def revisits(page, url: str) -> list[dict]:
         choose(page, "Method", re.compile(r"^l1-unstructured"))
         heading.wait_for(state="detached")
         harness.wait_idle(page)
-        choice = open_choices(page, "Method", re.compile(r"^channel-l2"))
-        started = time.monotonic()
-        choice.click()
-        heading.wait_for(timeout=LONG)
-        page.wait_for_selector(harness.IDLE, state="attached", timeout=LONG)
         rows.append({"where": "Pruning: method back to channel-l2 (stored)",
-                     "seconds": round(time.monotonic() - started, 3)})
+                     "seconds": revisit(page, "Method", re.compile(r"^channel-l2"), result)})
     for row in rows:
         print(f"  {row['where']}: {row['seconds']:.2f} s", file=sys.stderr)
     return rows
@@ -238,7 +278,7 @@ def main() -> int:
             cold = first_renders(browser, server.url)
             print("first visit of each page by its sidebar link, one session…", file=sys.stderr)
             visits = navigations(browser, server.url)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = new_page(browser)
             page.set_default_timeout(120_000)
             print("revisiting stored recipes…", file=sys.stderr)
             revisit = revisits(page, server.url)
@@ -259,6 +299,9 @@ def main() -> int:
                "targets": {"fresh_card_s": FRESH_TARGET, "page_first_render_s": PAGE_TARGET,
                            "revisit_s": REVISIT_TARGET}}
     md = ["#### App: digits / cnn, timed in headless Chromium\n",
+          "Each render is timed inside the page: from the navigation's start (a URL opened) or the mouse press "
+          "(a link or an option clicked) to the first animation frame that shows the page's title or the "
+          "result, with the script run finished.\n",
           f"`make run` on a fresh store: server healthy after {healthy:.1f} s, the baseline card (trained, "
           f"exported and measured, no click) on screen after **{card:.1f} s**. Machine: {os.cpu_count()} CPUs, "
           f"load average {load_before[0]:.1f} before and {load_after[0]:.1f} after the run (other work shares "

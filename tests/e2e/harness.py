@@ -126,6 +126,27 @@ def wait_idle(page, timeout: float = 180_000, settle: float = 300) -> None:
     page.wait_for_selector(IDLE, state="attached", timeout=timeout)
 
 
+def open_choices(page, scope, label: str, option):
+    """Open the select box labelled `label` within `scope` (a combobox in Streamlit 1.67) and return its
+    `option` (text or pattern), on screen and not yet clicked. The list closes again when the page scrolls
+    under it, which happens now and then in the second after a run (its charts still drawing): then it is
+    opened again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = scope.get_by_role("combobox", name=label, exact=True)
+    choice = page.get_by_role("option", name=option, exact=isinstance(option, str))
+    for _ in range(3):
+        if box.get_attribute("aria-expanded") != "true":
+            box.click()
+        try:
+            choice.wait_for(timeout=3000)
+            return choice
+        except PlaywrightTimeout:
+            print(f"the {label} list closed before its option showed: opening it again", file=sys.stderr)
+    choice.wait_for()
+    return choice
+
+
 def open_app(page, url: str, timeout: float = 120_000) -> None:
     """Load the app and wait for its first script run to finish."""
     page.goto(url, wait_until="domcontentloaded", timeout=timeout)

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from compression.recipe import PruneSpec, QuantSpec, Recipe
 from compression.store import Store
-from tests.e2e.harness import wait_idle
+from tests.e2e.harness import open_choices, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -53,9 +53,8 @@ def card_metric(page, label: str):
 
 
 def choose(page, scope, label: str, option: str | re.Pattern) -> None:
-    """Pick `option` in the selectbox labelled `label` within `scope` (a combobox in Streamlit 1.67)."""
-    scope.get_by_role("combobox", name=label, exact=True).click()
-    page.get_by_role("option", name=option, exact=isinstance(option, str)).click()
+    """Pick `option` in the selectbox labelled `label` within `scope`, and wait for the run it starts."""
+    open_choices(page, scope, label, option).click()
     wait_idle(page)
 
 
