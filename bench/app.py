@@ -84,6 +84,10 @@ class Shown:
     selector: str
     pattern: str
 
+    def locator(self, page):
+        """The same elements as a Playwright locator (for waiting outside the stopwatch)."""
+        return page.locator(self.selector).filter(has_text=re.compile(self.pattern))
+
 
 def title_shown(title: str) -> Shown:
     """The page's own title (h1; the Overview also has "Pruning" … as smaller headings)."""
@@ -204,7 +208,7 @@ def revisits(page, url: str) -> list[dict]:
     # Pipeline: run the default recipe once (channel-l2 0.5 then int8 static), then leave and come back to it
     open_url(page, f"{url}/pipeline", "Pipeline")
     run = page.get_by_role("button", name="Run pipeline")
-    shown = page.locator(metric.selector).filter(has_text="Test accuracy")
+    shown = metric.locator(page)
     run.or_(shown).first.wait_for()
     if run.count():
         print("  running the Pipeline page's default recipe once…", file=sys.stderr)
@@ -223,7 +227,7 @@ def revisits(page, url: str) -> list[dict]:
     choose(page, "Method", re.compile(r"^channel-l2"))
     harness.wait_idle(page)
     result = Shown("[data-testid='stMain'] h3", "^channel-l2 at 50%")
-    heading = page.locator(result.selector).filter(has_text=re.compile(result.pattern))
+    heading = result.locator(page)
     if not heading.count():
         print("  pruning channel-l2 0.5 once…", file=sys.stderr)
         page.get_by_role("button", name="Prune and measure").click()
