@@ -429,6 +429,7 @@ COLORWAY = ["#2563eb", "#0d9488", "#d97706", "#7c3aed", "#db2777", "#64748b", "#
 
 
 @functools.cache
+@functools.cache
 def use_plotly_template() -> None:
     """Make the app's one plotly look (plotly_white, the calm colorway, legend above the plot, a quiet grid)
     plotly's default template, once per process. A template set on each figure instead costs 30-80 ms of
@@ -443,6 +444,22 @@ def use_plotly_template() -> None:
         xaxis=dict(showgrid=False, zeroline=False), yaxis=dict(gridcolor=charts.GRID_COLOR, zeroline=False))
     pio.templates["compression-explorer"] = template
     pio.templates.default = "compression-explorer"
+
+
+def warm_plotly() -> None:
+    """Pay plotly's once-per-process costs before a server listens (`serve.py`): the app's template (about
+    0.2-0.5 s of validation) and the lazily imported validators of each trace and shape the pages draw, which
+    a new server process would otherwise charge to the first visit of each page."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    use_plotly_template()
+    figure = make_subplots(rows=1, cols=2)
+    for trace in (go.Scatter(x=[0], y=[0]), go.Bar(x=[0], y=[0]), go.Heatmap(z=[[0]]), go.Image(z=[[[0, 0, 0]]])):
+        figure.add_trace(trace, row=1, col=1)
+    figure.add_vline(x=0)
+    figure.add_hline(y=0)
+    figure.to_json()
 
 
 def tradeoff_figure(results: Sequence[Result], metric: str, baseline: Result | None = None, **options):
