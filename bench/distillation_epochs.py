@@ -1,0 +1,90 @@
+"""How long to train the width-0.25 student, chosen by 5-fold cross-validation inside the train + validation
+pool of digits (1,437 images a seed; the test split is never read). The validation split alone (144 images)
+ties at 0, ±1 image between KD and the control, too coarse to choose the student's epochs.
+
+For each seed (0-2) and fold: a teacher (the baseline recipe: cnn, its default epochs) trained on the other
+four folds; the KD student (T 4, α 0.7) and the label-only control (same init, batches and epochs) for each
+length in EPOCH_SWEEP, trained on the same four folds; top-1 accuracy on the held-out fold, in torch.
+
+The rule, fixed before this bench first ran: the student epochs of bench/distillation.py's judged KD rows
+are the length with the highest cross-validated accuracy of the KD student (mean over seeds and folds; a
+tie goes to the shorter). The KD gain is reported beside it but plays no part in the choice.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/distillation_epochs.py
+        (writes bench/results/distillation_epochs.json / .md; two worker processes, one a core)
+"""
+
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+from common import markdown_table, write
+from distillation import BASE, EPOCH_SWEEP, SEEDS, WIDTH
+from sklearn.model_selection import StratifiedKFold
+
+from compression import distill, pipeline
+from compression.data import Split
+from compression.models import build_model
+from compression.recipe import DistillSpec
+from compression.train import evaluate, fit, seed_everything
+
+FOLDS = 5
+WORKERS = 2
+
+
+def fold_accuracies(seed: int, fold: int) -> dict:
+    """Held-out accuracy of the KD student and the control at each length, on one fold of one seed."""
+    torch.set_num_threads(1)
+    splits = pipeline.load_splits(BASE.dataset, seed)
+    x, y = torch.cat([splits.train.x, splits.val.x]), torch.cat([splits.train.y, splits.val.y])
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(x.numpy(), y.numpy())
+    fit_index, held_index = [torch.from_numpy(i) for i in list(folds)[fold]]
+    train, held = Split(x[fit_index], y[fit_index]), Split(x[held_index], y[held_index])
+    seed_everything(seed)
+    teacher = fit(build_model(BASE.model, splits.input_shape, splits.num_classes), train, BASE.epochs, seed=seed)
+    row = {"seed": seed, "fold": fold, "held": len(held.y), "teacher": evaluate(teacher, held)}
+    for epochs in EPOCH_SWEEP:
+        spec = DistillSpec(width=WIDTH, epochs=epochs)
+        for kind, source in (("kd", teacher), ("control", None)):
+            seed_everything(seed)
+            student = distill.build_student(BASE.model, spec, splits.input_shape, splits.num_classes)
+            row[f"{kind}_{epochs}"] = evaluate(distill.train_student(student, source, train, spec, seed), held)
+    print(f"seed {seed} fold {fold}: {row}", file=sys.stderr, flush=True)
+    return row
+
+
+def chosen_epochs(rows: list[dict]) -> int:
+    """The rule: the length with the best mean KD-student accuracy; the shorter on a tie."""
+    return max(EPOCH_SWEEP, key=lambda e: (round(statistics.mean(r[f"kd_{e}"] for r in rows), 6), -e))
+
+
+def main() -> None:
+    jobs = [(seed, fold) for seed in SEEDS for fold in range(FOLDS)]
+    with ProcessPoolExecutor(WORKERS) as pool:
+        rows = list(pool.map(fold_accuracies, *zip(*jobs)))
+    table = []
+    for epochs in EPOCH_SWEEP:
+        kd = [100 * statistics.mean(r[f"kd_{epochs}"] for r in rows if r["seed"] == s) for s in SEEDS]
+        control = [100 * statistics.mean(r[f"control_{epochs}"] for r in rows if r["seed"] == s) for s in SEEDS]
+        table.append({"epochs": epochs, "kd_percent": statistics.mean(kd), "control_percent": statistics.mean(control),
+                      "kd_per_seed": kd, "control_per_seed": control,
+                      "gain_per_seed_points": [a - b for a, b in zip(kd, control)]})
+    choice = chosen_epochs(rows)
+    teacher = 100 * statistics.mean(r["teacher"] for r in rows)
+    md = ["### Student epochs by 5-fold cross-validation (digits, train + validation pool, test split unread)\n",
+          f"Width {WIDTH}, T {DistillSpec.temperature:g}, α {DistillSpec.alpha:g}; seeds {', '.join(map(str, SEEDS))}, "
+          f"{FOLDS} folds each ({sum(r['held'] for r in rows) // len(SEEDS):,} held-out images a seed); teacher "
+          f"(cnn, {BASE.epochs} epochs, trained on the other folds) {teacher:.2f} %.\n",
+          markdown_table(
+              ["student epochs", "KD student (CV)", "label-only control (CV)", "KD gain per seed (pts)", "KD gain (pts)"],
+              [[t["epochs"], f"{t['kd_percent']:.2f}%", f"{t['control_percent']:.2f}%",
+                " / ".join(f"{g:+.2f}" for g in t["gain_per_seed_points"]),
+                f"{t['kd_percent'] - t['control_percent']:+.2f}"] for t in table]),
+          f"Chosen by the rule (best KD student; the shorter on a tie): **{choice} epochs**.\n"]
+    write("distillation_epochs", {"folds": FOLDS, "seeds": list(SEEDS), "teacher_percent": teacher,
+                                  "chosen_epochs": choice, "table": table, "rows": rows}, "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
