@@ -26,7 +26,7 @@ from typing import Any
 
 import streamlit as st
 
-from compression import charts, pareto
+from compression import charts, pareto, settings
 from compression.catalog import DATASETS, IMAGEFOLDER, MODELS
 from compression.errors import CompressionError
 from compression.recipe import Recipe, Result, StageRecord
@@ -221,20 +221,27 @@ _COMPUTE = threading.Lock()  # one experiment at a time in this server process
 _KEEP_FINISHED = 200
 
 
+def _scoped(key: str) -> str:
+    """`key` within the store this process writes to now ($COMPRESSION_HOME): a recipe's job in one store is
+    not another store's (one process serves one store, but a test run moves through several)."""
+    return f"{settings.home()}|{key}"
+
+
 def find_job(key: str) -> Job | None:
-    """The latest job started under `key` in this server process (running or finished), if any."""
+    """The latest job started under `key` for the current store in this server process (running or finished),
+    if any."""
     with _JOBS_LOCK:
-        return _JOBS.get(key)
+        return _JOBS.get(_scoped(key))
 
 
 def start_job(key: str, label: str, work: Callable[[ProgressFn], Any]) -> Job:
     """Run `work(progress)` in a background thread under `key`; a job of that key still running is returned
     instead of starting a second one."""
     with _JOBS_LOCK:
-        job = _JOBS.get(key)
+        job = _JOBS.get(_scoped(key))
         if job is not None and not job.done.is_set():
             return job
-        job = _JOBS[key] = Job(key, label, work)
+        job = _JOBS[_scoped(key)] = Job(key, label, work)
         finished = [k for k, j in _JOBS.items() if j.done.is_set()]
         for old in finished[:max(0, len(finished) - _KEEP_FINISHED)]:
             del _JOBS[old]

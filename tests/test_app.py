@@ -240,3 +240,22 @@ def test_a_job_outlives_the_page_that_started_it(stored):
     assert job.done.wait(120) and job.error is None
     assert Store(stored).get_result(recipe.hash) is not None
     assert job.messages, "the job reports progress for the page that follows it"
+
+
+def test_a_job_belongs_to_its_store(tmp_path, monkeypatch):
+    """The same recipe asked of another store ($COMPRESSION_HOME) is that store's own job: a test run moves
+    through several stores in one process, and a job joined across them would store into the wrong one."""
+    import threading
+
+    import ui
+
+    release = threading.Event()
+    monkeypatch.setenv("COMPRESSION_HOME", str(tmp_path / "a"))
+    first = ui.start_job("same-recipe", "wait", lambda progress: release.wait(30))
+    assert ui.find_job("same-recipe") is first
+    monkeypatch.setenv("COMPRESSION_HOME", str(tmp_path / "b"))
+    assert ui.find_job("same-recipe") is None
+    second = ui.start_job("same-recipe", "other", lambda progress: None)
+    assert second is not first and ui.find_job("same-recipe") is second
+    release.set()  # jobs run one at a time: the second waits for the first
+    assert first.done.wait(30) and second.done.wait(30) and not first.error and not second.error
