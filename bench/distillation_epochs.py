@@ -8,7 +8,8 @@ length in EPOCH_SWEEP, trained on the same four folds; top-1 accuracy on the hel
 
 The rule, fixed before this bench first ran: the student epochs of bench/distillation.py's judged KD rows
 are the length with the highest cross-validated accuracy of the KD student (mean over seeds and folds; a
-tie goes to the shorter). The KD gain is reported beside it but plays no part in the choice.
+tie goes to the shorter). The KD gain is reported beside it but plays no part in the choice. The length
+chosen (80) is DistillSpec's default, so the app and the CLI train that long too.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/distillation_epochs.py
         (writes bench/results/distillation_epochs.json / .md; two worker processes, one a core)

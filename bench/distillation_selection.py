@@ -16,7 +16,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from common import markdown_table, write
-from distillation import BASE, PRUNE, STUDENT_EPOCHS, WIDTH
+from distillation import BASE, PRUNE, WIDTH
 
 from compression import pipeline
 from compression.catalog import STRUCTURED_METHODS
@@ -56,14 +56,14 @@ def main() -> None:
         bases = [run(store, seed) for seed in SEEDS]
         kd = [kd_row([run(store, seed, distill=DistillSpec(width=WIDTH, temperature=t, alpha=a)) for seed in SEEDS])
               for t in TEMPERATURES for a in ALPHAS]
-        student = DistillSpec(width=WIDTH, epochs=STUDENT_EPOCHS)
+        student = DistillSpec(width=WIDTH)
         chain = [chain_row(m, [run(store, seed, distill=student, prune=replace(PRUNE, method=m),
                                    quant=QuantSpec("int8-static")) for seed in SEEDS], bases)
                  for m in STRUCTURED_METHODS]
     default = next(r for r in kd if (r["temperature"], r["alpha"]) == (DistillSpec.temperature, DistillSpec.alpha))
     best = max(kd, key=lambda r: r["val_gain_points"])
     val_images = len(pipeline.load_splits(BASE.dataset, SEEDS[0]).val.y)
-    payload = {"seeds": SEEDS, "width": WIDTH, "kd": kd, "chain": chain, "chain_student_epochs": STUDENT_EPOCHS,
+    payload = {"seeds": SEEDS, "width": WIDTH, "kd": kd, "chain": chain, "chain_student_epochs": student.epochs,
                "chain_prune": asdict(PRUNE), "validation_images": val_images, "default": default,
                "best_on_validation": best}
     markdown = (
@@ -78,7 +78,7 @@ def main() -> None:
           f"pts); the default T = {default['temperature']:g}, α = {default['alpha']:g}: "
           f"{default['val_gain_points']:+.2f} pts. One validation image is {100 / val_images:.2f} pts of a seed, "
           f"{100 / val_images / len(SEEDS):.2f} pts of the mean.\n"
-        + f"\n#### distil ({WIDTH}, {STUDENT_EPOCHS} epochs) → channel prune (0.5, {PRUNE.finetune_epochs} "
+        + f"\n#### distil ({WIDTH}, {student.epochs} epochs) → channel prune (0.5, {PRUNE.finetune_epochs} "
           "fine-tune epochs on the KD loss) → int8-static: the importance\n\n"
         + markdown_table(["importance", "val drop (pts, mean)", "val drop per seed", "test drop (pts, reference)"],
                          [[r["method"], f"{r['val_drop_points']:+.2f}",

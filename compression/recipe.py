@@ -119,7 +119,7 @@ class DistillSpec:
     width: float = 0.25
     temperature: float = 4.0
     alpha: float = 0.7
-    epochs: int = 40
+    epochs: int = 80  # the best KD student by 5-fold cross-validation of 40 / 80 / 160 (bench/distillation_epochs.py)
     student: str | None = None
 
     def validate(self, teacher: str) -> None:
