@@ -455,14 +455,17 @@ def use_plotly_template() -> None:
 
 def warm_plotly() -> None:
     """Pay plotly's once-per-process costs before a server listens (`serve.py`): the app's template (about
-    0.2-0.5 s of validation) and the lazily imported validators of each trace and shape the pages draw, which
-    a new server process would otherwise charge to the first visit of each page."""
+    0.2-0.5 s of validation), the lazily imported validators of each trace and shape the pages draw and the
+    conversion of numpy data, which a new server process would otherwise charge to the first visit of each
+    page."""
+    import numpy as np
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     use_plotly_template()
     figure = make_subplots(rows=1, cols=2)
-    for trace in (go.Scatter(x=[0], y=[0]), go.Bar(x=[0], y=[0]), go.Heatmap(z=[[0]]), go.Image(z=[[[0, 0, 0]]])):
+    zero = np.zeros(1)  # numpy data goes through narwhals, imported on its first use
+    for trace in (go.Scatter(x=zero, y=zero), go.Bar(x=zero, y=zero), go.Heatmap(z=[zero]), go.Image(z=[[[0, 0, 0]]])):
         figure.add_trace(trace, row=1, col=1)
     figure.add_vline(x=0)
     figure.add_hline(y=0)

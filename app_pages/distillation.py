@@ -15,7 +15,9 @@ import views
 from compression import distill, pipeline
 from compression.catalog import MAX_TEMPERATURE, MIN_TEMPERATURE, MODELS
 from compression.recipe import DistillSpec, Recipe
+from compression.data import Splits
 from compression.store import Store
+from compression.train import predict
 
 WIDTHS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
 SAME_FAMILY = "teacher's family"
@@ -100,6 +102,21 @@ elif distilled is not None:
             "again.", icon=":material/science:")
 
 # ------------------------------------------------------------------ live: the teacher's soft targets
+@st.cache_data(show_spinner=False, max_entries=32)
+def sample_logits(store_root: str, training_key: str, sample: int, _teacher: torch.nn.Module,
+                  _splits: Splits) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample set `sample` of the validation split (its k-th image of each of the first SAMPLES classes), the
+    labels and the teacher's logits: computed once a stored baseline and set, so the temperature slider only
+    re-softens them."""
+    val = _splits.val
+    index = []
+    for c in range(min(SAMPLES, _splits.num_classes)):
+        found = torch.nonzero(val.y == c).flatten()
+        if len(found):
+            index.append(int(found[min(sample, len(found) - 1)]))
+    return val.x[index], val.y[index], predict(_teacher, val.x[index])
+
+
 st.subheader(f"The teacher's soft targets at T = {temperature:g}")
 teacher = views.trained_baseline(recipe, store)
 if teacher is None:
@@ -107,22 +124,15 @@ if teacher is None:
             "its progress.")
 else:
     splits = pipeline.load_splits(recipe.dataset, recipe.seed)
-    val = splits.val
     sample = st.number_input("Sample set", 0, 50, 0, key="distill_sample", **ui.PERSIST,
                              help="Which validation images to show: set k shows the k-th image of each class.")
-    classes = list(range(min(SAMPLES, splits.num_classes)))
-    index = []
-    for c in classes:
-        found = torch.nonzero(val.y == c).flatten()
-        if len(found):
-            index.append(int(found[min(sample, len(found) - 1)]))
-    x = val.x[index]
-    soft = distill.soft_targets(teacher, x, temperature).numpy()
-    hard = distill.soft_targets(teacher, x, 1.0).numpy()
+    x, labels, logits = sample_logits(str(store.root), recipe.training_key, sample, teacher, splits)
+    soft = distill.soften(logits, temperature).numpy()
+    hard = distill.soften(logits, 1.0).numpy()
     names = [str(name) for name in splits.classes]
     mean, std = torch.tensor(splits.mean).view(-1, 1, 1), torch.tensor(splits.std).view(-1, 1, 1)
-    fig = make_subplots(rows=2, cols=len(index), row_heights=[0.45, 0.55], vertical_spacing=0.08,
-                        subplot_titles=[f"label {names[int(val.y[i])]}" for i in index])
+    fig = make_subplots(rows=2, cols=len(x), row_heights=[0.45, 0.55], vertical_spacing=0.08,
+                        subplot_titles=[f"label {names[int(label)]}" for label in labels])
     for col, (image, p, p1) in enumerate(zip(x, soft, hard), 1):
         pixels = (image * std + mean).clamp(0, 1)
         if pixels.shape[0] == 1:

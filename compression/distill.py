@@ -21,9 +21,14 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temp
     return alpha * temperature ** 2 * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
 
 
+def soften(logits: Tensor, temperature: float) -> Tensor:
+    """Class probabilities from logits, softened by `temperature`: softmax(logits / T)."""
+    return torch.softmax(logits / temperature, dim=1)
+
+
 def soft_targets(model: nn.Module, x: Tensor, temperature: float) -> Tensor:
     """The model's class probabilities for `x` softened by `temperature`: softmax(logits / T), in eval mode."""
-    return torch.softmax(predict(model, x) / temperature, dim=1)
+    return soften(predict(model, x), temperature)
 
 
 def build_student(teacher: str, spec: DistillSpec, input_shape: InputShape, num_classes: int) -> nn.Module:

@@ -7,6 +7,7 @@ The tests of this file share one store (one COMPRESSION_HOME), so the digits bas
 once, not once a test: the sidebar starts it in the background on the first run. Widgets are set through
 session_state (their keys), as in tests/test_app.py."""
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -172,8 +173,17 @@ def test_distillation_run_compares_student_control_and_teacher():
     assert "The teacher's soft targets at T = 4" in [s.value for s in at.subheader]  # live, validation images
     assert at.number_input(key="distill_sample").value == 0  # shown only once the teacher is loaded
 
+    spread_at_4 = dark_knowledge(at)
     at.slider(key="distill_temperature").set_value(12.0).run()  # the soft targets redraw; no run
     assert not at.exception and "The teacher's soft targets at T = 12" in [s.value for s in at.subheader]
+    assert dark_knowledge(at) > spread_at_4  # a higher temperature spreads more probability off the top class
+
+
+def dark_knowledge(at: AppTest) -> float:
+    """The share of probability off the top class at the slider's T, as the Distillation page's caption
+    states it (percent)."""
+    caption = next(c.value for c in at.caption if "The classes other than the top one hold" in c.value)
+    return float(re.search(r"hold ([0-9.]+)% of the probability", caption).group(1))
 
 
 @pytest.mark.parametrize("page, key, value", [("app_pages/pruning.py", "prune_ratio", 0.3),
