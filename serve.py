@@ -1,7 +1,7 @@
 """`make run`: the app's Streamlit server, with the deep-learning stack (torch, onnxruntime, the compression
-pipeline) and the charting libraries imported, and plotly's once-per-process work done, before it listens, so
-that no page of a new server process waits for them. Arguments go to `streamlit run app.py`, e.g.
-`python serve.py --server.port 8502`."""
+pipeline) and the charting libraries imported, plotly's once-per-process work done and the default
+workspace's data set loaded before it listens, so that no page of a new server process waits for them.
+Arguments go to `streamlit run app.py`, e.g. `python serve.py --server.port 8502`."""
 
 import sys
 from pathlib import Path
@@ -9,10 +9,12 @@ from pathlib import Path
 import plotly.graph_objects  # noqa: F401
 from streamlit.web import cli
 
-import compression.pipeline  # noqa: F401
 import ui
+from compression import pipeline
+from compression.recipe import Recipe
 
 if __name__ == "__main__":
     ui.warm_plotly()
+    pipeline.load_splits(Recipe.dataset, Recipe.seed)  # the default workspace's data (digits: offline, 0.2 s)
     sys.argv = ["streamlit", "run", str(Path(__file__).with_name("app.py")), *sys.argv[1:]]
     sys.exit(cli.main())
