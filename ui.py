@@ -436,7 +436,6 @@ COLORWAY = ["#2563eb", "#0d9488", "#d97706", "#7c3aed", "#db2777", "#64748b", "#
 
 
 @functools.cache
-@functools.cache
 def use_plotly_template() -> None:
     """Make the app's one plotly look (plotly_white, the calm colorway, legend above the plot, a quiet grid)
     plotly's default template, once per process. A template set on each figure instead costs 30-80 ms of

@@ -14,8 +14,8 @@ import ui
 import views
 from compression import distill, pipeline
 from compression.catalog import MAX_TEMPERATURE, MIN_TEMPERATURE, MODELS
-from compression.recipe import DistillSpec, Recipe
 from compression.data import Splits
+from compression.recipe import DistillSpec, Recipe
 from compression.store import Store
 from compression.train import predict
 
