@@ -4,7 +4,8 @@ ties at 0, ±1 image between KD and the control, too coarse to choose the studen
 
 For each seed (0-2) and fold: a teacher (the baseline recipe: cnn, its default epochs) trained on the other
 four folds; the KD student (T 4, α 0.7) and the label-only control (same init, batches and epochs) for each
-length in EPOCH_SWEEP, trained on the same four folds; top-1 accuracy on the held-out fold, in torch.
+length in EPOCH_SWEEP, trained on the same four folds; top-1 accuracy on the held-out fold, in torch. The
+pool keeps the pipeline's normalisation (the train split's pixel mean and deviation: no labels cross folds).
 
 The rule, fixed before this bench first ran: the student epochs of bench/distillation.py's judged KD rows
 are the length with the highest cross-validated accuracy of the KD student (mean over seeds and folds; a
