@@ -6,7 +6,6 @@ Arguments go to `streamlit run app.py`, e.g. `python serve.py --server.port 8502
 import sys
 from pathlib import Path
 
-import plotly.graph_objects  # noqa: F401
 from streamlit.web import cli
 
 import ui

@@ -47,11 +47,10 @@ def fold_accuracies(seed: int, fold: int) -> dict:
     teacher = fit(build_model(BASE.model, splits.input_shape, splits.num_classes), train, BASE.epochs, seed=seed)
     row = {"seed": seed, "fold": fold, "held": len(held.y), "teacher": evaluate(teacher, held)}
     for epochs in EPOCH_SWEEP:
-        spec = DistillSpec(width=WIDTH, epochs=epochs)
-        for kind, source in (("kd", teacher), ("control", None)):
-            seed_everything(seed)
-            student = distill.build_student(BASE.model, spec, splits.input_shape, splits.num_classes)
-            row[f"{kind}_{epochs}"] = evaluate(distill.train_student(student, source, train, spec, seed), held)
+        students = distill.student_and_control(BASE.model, teacher, train, DistillSpec(width=WIDTH, epochs=epochs),
+                                               seed, splits.input_shape, splits.num_classes)
+        for kind, student in zip(("kd", "control"), students):
+            row[f"{kind}_{epochs}"] = evaluate(student, held)
     print(f"seed {seed} fold {fold}: {row}", file=sys.stderr, flush=True)
     return row
 
@@ -75,11 +74,12 @@ def main() -> None:
     choice = chosen_epochs(rows)
     teacher = 100 * statistics.mean(r["teacher"] for r in rows)
     md = ["### Student epochs by 5-fold cross-validation (digits, train + validation pool, test split unread)\n",
-          f"Width {WIDTH}, T {DistillSpec.temperature:g}, α {DistillSpec.alpha:g}; seeds {', '.join(map(str, SEEDS))}, "
-          f"{FOLDS} folds each ({sum(r['held'] for r in rows) // len(SEEDS):,} held-out images a seed); teacher "
+          f"Width {WIDTH}, T {DistillSpec.temperature:g}, α {DistillSpec.alpha:g}; "
+          f"seeds {', '.join(map(str, SEEDS))}, {FOLDS} folds each ({sum(r['held'] for r in rows) // len(SEEDS):,} held-out images a seed); teacher "
           f"(cnn, {BASE.epochs} epochs, trained on the other folds) {teacher:.2f} %.\n",
           markdown_table(
-              ["student epochs", "KD student (CV)", "label-only control (CV)", "KD gain per seed (pts)", "KD gain (pts)"],
+              ["student epochs", "KD student (CV)", "label-only control (CV)", "KD gain per seed (pts)",
+               "KD gain (pts)"],
               [[t["epochs"], f"{t['kd_percent']:.2f}%", f"{t['control_percent']:.2f}%",
                 " / ".join(f"{g:+.2f}" for g in t["gain_per_seed_points"]),
                 f"{t['kd_percent'] - t['control_percent']:+.2f}"] for t in table]),

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from compression.data import Split
 from compression.models import InputShape, build_model
 from compression.recipe import DistillSpec
-from compression.train import LossFn, ProgressFn, fit, predict, silent
+from compression.train import LossFn, Progress, ProgressFn, fit, predict, seed_everything, silent
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float,
@@ -50,3 +50,17 @@ def train_student(student: nn.Module, teacher: nn.Module | None, train: Split, s
     alone (the control); same optimizer, schedule and batches for a seed either way."""
     loss_fn = teacher_loss(teacher, train, spec.temperature, spec.alpha) if teacher is not None else None
     return fit(student, train, spec.epochs, seed=seed, stage="distill", progress=progress, loss_fn=loss_fn)
+
+
+def student_and_control(teacher_model: str, teacher: nn.Module, train: Split, spec: DistillSpec, seed: int,
+                        input_shape: InputShape, num_classes: int,
+                        progress: ProgressFn = silent) -> tuple[nn.Module, nn.Module]:
+    """The KD student of `teacher` and its label-only control: the same fresh student (same init, batches and
+    epochs for `seed`), trained with the teacher and without it."""
+    trained = []
+    for source in (teacher, None):
+        progress(Progress("distill", f"training the {'KD student' if source is not None else 'label-only control'}"))
+        seed_everything(seed)
+        student = build_student(teacher_model, spec, input_shape, num_classes)
+        trained.append(train_student(student, source, train, spec, seed, progress))
+    return trained[0], trained[1]

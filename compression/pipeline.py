@@ -138,18 +138,14 @@ def _distill(recipe: Recipe, teacher: nn.Module, teacher_record: StageRecord, sp
     """The KD student of `teacher`, and the report comparing it with the same student trained on labels only
     (same init, epochs and seed), both deployed the same way."""
     spec = recipe.distill
-    students = {}
-    for kind, source in (("student", teacher), ("control", None)):
-        progress(Progress("distill", f"training the {'KD student' if source else 'label-only control'}"))
-        seed_everything(recipe.seed)
-        student = distill.build_student(recipe.model, spec, splits.input_shape, splits.num_classes)
-        students[kind] = distill.train_student(student, source, splits.train, spec, recipe.seed, progress)
-    control = deploy(students["control"], quant, splits, workdir / "control")
+    student, trained_control = distill.student_and_control(recipe.model, teacher, splits.train, spec, recipe.seed,
+                                                           splits.input_shape, splits.num_classes, progress)
+    control = deploy(trained_control, quant, splits, workdir / "control")
     report = {"teacher_accuracy": teacher_record.accuracy, "control_accuracy": control.accuracy,
               "control_val_accuracy": control.val_accuracy, "student": spec.student or recipe.model,
               "width": spec.width, "temperature": spec.temperature, "alpha": spec.alpha, "epochs": spec.epochs,
-              "student_params": count_params(students["student"])[0], "teacher_params": count_params(teacher)[0]}
-    return students["student"], report
+              "student_params": count_params(student)[0], "teacher_params": count_params(teacher)[0]}
+    return student, report
 
 
 def _transform(name: str, recipe: Recipe, model: nn.Module, baseline: nn.Module, previous: StageRecord,
