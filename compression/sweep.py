@@ -261,7 +261,7 @@ def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -
                                mp_context=multiprocessing.get_context("spawn"))
     results: dict[str, Result] = {}
     failures: list[str] = []
-    finished = False
+    join = False  # shut down waiting for the pool's thread: not while a worker may still be computing
     try:
         tally.computing(f"{len(recipes)} recipe(s) to compute on {size} worker process(es)")
         pool.submit(_check_feasible, recipes).result()
@@ -278,12 +278,15 @@ def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -
             for future in done:
                 running.pop(future)
                 _collect(future, results, failures, tally)
-        finished = True
+        join = True
     except BrokenProcessPool:
+        # the workers are gone: join the pool's thread too, which otherwise can still be cleaning up the dead
+        # pool after shutdown returns and fail with an OSError (CPython gh-132969; seen once in CI here)
+        join = True
         raise SweepStopped(f"a worker process died: {tally.done} of {tally.total} results are stored; "
                            "run the same sweep again to finish the rest") from None
     finally:
-        pool.shutdown(wait=finished, cancel_futures=True)
+        pool.shutdown(wait=join, cancel_futures=True)
     if failures:
         raise SweepStopped(f"{len(failures)} recipe(s) failed, the others are stored; first: {failures[0]}")
     return results
