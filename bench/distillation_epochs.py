@@ -19,14 +19,16 @@ chosen (80) is DistillSpec's default, so the app and the CLI train that long too
 import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import torch
 from common import markdown_table, write
 from distillation import BASE, EPOCH_SWEEP, SEEDS, WIDTH
 from sklearn.model_selection import StratifiedKFold
+from torch import nn
 
 from compression import distill, pipeline
-from compression.data import Split
+from compression.data import Split, Splits
 from compression.models import build_model
 from compression.recipe import DistillSpec
 from compression.train import evaluate, fit, seed_everything
@@ -35,16 +37,27 @@ FOLDS = 5
 WORKERS = 2
 
 
-def fold_accuracies(seed: int, fold: int) -> dict:
-    """Held-out accuracy of the KD student and the control at each length, on one fold of one seed."""
+def cv_fold(seed: int, fold: int) -> tuple[Splits, nn.Module]:
+    """One fold of one seed's train + validation pool: the splits with `train` the other four folds and both
+    `val` and `test` the held-out fold (so pipeline code measures on it), and the teacher (the baseline
+    recipe) trained on those four folds."""
     torch.set_num_threads(1)
     splits = pipeline.load_splits(BASE.dataset, seed)
     x, y = torch.cat([splits.train.x, splits.val.x]), torch.cat([splits.train.y, splits.val.y])
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(x.numpy(), y.numpy())
     fit_index, held_index = [torch.from_numpy(i) for i in list(folds)[fold]]
-    train, held = Split(x[fit_index], y[fit_index]), Split(x[held_index], y[held_index])
+    held = Split(x[held_index], y[held_index])
+    splits = replace(splits, train=Split(x[fit_index], y[fit_index]), val=held, test=held)
     seed_everything(seed)
-    teacher = fit(build_model(BASE.model, splits.input_shape, splits.num_classes), train, BASE.epochs, seed=seed)
+    teacher = fit(build_model(BASE.model, splits.input_shape, splits.num_classes), splits.train, BASE.epochs,
+                  seed=seed)
+    return splits, teacher
+
+
+def fold_accuracies(seed: int, fold: int) -> dict:
+    """Held-out accuracy of the KD student and the control at each length, on one fold of one seed."""
+    splits, teacher = cv_fold(seed, fold)
+    train, held = splits.train, splits.test
     row = {"seed": seed, "fold": fold, "held": len(held.y), "teacher": evaluate(teacher, held)}
     for epochs in EPOCH_SWEEP:
         students = distill.student_and_control(BASE.model, teacher, train, DistillSpec(width=WIDTH, epochs=epochs),

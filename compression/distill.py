@@ -52,15 +52,20 @@ def train_student(student: nn.Module, teacher: nn.Module | None, train: Split, s
     return fit(student, train, spec.epochs, seed=seed, stage="distill", progress=progress, loss_fn=loss_fn)
 
 
+def trained_student(teacher_model: str, teacher: nn.Module | None, train: Split, spec: DistillSpec, seed: int,
+                    input_shape: InputShape, num_classes: int, progress: ProgressFn = silent) -> nn.Module:
+    """A fresh student, initialised from `seed`, trained with `teacher` (KD) or, with None, on the labels."""
+    progress(Progress("distill", f"training the {'KD student' if teacher is not None else 'label-only control'}"))
+    seed_everything(seed)
+    student = build_student(teacher_model, spec, input_shape, num_classes)
+    return train_student(student, teacher, train, spec, seed, progress)
+
+
 def student_and_control(teacher_model: str, teacher: nn.Module, train: Split, spec: DistillSpec, seed: int,
                         input_shape: InputShape, num_classes: int,
                         progress: ProgressFn = silent) -> tuple[nn.Module, nn.Module]:
     """The KD student of `teacher` and its label-only control: the same fresh student (same init, batches and
     epochs for `seed`), trained with the teacher and without it."""
-    trained = []
-    for source in (teacher, None):
-        progress(Progress("distill", f"training the {'KD student' if source is not None else 'label-only control'}"))
-        seed_everything(seed)
-        student = build_student(teacher_model, spec, input_shape, num_classes)
-        trained.append(train_student(student, source, train, spec, seed, progress))
-    return trained[0], trained[1]
+    kd, control = (trained_student(teacher_model, source, train, spec, seed, input_shape, num_classes, progress)
+                   for source in (teacher, None))
+    return kd, control

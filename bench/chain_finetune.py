@@ -1,0 +1,93 @@
+"""How long the chain's pruned student is fine-tuned, chosen by 5-fold cross-validation inside the train +
+validation pool of digits (the folds of bench/distillation_epochs.py; the test split is never read).
+
+For each seed (0-2) and fold: the teacher (the baseline recipe) and the width-0.25 KD student (DistillSpec's
+defaults), trained on the other four folds; the student pruned as bench/distillation.py's chain prunes it
+(channel-l2, 0.5) and fine-tuned on the KD loss against the teacher for each length in FINETUNE_SWEEP; then
+converted to int8-static exactly as the pipeline deploys it (calibrated on the four folds) and run in
+onnxruntime on the held-out fold. The float accuracy in torch is reported beside it.
+
+The rule, fixed before this bench first ran: bench/distillation.py's chain fine-tunes for the length with
+the highest cross-validated int8 accuracy (mean over seeds and folds; a tie goes to the shorter).
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/chain_finetune.py
+        (writes bench/results/chain_finetune.json / .md; two worker processes, one a core)
+"""
+
+import copy
+import statistics
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from common import markdown_table, write
+from distillation import BASE, PRUNE, SEEDS, WIDTH
+from distillation_epochs import FOLDS, WORKERS, cv_fold
+
+from compression import distill, pipeline
+from compression.prune import prune_model
+from compression.recipe import DistillSpec, QuantSpec
+from compression.train import evaluate
+
+FINETUNE_SWEEP = (80, 160, 320, 640)
+QUANT = QuantSpec("int8-static")
+
+
+def fold_accuracies(seed: int, fold: int) -> dict:
+    """Held-out accuracy of the teacher, the KD student, and the pruned student at each fine-tuning length
+    (float in torch, int8 in onnxruntime), on one fold of one seed."""
+    splits, teacher = cv_fold(seed, fold)
+    spec = DistillSpec(width=WIDTH)
+    student = distill.trained_student(BASE.model, teacher, splits.train, spec, seed, splits.input_shape,
+                                      splits.num_classes)
+    row = {"seed": seed, "fold": fold, "held": len(splits.test.y), "teacher": evaluate(teacher, splits.test),
+           "student": evaluate(student, splits.test)}
+    for epochs in FINETUNE_SWEEP:
+        pruned = prune_model(copy.deepcopy(student), replace(PRUNE, finetune_epochs=epochs), splits, seed,
+                             teacher=teacher)
+        with tempfile.TemporaryDirectory() as tmp:
+            deployed = pipeline.deploy(pruned, QUANT, splits, Path(tmp))
+        row[f"float_{epochs}"], row[f"int8_{epochs}"] = evaluate(pruned, splits.test), deployed.accuracy
+    print(f"seed {seed} fold {fold}: {row}", file=sys.stderr, flush=True)
+    return row
+
+
+def chosen_epochs(rows: list[dict]) -> int:
+    """The rule: the length with the best mean int8 accuracy; the shorter on a tie."""
+    return max(FINETUNE_SWEEP, key=lambda e: (round(statistics.mean(r[f"int8_{e}"] for r in rows), 6), -e))
+
+
+def per_seed(rows: list[dict], key: str) -> list[float]:
+    return [100 * statistics.mean(r[key] for r in rows if r["seed"] == s) for s in SEEDS]
+
+
+def main() -> None:
+    jobs = [(seed, fold) for seed in SEEDS for fold in range(FOLDS)]
+    with ProcessPoolExecutor(WORKERS) as pool:
+        rows = list(pool.map(fold_accuracies, *zip(*jobs)))
+    teacher, student = (statistics.mean(per_seed(rows, key)) for key in ("teacher", "student"))
+    table = [{"epochs": e, "int8_percent": statistics.mean(per_seed(rows, f"int8_{e}")),
+              "float_percent": statistics.mean(per_seed(rows, f"float_{e}")),
+              "int8_per_seed": per_seed(rows, f"int8_{e}")} for e in FINETUNE_SWEEP]
+    choice = chosen_epochs(rows)
+    md = ["### Chain fine-tuning length by 5-fold cross-validation (digits, train + validation pool, test split "
+          "unread)\n",
+          f"distil ({WIDTH}, {DistillSpec.epochs} epochs) → {PRUNE.method} prune ({PRUNE.ratio}, fine-tuned on the "
+          f"KD loss against the teacher) → {QUANT.mode}; seeds {', '.join(map(str, SEEDS))}, {FOLDS} folds each "
+          f"({sum(r['held'] for r in rows) // len(SEEDS):,} held-out images a seed). Teacher (cnn, {BASE.epochs} "
+          f"epochs, trained on the other folds) {teacher:.2f} %, KD student {student:.2f} %.\n",
+          markdown_table(
+              ["fine-tune epochs", "int8 in onnxruntime (CV)", "int8 per seed", "drop from the teacher (pts)",
+               "float in torch (CV)"],
+              [[t["epochs"], f"{t['int8_percent']:.2f}%", " / ".join(f"{a:.2f}" for a in t["int8_per_seed"]),
+                f"{teacher - t['int8_percent']:+.2f}", f"{t['float_percent']:.2f}%"] for t in table]),
+          f"Chosen by the rule (best int8 accuracy; the shorter on a tie): **{choice} epochs**.\n"]
+    write("chain_finetune", {"folds": FOLDS, "seeds": list(SEEDS), "prune": PRUNE.method, "ratio": PRUNE.ratio,
+                             "teacher_percent": teacher, "student_percent": student, "chosen_epochs": choice,
+                             "table": table, "rows": rows}, "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
