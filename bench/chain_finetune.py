@@ -18,13 +18,12 @@ import copy
 import statistics
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from common import markdown_table, write
 from distillation import BASE, PRUNE, SEEDS, WIDTH
-from distillation_epochs import FOLDS, WORKERS, cv_fold
+from distillation_epochs import FOLDS, best_length, cv_fold, cv_rows, per_seed
 
 from compression import distill, pipeline
 from compression.prune import prune_model
@@ -54,24 +53,13 @@ def fold_accuracies(seed: int, fold: int) -> dict:
     return row
 
 
-def chosen_epochs(rows: list[dict]) -> int:
-    """The rule: the length with the best mean int8 accuracy; the shorter on a tie."""
-    return max(FINETUNE_SWEEP, key=lambda e: (round(statistics.mean(r[f"int8_{e}"] for r in rows), 6), -e))
-
-
-def per_seed(rows: list[dict], key: str) -> list[float]:
-    return [100 * statistics.mean(r[key] for r in rows if r["seed"] == s) for s in SEEDS]
-
-
 def main() -> None:
-    jobs = [(seed, fold) for seed in SEEDS for fold in range(FOLDS)]
-    with ProcessPoolExecutor(WORKERS) as pool:
-        rows = list(pool.map(fold_accuracies, *zip(*jobs)))
+    rows = cv_rows(fold_accuracies)
     teacher, student = (statistics.mean(per_seed(rows, key)) for key in ("teacher", "student"))
     table = [{"epochs": e, "int8_percent": statistics.mean(per_seed(rows, f"int8_{e}")),
               "float_percent": statistics.mean(per_seed(rows, f"float_{e}")),
               "int8_per_seed": per_seed(rows, f"int8_{e}")} for e in FINETUNE_SWEEP]
-    choice = chosen_epochs(rows)
+    choice = best_length(rows, FINETUNE_SWEEP, "int8")  # the best int8 accuracy
     md = ["### Chain fine-tuning length by 5-fold cross-validation (digits, train + validation pool, test split "
           "unread)\n",
           f"distil ({WIDTH}, {DistillSpec.epochs} epochs) → {PRUNE.method} prune ({PRUNE.ratio}, fine-tuned on the "

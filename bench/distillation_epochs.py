@@ -18,6 +18,7 @@ chosen (80) is DistillSpec's default, so the app and the CLI train that long too
 
 import statistics
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
@@ -68,27 +69,38 @@ def fold_accuracies(seed: int, fold: int) -> dict:
     return row
 
 
-def chosen_epochs(rows: list[dict]) -> int:
-    """The rule: the length with the best mean KD-student accuracy; the shorter on a tie."""
-    return max(EPOCH_SWEEP, key=lambda e: (round(statistics.mean(r[f"kd_{e}"] for r in rows), 6), -e))
+def cv_rows(fold_row: Callable[[int, int], dict]) -> list[dict]:
+    """`fold_row(seed, fold)` for every seed and fold, in WORKERS processes."""
+    jobs = [(seed, fold) for seed in SEEDS for fold in range(FOLDS)]
+    with ProcessPoolExecutor(WORKERS) as pool:
+        return list(pool.map(fold_row, *zip(*jobs)))
+
+
+def per_seed(rows: list[dict], key: str) -> list[float]:
+    """The mean of `key` over each seed's folds, in percent."""
+    return [100 * statistics.mean(r[key] for r in rows if r["seed"] == s) for s in SEEDS]
+
+
+def best_length(rows: list[dict], lengths: tuple[int, ...], prefix: str) -> int:
+    """The rule of the cross-validation benches: the length whose `prefix`_<length> accuracy is best on the
+    mean over seeds and folds; the shorter on a tie."""
+    return max(lengths, key=lambda e: (round(statistics.mean(r[f"{prefix}_{e}"] for r in rows), 6), -e))
 
 
 def main() -> None:
-    jobs = [(seed, fold) for seed in SEEDS for fold in range(FOLDS)]
-    with ProcessPoolExecutor(WORKERS) as pool:
-        rows = list(pool.map(fold_accuracies, *zip(*jobs)))
+    rows = cv_rows(fold_accuracies)
     table = []
     for epochs in EPOCH_SWEEP:
-        kd = [100 * statistics.mean(r[f"kd_{epochs}"] for r in rows if r["seed"] == s) for s in SEEDS]
-        control = [100 * statistics.mean(r[f"control_{epochs}"] for r in rows if r["seed"] == s) for s in SEEDS]
+        kd, control = per_seed(rows, f"kd_{epochs}"), per_seed(rows, f"control_{epochs}")
         table.append({"epochs": epochs, "kd_percent": statistics.mean(kd), "control_percent": statistics.mean(control),
                       "kd_per_seed": kd, "control_per_seed": control,
                       "gain_per_seed_points": [a - b for a, b in zip(kd, control)]})
-    choice = chosen_epochs(rows)
+    choice = best_length(rows, EPOCH_SWEEP, "kd")  # the best KD student
     teacher = 100 * statistics.mean(r["teacher"] for r in rows)
     md = ["### Student epochs by 5-fold cross-validation (digits, train + validation pool, test split unread)\n",
           f"Width {WIDTH}, T {DistillSpec.temperature:g}, α {DistillSpec.alpha:g}; "
-          f"seeds {', '.join(map(str, SEEDS))}, {FOLDS} folds each ({sum(r['held'] for r in rows) // len(SEEDS):,} held-out images a seed); teacher "
+          f"seeds {', '.join(map(str, SEEDS))}, {FOLDS} folds each "
+          f"({sum(r['held'] for r in rows) // len(SEEDS):,} held-out images a seed); teacher "
           f"(cnn, {BASE.epochs} epochs, trained on the other folds) {teacher:.2f} %.\n",
           markdown_table(
               ["student epochs", "KD student (CV)", "label-only control (CV)", "KD gain per seed (pts)",
