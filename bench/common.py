@@ -24,5 +24,10 @@ def write(name: str, payload: dict[str, Any], markdown: str) -> None:
     print(markdown)
 
 
+def read(name: str) -> dict[str, Any]:
+    """The committed bench/results/NAME.json: a choice one bench made that another applies."""
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"

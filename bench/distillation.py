@@ -6,12 +6,13 @@
 - distil (0.25) → channel prune (0.5) → int8-static: the deployable ONNX at least 50× smaller than the
   baseline's, accuracy drop at most 1.0 point, every intermediate stage reported. The pruned student is
   fine-tuned on the KD loss against the baseline (chosen on the validation split over labels-only
-  fine-tuning) for FINETUNE_EPOCHS, the length bench/chain_finetune.py chose by 5-fold cross-validation of
-  80 / 160 / 320 / 640 epochs (best int8 accuracy, test unread); the same recipe fine-tuned on labels alone,
-  for the default and for FINETUNE_EPOCHS epochs, is reported beside it. bench/distillation_selection.py compares T,
-  α and the channel importance on the validation split (5 seeds, 720 images): the best T and α (1, 0.7) are
-  5 images ahead of these (0.70 pts of the mean, per seed 0 to 3 images), l1 importance 2 images; the
-  settings are kept rather than switched on the best of a dozen noisy comparisons.
+  fine-tuning) for FINETUNE_EPOCHS, the length bench/chain_finetune.py chose by 5-fold cross-validation
+  (best int8 accuracy, test unread; read from its committed results, so a re-run of it carries over); the
+  same recipe fine-tuned on labels alone, for the default and for FINETUNE_EPOCHS epochs, is reported beside
+  it. bench/distillation_selection.py compares T, α and the channel importance on the validation split (5
+  seeds, 720 images): the best T and α (1, 0.7) are 5 images ahead of these (0.70 pts of the mean, per seed
+  0 to 3 images), l1 importance 2 images; the settings are kept rather than switched on the best of a dozen
+  noisy comparisons.
 
 Every student trains DistillSpec's default epochs, which bench/distillation_epochs.py chose by 5-fold
 cross-validation inside the train + validation pool (the best KD student of 40 / 80 / 160 epochs). Also
@@ -24,7 +25,7 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from common import markdown_table, verdict, write
+from common import markdown_table, read, verdict, write
 
 from compression import pipeline
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe, Result
@@ -36,7 +37,7 @@ WIDTH = 0.25
 TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 ALPHAS = (0.0, 0.25, 0.5, 0.7, 0.9, 1.0)
 EPOCH_SWEEP = (40, 80, 160)
-FINETUNE_EPOCHS = 640  # chosen by bench/chain_finetune.py
+FINETUNE_EPOCHS: int = read("chain_finetune")["chosen_epochs"]  # its committed choice
 PRUNE = PruneSpec("channel-l2", 0.5, finetune_epochs=FINETUNE_EPOCHS, kd=True)
 FINETUNE_VARIANTS = (PruneSpec("channel-l2", 0.5), replace(PRUNE, kd=False), PRUNE)
 

@@ -26,11 +26,6 @@ def soften(logits: Tensor, temperature: float) -> Tensor:
     return torch.softmax(logits / temperature, dim=1)
 
 
-def soft_targets(model: nn.Module, x: Tensor, temperature: float) -> Tensor:
-    """The model's class probabilities for `x` softened by `temperature`: softmax(logits / T), in eval mode."""
-    return soften(predict(model, x), temperature)
-
-
 def build_student(teacher: str, spec: DistillSpec, input_shape: InputShape, num_classes: int) -> nn.Module:
     """A fresh student: the named `spec.student`, or else the teacher's family, at `spec.width`."""
     return build_model(spec.student or teacher, input_shape, num_classes, width=spec.width)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from compression.distill import build_student, kd_loss, soft_targets, train_student
+from compression.distill import build_student, kd_loss, soften, train_student
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec
-from compression.train import Progress, evaluate, fit, seed_everything
+from compression.train import Progress, evaluate, fit, predict, seed_everything
 
 
 def _softmax(row: list[float], temperature: float) -> list[float]:
@@ -38,9 +38,9 @@ def test_kd_loss_is_cross_entropy_at_alpha_0_and_zero_for_a_perfect_copy_at_alph
     assert kd_loss(student, teacher, labels, 4.0, 1.0).item() > 0.01
 
 
-def test_soft_targets_are_distributions_that_flatten_as_temperature_rises(trained_cnn, digits):
-    x = digits.val.x[:16]
-    probs = [soft_targets(trained_cnn, x, t) for t in (1.0, 4.0, 20.0)]
+def test_softened_outputs_are_distributions_that_flatten_as_temperature_rises(trained_cnn, digits):
+    logits = predict(trained_cnn, digits.val.x[:16])
+    probs = [soften(logits, t) for t in (1.0, 4.0, 20.0)]
     for p in probs:
         torch.testing.assert_close(p.sum(1), torch.ones(16))
     low, mid, high = (torch.special.entr(p).sum(1) for p in probs)
