@@ -30,9 +30,8 @@ from torch import nn
 
 from compression import distill, pipeline
 from compression.data import Split, Splits
-from compression.models import build_model
 from compression.recipe import DistillSpec
-from compression.train import evaluate, fit, seed_everything
+from compression.train import evaluate
 
 FOLDS = 5
 WORKERS = 2
@@ -49,10 +48,7 @@ def cv_fold(seed: int, fold: int) -> tuple[Splits, nn.Module]:
     fit_index, held_index = [torch.from_numpy(i) for i in list(folds)[fold]]
     held = Split(x[held_index], y[held_index])
     splits = replace(splits, train=Split(x[fit_index], y[fit_index]), val=held, test=held)
-    seed_everything(seed)
-    teacher = fit(build_model(BASE.model, splits.input_shape, splits.num_classes), splits.train, BASE.epochs,
-                  seed=seed)
-    return splits, teacher
+    return splits, pipeline.train_baseline(replace(BASE, seed=seed), splits)
 
 
 def fold_accuracies(seed: int, fold: int) -> dict:

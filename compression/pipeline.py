@@ -50,6 +50,13 @@ def load_splits(dataset: str, seed: int) -> Splits:
     return data.load_dataset(dataset, seed=seed)
 
 
+def train_baseline(recipe: Recipe, splits: Splits, progress: ProgressFn = silent) -> nn.Module:
+    """`recipe`'s baseline network trained now on `splits.train` (deterministic for the recipe's seed)."""
+    seed_everything(recipe.seed)
+    model = models.build_model(recipe.model, splits.input_shape, splits.num_classes, recipe.pretrained)
+    return fit(model, splits.train, recipe.epochs, seed=recipe.seed, progress=progress)
+
+
 def baseline_model(store: Store, recipe: Recipe, splits: Splits, progress: ProgressFn = silent) -> nn.Module:
     """The trained baseline network of `recipe`: its stored weights (shared by every timing setup), or
     trained now and stored."""
@@ -60,9 +67,7 @@ def baseline_model(store: Store, recipe: Recipe, splits: Splits, progress: Progr
         model = models.build_model(recipe.model, splits.input_shape, splits.num_classes)
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
-    seed_everything(recipe.seed)
-    model = models.build_model(recipe.model, splits.input_shape, splits.num_classes, recipe.pretrained)
-    fit(model, splits.train, recipe.epochs, seed=recipe.seed, progress=progress)
+    model = train_baseline(recipe, splits, progress)
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(model.state_dict(), Path(tmp) / WEIGHTS)
         store.put("weights", recipe.training_key, {"dataset": recipe.dataset, "model": recipe.model,
