@@ -10,20 +10,26 @@ onnxruntime on the held-out fold. The float accuracy in torch is reported beside
 The rule, fixed before this bench first ran: bench/distillation.py's chain fine-tunes for the length with
 the highest cross-validated int8 accuracy (mean over seeds and folds; a tie goes to the shorter). The
 lengths were 80-640 at first, and 640, the longest, won: a best length on the grid's edge says the grid is
-too short, so it was doubled to 1280 (and would be again while the longest wins).
+too short, so it was doubled to 1280, and 1280 won, so to 2560 (and so on while the longest wins).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/chain_finetune.py
+With --reuse, the lengths already in the committed bench/results/chain_finetune.json are taken from it and
+only the new ones are trained: a fold's teacher, student and fine-tuning are deterministic (the 1280-epoch
+run reproduced every earlier figure, every fold), and each reused fold is checked against its recomputed
+teacher and student accuracies.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/chain_finetune.py [--reuse]
         (writes bench/results/chain_finetune.json / .md; two worker processes, one a core)
 """
 
 import copy
+import functools
 import statistics
 import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from common import markdown_table, write
+from common import markdown_table, read, write
 from distillation import BASE, PRUNE, SEEDS, WIDTH
 from distillation_epochs import FOLDS, best_length, cv_fold, cv_rows, per_seed
 
@@ -32,20 +38,27 @@ from compression.prune import prune_model
 from compression.recipe import DistillSpec, QuantSpec
 from compression.train import evaluate
 
-FINETUNE_SWEEP = (80, 160, 320, 640, 1280)
+FINETUNE_SWEEP = (80, 160, 320, 640, 1280, 2560)
 QUANT = QuantSpec("int8-static")
 
 
-def fold_accuracies(seed: int, fold: int) -> dict:
+def fold_accuracies(seed: int, fold: int, known: dict[tuple[int, int], dict]) -> dict:
     """Held-out accuracy of the teacher, the KD student, and the pruned student at each fine-tuning length
-    (float in torch, int8 in onnxruntime), on one fold of one seed."""
+    (float in torch, int8 in onnxruntime), on one fold of one seed; lengths in this fold's `known` row are
+    taken from it."""
     splits, teacher = cv_fold(seed, fold)
     spec = DistillSpec(width=WIDTH)
     student = distill.trained_student(BASE.model, teacher, splits.train, spec, seed, splits.input_shape,
                                       splits.num_classes)
     row = {"seed": seed, "fold": fold, "held": len(splits.test.y), "teacher": evaluate(teacher, splits.test),
            "student": evaluate(student, splits.test)}
+    kept = known.get((seed, fold), {})
+    if kept and (kept["teacher"], kept["student"]) != (row["teacher"], row["student"]):
+        raise RuntimeError(f"seed {seed} fold {fold} does not reproduce the committed row: cannot reuse it")
     for epochs in FINETUNE_SWEEP:
+        if f"int8_{epochs}" in kept:
+            row[f"float_{epochs}"], row[f"int8_{epochs}"] = kept[f"float_{epochs}"], kept[f"int8_{epochs}"]
+            continue
         pruned = prune_model(copy.deepcopy(student), replace(PRUNE, finetune_epochs=epochs), splits, seed,
                              teacher=teacher)
         with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +69,8 @@ def fold_accuracies(seed: int, fold: int) -> dict:
 
 
 def main() -> None:
-    rows = cv_rows(fold_accuracies)
+    known = {(r["seed"], r["fold"]): r for r in read("chain_finetune")["rows"]} if "--reuse" in sys.argv else {}
+    rows = cv_rows(functools.partial(fold_accuracies, known=known))
     teacher, student = (statistics.mean(per_seed(rows, key)) for key in ("teacher", "student"))
     table = [{"epochs": e, "int8_percent": statistics.mean(per_seed(rows, f"int8_{e}")),
               "float_percent": statistics.mean(per_seed(rows, f"float_{e}")),
