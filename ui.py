@@ -29,7 +29,7 @@ import streamlit as st
 from compression import charts, pareto, settings
 from compression.catalog import DATASETS, IMAGEFOLDER, MODELS
 from compression.errors import CompressionError
-from compression.recipe import Recipe, Result, StageRecord
+from compression.recipe import PruneSpec, Recipe, Result, StageRecord
 from compression.store import Store
 
 PERSIST = {"persist_state": "session"}  # a page's settings survive a visit to another page
@@ -140,8 +140,8 @@ def baseline_card() -> None:
 def _card_figures(result: Result) -> None:
     left, right = st.columns(2)
     left.metric("Accuracy", f"{result.accuracy:.2%}", help=f"test split, measured in {result.accuracy_source}")
-    right.metric("Size", fmt_bytes(result.size_bytes), help=f"{result.size_source}; gzip "
-                 f"{fmt_bytes(result.size_gzip_bytes)}")
+    gzip = "no file to gzip" if result.file_gzip_bytes is None else f"gzip {fmt_bytes(result.file_gzip_bytes)}"
+    right.metric("Size", fmt_bytes(result.size_bytes), help=f"{result.size_source}; {gzip}")
     left, right = st.columns(2)
     if result.latency_ms is not None:
         lat = result.latency_ms
@@ -370,6 +370,17 @@ def fmt_time(iso: str) -> str:
 STAGE_NAMES = {"baseline": "baseline", "distill": "distil", "prune": "prune", "quant": "quantize"}
 
 
+def prune_settings(p: PruneSpec) -> str:
+    """A pruning's settings besides its method and ratio, e.g. '2 rounds, 10 ft epochs with KD'."""
+    extra = [f"{p.steps} rounds"] if p.steps > 1 else []
+    extra.append(f"{p.finetune_epochs} ft epochs" + (" with KD" if p.kd else ""))
+    if p.method == "activation":
+        extra.append(f"λ {p.lam:g}")
+    if p.round_to > 1:
+        extra.append(f"round to {p.round_to}")
+    return ", ".join(extra)
+
+
 def describe_stage(recipe: Recipe, stage: str) -> str:
     """One stage of a recipe in words, e.g. 'prune channel-l2 50% (10 ft epochs)'."""
     if stage == "distill":
@@ -379,13 +390,7 @@ def describe_stage(recipe: Recipe, stage: str) -> str:
         return f"distil into {student}{width} (T {d.temperature:g}, α {d.alpha:g}, {d.epochs} epochs)"
     if stage == "prune":
         p = recipe.prune
-        extra = [f"{p.steps} rounds"] if p.steps > 1 else []
-        extra.append(f"{p.finetune_epochs} ft epochs" + (" with KD" if p.kd else ""))
-        if p.method == "activation":
-            extra.append(f"λ {p.lam:g}")
-        if p.round_to > 1:
-            extra.append(f"round to {p.round_to}")
-        return f"prune {p.method} {p.ratio:.0%} ({', '.join(extra)})"
+        return f"prune {p.method} {p.ratio:.0%} ({prune_settings(p)})"
     q = recipe.quant
     if q.mode == "fake":
         what = f"{q.bits}-bit simulated, {q.scheme}, {q.granularity}" + (", activations too" if q.activations else "")
@@ -505,13 +510,26 @@ def results_table(results: Sequence[Result], baseline: Result | None):
             "vs baseline (pts)": (round(100 * (r.accuracy - baseline.accuracy), 4) or 0.0) if baseline else None,
             "accuracy": accuracy_mark(r), "size (KB)": r.size_bytes / 1024,
             "size ×": r.size_bytes / baseline.size_bytes if baseline else r.size_ratio_vs_baseline,
-            "size source": r.size_source, "gzip (KB)": r.size_gzip_bytes / 1024,
+            "size source": r.size_source, "gzip (KB)": None if r.file_gzip_bytes is None else r.file_gzip_bytes / 1024,
             "latency (ms)": latency, "speed-up ×": r.speedup_vs_baseline if r.latency_measured else None,
             "MFLOPs": r.flops / 1e6, "FLOPs ×": r.flops / baseline.flops if baseline else r.flops_ratio_vs_baseline,
             "zero weights": r.sparsity, "workspace": workspace_label(r.recipe), "stored": r.created_at,
             "hash": r.recipe_hash,
         })
     return pd.DataFrame(rows)
+
+
+RESULT_COLUMNS = {  # how the pages show results_table's numbers
+    "test accuracy": st.column_config.NumberColumn(format="percent"),
+    "vs baseline (pts)": st.column_config.NumberColumn(format="%+.2f"),
+    "size (KB)": st.column_config.NumberColumn(format="%.1f"),
+    "gzip (KB)": st.column_config.NumberColumn(format="%.1f", help="empty: a simulated format has no file"),
+    "size ×": st.column_config.NumberColumn(format="%.3f"), "FLOPs ×": st.column_config.NumberColumn(format="%.3f"),
+    "latency (ms)": st.column_config.NumberColumn(format="%.4f", help="baseline p50 / speed-up; empty: not timed"),
+    "speed-up ×": st.column_config.NumberColumn(format="%.2f"), "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
+    "zero weights": st.column_config.NumberColumn(format="percent"),
+}
+METRIC_NAMES = {"size": "size", "latency": "latency", "flops": "FLOPs"}  # a cost axis's name on the pages
 
 
 def stored_results(store: Store | None = None) -> list[Result]:
@@ -537,6 +555,8 @@ def compare_rows(a: Result, b: Result, baseline: Result | None):
     def ratio(x: float | None, y: float | None) -> str:
         return f"{y / x:.2f}×" if x and y is not None else "—"
 
+    no_file = "no file (simulated)"
+
     lat_a, lat_b = (pareto.metric_value(r, "latency", baseline) for r in (a, b))
     rows = [
         ("technique", a.technique, b.technique, ""),
@@ -544,8 +564,8 @@ def compare_rows(a: Result, b: Result, baseline: Result | None):
         ("accuracy is", accuracy_mark(a), accuracy_mark(b), ""),
         ("size", fmt_bytes(a.size_bytes), fmt_bytes(b.size_bytes), ratio(a.size_bytes, b.size_bytes)),
         ("size is", a.size_source, b.size_source, ""),
-        ("gzip size", fmt_bytes(a.size_gzip_bytes), fmt_bytes(b.size_gzip_bytes),
-         ratio(a.size_gzip_bytes, b.size_gzip_bytes)),
+        ("gzip size", *(no_file if (g := r.file_gzip_bytes) is None else fmt_bytes(g) for r in (a, b)),
+         ratio(a.file_gzip_bytes, b.file_gzip_bytes)),
         ("latency p50 (normalised)", "not timed" if lat_a is None else f"{lat_a:.4f} ms",
          "not timed" if lat_b is None else f"{lat_b:.4f} ms", ratio(lat_a, lat_b)),
         ("FLOPs / sample", fmt_count(a.flops), fmt_count(b.flops), ratio(a.flops, b.flops)),

@@ -139,8 +139,8 @@ def provenance_caption(result: Result) -> str:
                      f"CPU flags {cpu_flags(result)}.")
     else:
         parts.append("**Latency** not timed: a simulated format has no runtime to time.")
-    stored = "served from the store" if result.from_store else "stored"
-    parts.append(f"{stored.capitalize()} {ui.fmt_time(result.created_at)} as `{result.recipe_hash}`.")
+    parts.append(f"{'Measured' if is_measured(result) else 'Computed'} {ui.fmt_time(result.created_at)} and stored "
+                 f"as `{result.recipe_hash}`: these settings chosen again show it without recomputing.")
     return " ".join(parts)
 
 

@@ -67,10 +67,10 @@ else:
     cols[1].metric("ONNX size", ui.fmt_bytes(base.size_bytes), help="bytes of the deployable ONNX file")
     cols[2].metric("gzip size", ui.fmt_bytes(base.size_gzip_bytes), help="where unstructured zeros show")
     cols[3].metric("FLOPs / sample", ui.fmt_count(base.flops), help="counted on the exported model")
-    cols[4].metric(f"Latency p50 · batch {latency.batch}", f"{latency.p50:.3f} ms",
-                   help=f"p90 {latency.p90:.3f} ms over {latency.runs} runs, {latency.threads} thread(s)")
-    cols[5].metric("Latency p50 · batch 1", f"{single.p50:.3f} ms",
-                   help=f"p90 {single.p90:.3f} ms over {single.runs} runs, {single.threads} thread(s)")
+    for col, lat in ((cols[4], latency), (cols[5], single)):
+        col.metric(f"Batch-{lat.batch} latency", f"{lat.p50:.3f} ms",
+                   help=f"median (p50) of {lat.runs} runs of a batch of {lat.batch}; p90 {lat.p90:.3f} ms; "
+                        f"{lat.threads} thread(s)")
     flags = ", ".join(f for f, on in base.provenance.get("cpu_flags", {}).items() if on) or "none"
     st.caption(f"All measured: {base.provenance.get('runtime', 'onnxruntime')} CPU, {latency.threads} intra-op "
                f"thread(s), spinning off; CPU flags {flags}. Parameters {base.params_total:,} "
@@ -127,7 +127,7 @@ if base is None:
     st.caption("The Pareto chart appears once the baseline is measured.")
 else:
     metric = st.segmented_control("Cost axis", METRICS, default="size", key="overview_metric", required=True,
-                                  format_func={"size": "size", "latency": "latency", "flops": "FLOPs"}.get,
+                                  format_func=ui.METRIC_NAMES.get,
                                   **ui.PERSIST)
     st.plotly_chart(ui.tradeoff_figure(results, metric, base, height=420), width="stretch", key="overview_chart")
     notes = [ui.CHART_NOTE]

@@ -117,7 +117,7 @@ views.result_metrics(result, base)
 
 st.subheader("The path, stage by stage", anchor=False)
 metric = st.segmented_control("Cost axis", ("size", "flops"), default="size", required=True, key="pipe_metric",
-                              format_func={"size": "size", "flops": "FLOPs"}.get,
+                              format_func=ui.METRIC_NAMES.get,
                               help="Stages are not timed one by one (only the final model is), so the path is "
                                    "drawn against size or FLOPs.")
 _, others = ui.workspace_results(recipe, store)

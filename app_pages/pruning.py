@@ -21,6 +21,7 @@ METHOD_HELP = {
     "channel-l2": "whole filters / neurons with the smallest L2 norm, removed with their dependants",
     "activation": "whole channels ranked by λ·weight magnitude + (1−λ)·mean activation",
 }
+REMOVED, ZEROED = "removed (tensors shrank)", "zeroed (still in the tensors)"  # the per-layer bars' two parts
 
 recipe = ui.valid_recipe()
 store = Store()
@@ -78,17 +79,17 @@ with st.container():
             for layer in result.layers:
                 total = before.get(layer.name, layer.weights)
                 zeroed = layer.weights - layer.nonzero
-                rows += [{"layer": layer.name, "what": "channels removed", "fraction": 1 - layer.weights / total},
-                         {"layer": layer.name, "what": "weights zeroed", "fraction": zeroed / total}]
+                rows += [{"layer": layer.name, "what": REMOVED, "fraction": 1 - layer.weights / total},
+                         {"layer": layer.name, "what": ZEROED, "fraction": zeroed / total}]
             bars = views.grouped_figure(pd.DataFrame(rows), "layer", "fraction", "what", kind="bar",
-                                        colors={"channels removed": views.COLORS["measured"],
-                                                "weights zeroed": views.COLORS["accent"]})
+                                        colors={REMOVED: views.COLORS["measured"], ZEROED: views.COLORS["accent"]})
             bars.update_layout(barmode="stack")
             bars.update_yaxes(range=[0, 1], title="share of the baseline's weights")
             views.chart(bars, title="Per layer: how much of the baseline's weights is gone", percent_y=True,
                         height=320)
-            st.caption("Counted on the exported model: removed channels shrink the tensors; zeroed weights stay "
-                       "in them.")
+            st.caption("Counted on the exported model: a removed channel takes its weights out of its own layer "
+                       "and its input columns out of the next (the classifier keeps its outputs, one a class, and "
+                       "loses inputs); zeroed weights stay in the tensors.")
     elif pruned is not None:
         st.info("Not measured with these settings yet: **Prune and measure** stores the result, and it shows "
                 "here at once whenever these settings are chosen again.", icon=":material/science:")
@@ -129,16 +130,16 @@ if variants and base is not None:
     st.subheader("Every pruning of this baseline")
     st.caption("Measured: test accuracy in onnxruntime; latency timed interleaved with the baseline, as a ratio.")
     table = pd.DataFrame([{
-        "method": s.method + (f" (round to {s.round_to})" if s.round_to > 1 else ""),
+        "settings": f"{s.method} ({ui.prune_settings(s)})",
         "fraction removed": s.ratio, "rounds": s.steps, "fine-tune epochs": s.finetune_epochs,
         "test accuracy": r.accuracy, "latency ×": 1 / r.speedup_vs_baseline, "FLOPs ×": r.flops_ratio_vs_baseline,
         "gzip ×": r.size_gzip_ratio_vs_baseline,
-    } for r, s in variants]).sort_values(["method", "fraction removed"])
-    unpruned = pd.DataFrame([{"method": m, "fraction removed": 0.0, "test accuracy": base.accuracy}
-                             for m in table["method"].unique()])  # every curve starts at the baseline
-    by_ratio = views.grouped_figure(pd.concat([unpruned, table]).sort_values(["method", "fraction removed"]),
-                                    "fraction removed", "test accuracy", "method")
-    by_latency = views.grouped_figure(table, "latency ×", "test accuracy", "method", kind="markers",
+    } for r, s in variants]).sort_values(["settings", "fraction removed"])
+    unpruned = pd.DataFrame([{"settings": m, "fraction removed": 0.0, "test accuracy": base.accuracy}
+                             for m in table["settings"].unique()])  # every curve starts at the baseline
+    by_ratio = views.grouped_figure(pd.concat([unpruned, table]).sort_values(["settings", "fraction removed"]),
+                                    "fraction removed", "test accuracy", "settings")
+    by_latency = views.grouped_figure(table, "latency ×", "test accuracy", "settings", kind="markers",
                                       hover=("fraction removed", "rounds"))
     by_latency.add_vline(x=1, line_dash="dot", line_color=views.COLORS["baseline"])
     left, right = st.columns(2)

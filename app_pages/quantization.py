@@ -14,7 +14,7 @@ import streamlit as st
 
 import ui
 import views
-from compression import pipeline, quantize
+from compression import charts, pipeline, quantize
 from compression.catalog import (CALIBRATIONS, GRANULARITIES, INT8_MODES, MAX_BITS, MIN_BITS, QAT_MODES,
                                  QUANT_MODES, QUANT_SCHEMES)
 from compression.recipe import QuantSpec, Recipe
@@ -29,6 +29,7 @@ MODE_HELP = {
     "fp32": "the float export unchanged: the reference (measured)",
 }
 QAT_CURVE_EPOCHS = 2  # QAT epochs of the accuracy-vs-bits curve when the QAT setting is 0
+NOTICEABLY_SLOWER = 0.95  # a speed-up below this is called slower: within 5 % is run-to-run timing noise
 
 recipe = ui.valid_recipe()
 store = Store()
@@ -90,11 +91,11 @@ if result is not None:
                        icon=":material/warning:")
     if result.speedup_vs_baseline is not None and mode != "fp32":
         speed = result.speedup_vs_baseline
-        if mode == "fp16" and speed < 1:
+        if mode == "fp16" and speed < NOTICEABLY_SLOWER:
             st.info(f"FP16 ran {1 / speed:.2f}× slower than FP32 on this CPU (measured, not a glitch): x86 CPUs "
                     "have little native FP16 arithmetic, so onnxruntime converts between FP16 and FP32 around most "
                     "operations. FP16 halves the file here, not the CPU latency.", icon=":material/info:")
-        elif mode in INT8_MODES and speed < 1:
+        elif mode in INT8_MODES and speed < NOTICEABLY_SLOWER:
             st.info(f"INT8 ran {1 / speed:.2f}× slower than FP32 here (measured): on a model this small the "
                     "quantize / dequantize at the edges and the int8 re-layout can cost more than the integer "
                     "arithmetic saves. Larger inputs and models gain more.", icon=":material/info:")
@@ -194,7 +195,8 @@ else:
     hist.update_yaxes(title="weights")
     views.chart(hist, title=f"{where}: weights, the grid and the clipping range", height=340)
     st.caption(f"{grid_note}; red: the clipping range [{clip_lo:.4f}, {clip_hi:.4f}] — weights are ranged by min "
-               "/ max, so none clip; activations are ranged by calibration and can (table above, after a run).")
+               "/ max, so none clip (the largest may round to the top level); activations are ranged by calibration "
+               "and can clip (table above, after a run).")
 
     # per-layer SQNR
     sqnr = pd.DataFrame([{"layer": e["name"], "SQNR (dB)": e["sqnr_db"] if math.isfinite(e["sqnr_db"]) else None}
@@ -235,27 +237,31 @@ missing = [c for c in curve if c.hash not in stored]
 if rows:
     table = pd.DataFrame(rows).sort_values(["series", "bits"])
     fig = go.Figure()
+    measured_colors = iter([views.COLORS[c] for c in ("measured", "accent", "grid", "baseline")] * 2)
     for series, points in table.groupby("series", sort=True):
         simulated = (points["source"] == "simulated").all()
+        color = views.COLORS["simulated"] if simulated else next(measured_colors)
         fig.add_trace(go.Scatter(
             x=points["bits"], y=points["test accuracy"], name=series, mode="lines+markers" if simulated else "markers",
-            line=dict(dash="dash" if "QAT" in series else "solid"),
-            marker=dict(size=10 if simulated else 13, symbol=views.SYMBOLS["simulated" if simulated else "measured"]),
+            line=dict(dash="dash" if "QAT" in series else "solid", color=color),
+            marker=dict(size=10 if simulated else 13, symbol=views.SYMBOLS["simulated" if simulated else "measured"],
+                        color=color),
             customdata=points[["settings", "source"]].to_numpy(),
             hovertemplate="%{customdata[0]}<br>%{y:.2%} (%{customdata[1]})<extra></extra>"))
     if base is not None:
         views.baseline_line(fig, base.accuracy, "FP32 baseline")
     fig.update_xaxes(title="bits", tickvals=list(quantize.PTQ_BITS), range=[1.5, 16.5])
-    fig.update_yaxes(title="test accuracy", tickformat=".0%")
+    charts.accuracy_axis(fig, [*table["test accuracy"], *([base.accuracy] if base is not None else [])])
     views.chart(fig, height=380)
-    st.caption(f"Simulated curves ({scheme}, {granularity}{', activations too' if activations else ''}): accuracy "
-               "in torch with fake-quantized weights, open diamonds. Filled markers: real formats run in "
-               "onnxruntime, measured. Each point is a stored result; none is recomputed. QAT trains for extra "
-               "epochs, so on a briefly trained baseline it can beat the baseline itself: read it against the "
-               "PTQ curve.")
+    simulated_note = (f"Simulated curves ({scheme}, {granularity}{', activations too' if activations else ''}), "
+                      "amber: accuracy in torch with fake-quantized weights, open diamonds; QAT dashed. QAT trains "
+                      "for extra epochs, so on a briefly trained baseline it can beat the baseline itself: read it "
+                      "against the PTQ curve. " if (table["source"] == "simulated").any() else "")
+    st.caption(f"{simulated_note}Filled markers: real formats run in onnxruntime, measured. Each point is a stored "
+               "result; none is recomputed.")
 if missing:
-    label = (f"Measure the curve: {len(missing)} of {len(curve)} points (PTQ and QAT {curve_qat} epochs at "
-             f"{', '.join(map(str, quantize.PTQ_BITS))} bits)")
+    label = (f"Measure the curve: {len(missing)} point{'s' if len(missing) > 1 else ''} to compute (PTQ and QAT "
+             f"{curve_qat} epochs at {', '.join(map(str, quantize.PTQ_BITS))} bits)")
     if not qat_epochs:
         st.caption(f"The QAT curve uses {QAT_CURVE_EPOCHS} epochs while the QAT setting is 0.")
     if st.button(label, key="quant_curve"):

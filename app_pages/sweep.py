@@ -46,22 +46,42 @@ def widgets() -> None:
     prune, quant, distill = st.columns(3)
     with prune:
         st.markdown("**Pruning**")
-        st.multiselect("Methods", PRUNE_METHODS, default=["channel-l2"], key="sweep_methods")
-        st.multiselect("Fractions removed", RATIOS, default=[0.3, 0.5, 0.7], key="sweep_ratios")
-        st.number_input("Fine-tune epochs", 0, 50, PruneSpec.finetune_epochs, key="sweep_finetune")
-        st.checkbox("Also without pruning", value=True, key="sweep_unpruned")
+        st.multiselect("Methods", PRUNE_METHODS, default=["channel-l2"], key="sweep_methods", **ui.PERSIST)
+        st.multiselect("Fractions removed", RATIOS, default=[0.3, 0.5, 0.7], key="sweep_ratios", **ui.PERSIST)
+        st.number_input("Fine-tune epochs", 0, 50, PruneSpec.finetune_epochs, key="sweep_finetune", **ui.PERSIST)
+        st.checkbox("Also without pruning", value=True, key="sweep_unpruned", **ui.PERSIST)
     with quant:
         st.markdown("**Quantization**")
-        st.multiselect("Formats", (NO_QUANT, *QUANT_MODES), default=[NO_QUANT, "int8-static"], key="sweep_quant",
-                       help="int8-static / int8-dynamic / fp16 run in onnxruntime; fake simulates k bits in torch "
-                            "(accuracy simulated, latency not timed)")
-        st.multiselect("Bits (fake only)", range(2, 9), default=[4], key="sweep_bits")
+        formats = st.multiselect("Formats", (NO_QUANT, *QUANT_MODES), default=[NO_QUANT, "int8-static"],
+                                 key="sweep_quant", **ui.PERSIST,
+                                 help="int8-static / int8-dynamic / fp16 run in onnxruntime; fake simulates k bits "
+                                      "in torch (accuracy simulated, latency not timed)")
+        st.multiselect("Bits (fake only)", range(2, 9), default=[4], key="sweep_bits", **ui.PERSIST,
+                       disabled="fake" not in formats)
     with distill:
         st.markdown("**Distillation**")
-        st.multiselect("KD temperatures (none: no distillation)", TEMPERATURES, key="sweep_temperatures")
-        st.number_input("Student epochs", 1, 100, DistillSpec.epochs, key="sweep_kd_epochs")
-    st.slider("Worker processes", 1, CPUS, CPUS, key="sweep_workers",
-              help="Model work runs in parallel; latency is timed one model at a time under the benchmark lock.")
+        st.multiselect("KD temperatures (none: no distillation)", TEMPERATURES, key="sweep_temperatures",
+                       **ui.PERSIST)
+        st.number_input("Student epochs", 1, 100, DistillSpec.epochs, key="sweep_kd_epochs", **ui.PERSIST)
+
+
+def worker_count() -> int:
+    """The worker processes chosen for the sweep: a slider up to the CPU count, or one on a one-CPU machine."""
+    if CPUS == 1:
+        st.caption("One worker process: this machine has one CPU.")
+        return 1
+    return st.slider("Worker processes", 1, CPUS, CPUS, key="sweep_workers", **ui.PERSIST,
+                     help="Model work runs in parallel; latency is timed one model at a time under the benchmark "
+                          "lock.")
+
+
+def missing_choice() -> str | None:
+    """What the widgets leave the grid without, in their own words, or None when nothing is missing."""
+    if st.session_state.sweep_methods and not st.session_state.sweep_ratios:
+        return "Choose at least one of the **Fractions removed**, or no pruning method."
+    if "fake" in st.session_state.sweep_quant and not st.session_state.sweep_bits:
+        return "Choose at least one of the **Bits (fake only)**, or take fake out of the formats."
+    return None
 
 
 def job_key(recipes: list[Recipe]) -> str:
@@ -117,6 +137,10 @@ st.caption("Measure many configurations at once: every combination of the values
 
 with st.container(border=True):
     widgets()
+    workers = worker_count()
+    if (missing := missing_choice()) is not None:
+        st.error(missing)
+        st.stop()
     document = grid_document(recipe)
     try:
         recipes = sweep.Grid.from_dict(document).recipes()
@@ -129,9 +153,10 @@ with st.container(border=True):
         st.code(f"python -m compression sweep --grid '{json.dumps(document)}'", language="bash")
     run_clicked = st.button("Run sweep", type="primary", disabled=done == len(recipes))
 
-metric = st.segmented_control("Cost axis", pareto.METRICS, default="size", required=True, key="sweep_metric")
+metric = st.segmented_control("Cost axis", pareto.METRICS, default="size", required=True, key="sweep_metric",
+                              format_func=ui.METRIC_NAMES.get, **ui.PERSIST)
 if run_clicked:
-    st.session_state["sweep_running"] = (sweep_job(recipes, store, st.session_state.sweep_workers).key, recipes)
+    st.session_state["sweep_running"] = (sweep_job(recipes, store, workers).key, recipes)
 running = st.session_state.get("sweep_running")  # a sweep this session started, maybe before a rerun
 if running is not None and (job := ui.find_job(running[0])) is not None:
     follow(job, running[1], store, metric)
@@ -144,7 +169,8 @@ if results:
     if (note := ui.unplotted_note(results, metric, baseline)) is not None:
         st.caption(note)
     st.caption(ui.CHART_NOTE)
-    st.dataframe(ui.results_table(results, baseline), hide_index=True, width="stretch")
+    st.dataframe(ui.results_table(results, baseline), hide_index=True, width="stretch",
+                 column_config=ui.RESULT_COLUMNS)
 
     def report_html() -> str:
         from compression import report

@@ -9,8 +9,6 @@ from compression import charts, pareto
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 
-METRIC_NAMES = {"size": "size", "latency": "latency", "flops": "FLOPs"}
-
 st.title("Trade-offs")
 st.caption("Every result measured on a workspace, on one chart. Lower and to the right costs accuracy; up and to "
            "the left is better. Hover a point for its full recipe; click points (or pick below) to compare two.")
@@ -39,7 +37,7 @@ everything = [r for r in groups[key] if r.recipe_hash != base.recipe_hash]
 
 left, middle, right = st.columns([1.2, 2, 1.2])
 metric = left.segmented_control("Cost axis", pareto.METRICS, default="size", required=True, key="tradeoffs_metric",
-                                format_func=METRIC_NAMES.get, **ui.PERSIST)
+                                format_func=ui.METRIC_NAMES.get, **ui.PERSIST)
 techniques = sorted({r.technique for r in everything})
 chosen = middle.multiselect("Techniques", techniques, default=techniques, key="tradeoffs_techniques", **ui.PERSIST,
                             placeholder="every technique")
@@ -105,16 +103,7 @@ st.caption(" ".join(notes))
 # --------------------------------------------------------------------------------------------- the table
 table = ui.results_table([base, *shown], base)
 st.subheader(f"{len(shown)} result(s) and the baseline", anchor=False)
-st.dataframe(table, hide_index=True, width="stretch", column_config={
-    "test accuracy": st.column_config.NumberColumn(format="percent"),
-    "vs baseline (pts)": st.column_config.NumberColumn(format="%+.2f"),
-    "size (KB)": st.column_config.NumberColumn(format="%.1f"),
-    "gzip (KB)": st.column_config.NumberColumn(format="%.1f"),
-    "size ×": st.column_config.NumberColumn(format="%.3f"), "FLOPs ×": st.column_config.NumberColumn(format="%.3f"),
-    "latency (ms)": st.column_config.NumberColumn(format="%.4f", help="baseline p50 / speed-up; empty: not timed"),
-    "speed-up ×": st.column_config.NumberColumn(format="%.2f"), "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
-    "zero weights": st.column_config.NumberColumn(format="percent"),
-})
+st.dataframe(table, hide_index=True, width="stretch", column_config=ui.RESULT_COLUMNS)
 downloads = st.container(horizontal=True)
 downloads.download_button("Download table (CSV)", table.to_csv(index=False).encode(), file_name="tradeoffs.csv",
                              mime="text/csv", icon=":material/download:", on_click="ignore")

@@ -97,25 +97,36 @@ def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | Non
 
 
 def log_ticks(values: Sequence[float]) -> list[float]:
-    """1-2-5 ticks covering `values` on a log axis."""
+    """Ticks covering `values` on a log axis: 1-2-5, or a finer 1-1.5-2-3-4-5-7 where the data span less than
+    a decade and 1-2-5 would leave fewer than three ticks among them."""
     positive = [v for v in values if v and v > 0]
     if not positive:
         return []
     low, high = min(positive) / 1.5, max(positive) * 1.5
-    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
-             for m in (1, 2, 5)]
-    return [t for t in ticks if low <= t <= high]
+    for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 7)):
+        ticks = [float(f"{m * 10.0 ** e:.3g}") for e in range(math.floor(math.log10(low)) - 1,
+                                                          math.ceil(math.log10(high)) + 1) for m in mantissas]
+        ticks = [t for t in ticks if low <= t <= high]
+        if sum(min(positive) <= t <= max(positive) for t in ticks) >= 3 or min(positive) == max(positive):
+            break
+    return ticks
+
+
+def accuracy_axis(fig: go.Figure, values: Sequence[float]) -> None:
+    """The test-accuracy y axis for `values`: ticks with enough decimals for their spread; where they (nearly)
+    coincide, a range of ±1 point around them (plotly's autorange stretches a lone value over 0-150 %)."""
+    spread = max(values) - min(values) if values else 1.0
+    flat = [min(values) - 0.01, max(values) + 0.01] if spread < 0.01 else None
+    fig.update_yaxes(title="test accuracy", tickformat=".0%" if spread > 0.2 else ".1%" if spread > 0.02 else ".2%",
+                     range=flat, gridcolor=GRID_COLOR)
 
 
 def style_axes(fig: go.Figure, x_title: str) -> None:
-    """Log x axis with readable 1-2-5 ticks for the data drawn, accuracy y axis with enough decimals for its
-    range, one calm layout."""
+    """Log x axis with readable ticks for the data drawn, accuracy y axis fitted to it, one calm layout."""
     xs = [x for trace in fig.data for x in (trace.x or []) if x is not None]
     ys = [y for trace in fig.data for y in (trace.y or []) if y is not None]
     ticks = log_ticks(xs)
     fig.update_xaxes(type="log", title=x_title + " — log scale", tickvals=ticks or None,
                      ticktext=[f"{t:g}" for t in ticks] or None, showgrid=True, gridcolor=GRID_COLOR)
-    spread = (max(ys) - min(ys)) if ys else 1.0
-    fig.update_yaxes(title="test accuracy", tickformat=".0%" if spread > 0.2 else ".1%" if spread > 0.02 else ".2%",
-                     gridcolor=GRID_COLOR)
+    accuracy_axis(fig, ys)
     fig.update_layout(margin=dict(l=8, r=8, t=40, b=8))

@@ -168,6 +168,8 @@ class Recipe:
     def __post_init__(self) -> None:
         present = tuple(s for s, spec in self._specs.items() if spec is not None)
         object.__setattr__(self, "order", _canonical_order(tuple(self.order), present))
+        if self.distill is not None and self.distill.student == self.model:  # the default student, named
+            object.__setattr__(self, "distill", replace(self.distill, student=None))
 
     @property
     def _specs(self) -> dict[str, Any]:
@@ -326,6 +328,12 @@ class Result:
     stages: list[StageRecord] = field(default_factory=list)
     quant: dict[str, Any] | None = None
     distill: dict[str, Any] | None = None
+
+    @property
+    def file_gzip_bytes(self) -> int | None:
+        """The gzip size of the deployable file; None for a simulated format, which has no file (its
+        `size_gzip_bytes` repeats the computed packed size)."""
+        return self.size_gzip_bytes if self.size_source == "onnx file" else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

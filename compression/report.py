@@ -128,7 +128,7 @@ def _results_html(results: Sequence[Result], baseline: Result | None) -> str:
         marks = [m for m in METRICS if r.recipe_hash in on_frontier[m]]
         delta = f"{100 * (r.accuracy - baseline.accuracy):+.2f}" if baseline else "—"
         rows.append([recipe_text(r.recipe), f"{r.accuracy:.2%}", delta, r.accuracy_source,
-                     _shown("size", r.size_bytes), _shown("size", r.size_gzip_bytes),
+                     _shown("size", r.size_bytes), _shown("size", r.file_gzip_bytes),
                      _shown("latency", pareto.metric_value(r, "latency", baseline)) if r.latency_measured
                      else "not timed (simulated)", _shown("flops", r.flops), f"{r.sparsity:.0%}",
                      ", ".join(marks) or "—", r.created_at, r.recipe_hash])

@@ -1,9 +1,13 @@
 """The Sweep page under Streamlit's AppTest: a 2-recipe grid built with the widgets runs on worker processes,
-lands in the store and on the chart and table; a second session finds it stored and offers nothing to run.
+lands in the store and on the chart and table; a second session finds it stored and offers nothing to run. The
+grid's settings survive a visit to another page; a one-CPU machine gets one worker and no slider; a grid the
+widgets leave incomplete is named in the widgets' words.
 
 Sidebar choices are set through session_state, as in tests/test_app.py. The workspace's baseline is stored
 first (as in tests/test_app.py), so the sidebar starts no training job that would outlive a test."""
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -61,7 +65,56 @@ def test_sweep_page_runs_a_two_recipe_grid_then_serves_it_from_the_store():
     assert next(b for b in again.button if b.label == "Run sweep").disabled
 
 
-def test_sweep_page_names_a_bad_grid_and_offers_no_run():
+def test_sweep_page_names_a_missing_fraction_in_its_own_words_and_offers_no_run():
     at = sweep_page(**{**GRID, "sweep_ratios": []})
-    assert "prune.ratio" in at.error[0].value
+    assert [e.value for e in at.error] == ["Choose at least one of the **Fractions removed**, or no pruning method."]
     assert not [b for b in at.button if b.label == "Run sweep"]
+
+
+def test_sweep_settings_survive_a_visit_to_another_page(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # a worker slider from 1 to 2 on any machine
+    at = sweep_page()
+    assert "**8 recipe(s)**" in recipe_count(at)
+    at.multiselect(key="sweep_ratios").set_value([0.3])
+    at.number_input(key="sweep_finetune").set_value(1)
+    at.slider(key="sweep_workers").set_value(1).run()
+    assert "**4 recipe(s)**" in recipe_count(at)
+    at.switch_page("app_pages/overview.py").run()
+    assert "sweep_workers" not in {w.key for w in at.main.slider}
+    at.switch_page("app_pages/sweep.py").run()
+    assert not at.exception
+    assert "**4 recipe(s)**" in recipe_count(at)
+    assert at.multiselect(key="sweep_ratios").value == [0.3]
+    assert at.number_input(key="sweep_finetune").value == 1
+    assert at.slider(key="sweep_workers").value == 1
+
+
+def test_sweep_page_on_one_cpu_offers_one_worker_instead_of_a_slider(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # the page's own reading of the CPU count
+    at = sweep_page(**GRID)
+    assert not at.error
+    assert "Worker processes" not in [s.label for s in at.slider]
+    assert "One worker process: this machine has one CPU." in [c.value for c in at.caption]
+    assert "Run sweep" in [b.label for b in at.button]
+
+
+def test_sweep_page_formats_its_table_and_names_flops_as_elsewhere():
+    at = sweep_page(sweep_methods=[], sweep_quant=["none"], sweep_temperatures=[])  # the grid is the stored baseline
+    assert "Results of this grid (1 of 1)" in [s.value for s in at.subheader]
+    columns = json.loads(at.dataframe[0].proto.columns)  # st.dataframe's column_config, as sent to the browser
+    formats = {name: column["type_config"]["format"] for name, column in columns.items() if "type_config" in column}
+    assert formats["test accuracy"] == formats["zero weights"] == "percent"
+    assert formats["vs baseline (pts)"] == "%+.2f" and formats["size (KB)"] == "%.1f"
+    assert at.button_group[0].options == ["size", "latency", "FLOPs"]
+
+
+def test_bits_are_disabled_unless_fake_is_a_chosen_format():
+    at = sweep_page(**GRID)
+    assert at.multiselect(key="sweep_bits").disabled
+    at.multiselect(key="sweep_quant").set_value(["none", "fake"]).run()
+    assert not at.multiselect(key="sweep_bits").disabled
+
+
+def recipe_count(at: AppTest) -> str:
+    """The page's line counting the grid's recipes."""
+    return next(m.value for m in at.markdown if "recipe(s)**" in m.value)

@@ -44,6 +44,9 @@ def test_recipe_order_keeps_only_what_changes_the_computation():
     assert full.stages == ("distill", "prune", "quant") and Recipe.from_dict(full.to_dict()) == full
     assert full.stage_key(1) == Recipe(prune=prune, distill=DistillSpec(), quant=QuantSpec("fp16")).stage_key(1)
     assert full.stage_key(0) != full.stage_key(1)
+    named = Recipe(model="cnn", distill=DistillSpec(student="cnn"))  # the teacher's family, named: the default
+    assert named.hash == Recipe(model="cnn", distill=DistillSpec()).hash
+    assert named.hash != Recipe(model="cnn", distill=DistillSpec(student="mobilenet")).hash
 
 
 def test_store_round_trips_a_result_with_its_artifacts(tmp_path):
