@@ -23,7 +23,8 @@ from compression.store import Store
 
 # ------------------------------------------------------------------------------------- shared settings
 
-MAX_EPOCHS = 640  # the longest training a slider offers (a student, fine-tuning): the chain bench fine-tunes 640
+EPOCH_CHOICES = (0, 1, 2, 3, 5, 10, 20, 40, 80, 160, 320, 640)  # the training lengths an epochs slider offers:
+# single steps where a few epochs matter, then doublings up to the chain bench's fine-tuning
 PRUNE_KD_LABEL = "Fine-tune on the baseline's outputs (KD)"
 PRUNE_KD_HELP = (f"Fine-tuning after each cut learns from the unpruned baseline's softened outputs as well as the "
                  f"labels (the distillation loss at T {DistillSpec.temperature:g}, α {DistillSpec.alpha:g}). It "

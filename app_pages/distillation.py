@@ -40,10 +40,11 @@ with st.container(border=True):
                         key="distill_alpha", **ui.PERSIST, help="1 − α goes to the ordinary label loss.")
     width = right.select_slider("Student width (× the teacher's channels)", WIDTHS, DistillSpec.width,
                                 key="distill_width", **ui.PERSIST)
-    epochs = right.slider("Student epochs", 1, views.MAX_EPOCHS, DistillSpec.epochs, key="distill_epochs", **ui.PERSIST,
-                          help=f"The KD student and the label-only control train for the same epochs. "
-                               f"{DistillSpec.epochs} by default: on digits, cross-validation put the KD student "
-                               f"ahead of the control at 40, 80 and 160 epochs, most accurate at 80.")
+    epochs = right.select_slider("Student epochs", views.EPOCH_CHOICES[1:], DistillSpec.epochs, key="distill_epochs",
+                                 **ui.PERSIST,
+                                 help=f"The KD student and the label-only control train for the same epochs. "
+                                      f"{DistillSpec.epochs} by default: on digits, cross-validation put the KD "
+                                      f"student ahead of the control at 40, 80 and 160 epochs, most accurate at 80.")
     student = right.selectbox("Student model", (SAME_FAMILY, *MODELS), key="distill_student", **ui.PERSIST,
                               help="The teacher's family at the chosen width, or another model (width 1 unless "
                                    "it is a cnn / resnet / mobilenet).")

@@ -37,16 +37,16 @@ with distill_col.container(border=True):
                             key="pipe_temperature", disabled=not use_distill, **ui.PERSIST)
     alpha = st.slider("α (weight of the teacher's soft targets)", 0.0, 1.0, DistillSpec.alpha, 0.05, key="pipe_alpha",
                       disabled=not use_distill, **ui.PERSIST)
-    distill_epochs = st.slider("Student epochs", 1, views.MAX_EPOCHS, DistillSpec.epochs, key="pipe_distill_epochs",
-                               disabled=not use_distill, **ui.PERSIST)
+    distill_epochs = st.select_slider("Student epochs", views.EPOCH_CHOICES[1:], DistillSpec.epochs,
+                                      key="pipe_distill_epochs", disabled=not use_distill, **ui.PERSIST)
 with prune_col.container(border=True):
     use_prune = st.toggle("Prune", value=True, key="pipe_prune", **ui.PERSIST)
     method = st.selectbox("Method", PRUNE_METHODS, index=PRUNE_METHODS.index("channel-l2"), key="pipe_method",
                           disabled=not use_prune, **ui.PERSIST)
     ratio = st.slider("Fraction removed", 0.0, MAX_PRUNE_RATIO, 0.5, 0.05, key="pipe_ratio", disabled=not use_prune,
                       **ui.PERSIST)
-    finetune = st.slider("Fine-tune epochs per round", 0, views.MAX_EPOCHS, PruneSpec.finetune_epochs,
-                         key="pipe_finetune", disabled=not use_prune, **ui.PERSIST)
+    finetune = st.select_slider("Fine-tune epochs per round", views.EPOCH_CHOICES, PruneSpec.finetune_epochs,
+                                key="pipe_finetune", disabled=not use_prune, **ui.PERSIST)
     prune_kd = st.checkbox(views.PRUNE_KD_LABEL, key="pipe_prune_kd", help=views.PRUNE_KD_HELP,
                            disabled=not use_prune, **ui.PERSIST)
     steps = st.slider("Prune / fine-tune rounds", 1, 5, 1, key="pipe_steps", disabled=not use_prune, **ui.PERSIST)

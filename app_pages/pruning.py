@@ -41,8 +41,8 @@ with st.container(border=True):
                       disabled=method != "activation", **ui.PERSIST)
     steps = right.slider("Prune / fine-tune rounds", 1, 5, 1, key="prune_steps", **ui.PERSIST,
                          help="Iterative pruning: the removed fraction rises linearly over the rounds.")
-    finetune = right.slider("Fine-tune epochs per round", 0, views.MAX_EPOCHS, PruneSpec.finetune_epochs,
-                            key="prune_finetune", **ui.PERSIST)
+    finetune = right.select_slider("Fine-tune epochs per round", views.EPOCH_CHOICES, PruneSpec.finetune_epochs,
+                                   key="prune_finetune", **ui.PERSIST)
     kd = right.checkbox(views.PRUNE_KD_LABEL, key="prune_kd", help=views.PRUNE_KD_HELP, **ui.PERSIST)
     round_to = right.selectbox("Channel methods: round kept channels down to a multiple of", (1, 8, 16),
                                key="prune_round_to", **ui.PERSIST, disabled=method not in STRUCTURED_METHODS,

@@ -138,7 +138,7 @@ def test_tradeoffs_filters_hide_simulated_results(stored):
 def _pipeline_settings(at: AppTest, prune: bool = True, quant: str | None = "int8-dynamic") -> AppTest:
     at.toggle(key="pipe_distill").set_value(False)
     at.toggle(key="pipe_prune").set_value(prune)
-    at.slider(key="pipe_finetune").set_value(1)
+    at.select_slider(key="pipe_finetune").set_value(1)
     at.toggle(key="pipe_quant").set_value(quant is not None)
     if quant is not None:
         at.selectbox(key="pipe_mode").set_value(quant)
@@ -223,7 +223,7 @@ def test_pruning_page_prunes_and_compares_with_the_baseline(stored):
     assert not at.exception and at.button[0].label == "Prune and measure"
     at.selectbox(key="prune_method").set_value("channel-l2")
     at.slider(key="prune_ratio").set_value(0.3)
-    at.slider(key="prune_finetune").set_value(1)
+    at.select_slider(key="prune_finetune").set_value(1)
     at.button[0].click().run(timeout=300)
     assert not at.exception and not at.error
     metrics = {m.label: m for m in at.metric}
