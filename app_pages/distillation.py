@@ -150,7 +150,8 @@ else:
                                  hovertemplate="%{x}: %{y:.3f}<extra>T = 1</extra>"), 2, col)
         fig.update_xaxes(visible=False, row=1, col=col)
         fig.update_yaxes(visible=False, scaleanchor=f"x{col}" if col > 1 else "x", row=1, col=col)
-        fig.update_yaxes(range=[0, 1], showticklabels=col == 1, row=2, col=col)
+        fig.update_yaxes(range=[0, 1], showticklabels=col == 1, title="probability" if col == 1 else None, row=2,
+                         col=col)
         fig.update_xaxes(tickangle=0 if len(names) <= 10 else -60, row=2, col=col)
     views.style(fig, height=480)
     fig.update_layout(legend=dict(yanchor="top", y=-0.08), margin=dict(t=40))  # room for the subplot titles

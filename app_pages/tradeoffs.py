@@ -29,7 +29,8 @@ def workspace(key: str) -> str:
 
 
 keys = sorted(groups, key=lambda k: (k != current, workspace(k)))
-key = st.selectbox("Workspace", keys, format_func=lambda k: f"{workspace(k)} — {len(groups[k])} result(s)",
+key = st.selectbox("Workspace", keys,
+                   format_func=lambda k: f"{workspace(k)} — {len(groups[k]) - 1} result(s) and the baseline",
                    help="Results are comparable within one workspace: same data set, model, training and timing "
                         "setup. The sidebar's workspace comes first.")
 base = pareto.baseline_of(groups[key])
@@ -141,6 +142,6 @@ if len(pair) == 2:
             recipe = Recipe.from_dict(r.recipe)
             st.caption(f"{ui.workspace_label(recipe)} · order {' → '.join(recipe.stages) or '—'}")
     rows = ui.compare_rows(a, b, base)
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch", height="content")
 elif len(pair) == 1:
     st.caption("Pick one more.")
