@@ -16,7 +16,8 @@ while the longest wins).
 With --reuse, the lengths already in the committed bench/results/chain_finetune.json are taken from it and
 only the new ones are trained: a fold's teacher, student and fine-tuning are deterministic (the 1280-epoch
 run reproduced every earlier figure, every fold), and each reused fold is checked against its recomputed
-teacher and student accuracies.
+teacher and student accuracies. Each finished fold is also appended to bench/results/chain_finetune.partial
+.jsonl (not committed; removed when the bench writes its results), so --reuse resumes an interrupted run.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/chain_finetune.py [--reuse]
         (writes bench/results/chain_finetune.json / .md; two worker processes, one a core)
@@ -24,13 +25,14 @@ teacher and student accuracies.
 
 import copy
 import functools
+import json
 import statistics
 import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from common import markdown_table, read, write
+from common import RESULTS, markdown_table, read, write
 from distillation import BASE, PRUNE, SEEDS, WIDTH
 from distillation_epochs import FOLDS, best_length, cv_fold, cv_rows, per_seed
 
@@ -41,6 +43,7 @@ from compression.train import evaluate
 
 FINETUNE_SWEEP = (80, 160, 320, 640, 1280, 2560, 5120)
 QUANT = QuantSpec("int8-static")
+PARTIAL = RESULTS / "chain_finetune.partial.jsonl"  # the folds an unfinished run has finished
 
 
 def fold_accuracies(seed: int, fold: int, known: dict[tuple[int, int], dict]) -> dict:
@@ -66,11 +69,23 @@ def fold_accuracies(seed: int, fold: int, known: dict[tuple[int, int], dict]) ->
             deployed = pipeline.deploy(pruned, QUANT, splits, Path(tmp))
         row[f"float_{epochs}"], row[f"int8_{epochs}"] = evaluate(pruned, splits.test), deployed.accuracy
     print(f"seed {seed} fold {fold}: {row}", file=sys.stderr, flush=True)
+    with PARTIAL.open("a") as partial:  # one short line a fold: the two workers' appends do not interleave
+        partial.write(json.dumps(row) + "\n")
     return row
 
 
+def reusable_rows() -> dict[tuple[int, int], dict]:
+    """Each fold's row from the committed results, or from an interrupted run's newer line for it."""
+    rows = read("chain_finetune")["rows"]
+    if PARTIAL.exists():
+        rows += [json.loads(line) for line in PARTIAL.read_text().splitlines() if line]
+    return {(r["seed"], r["fold"]): r for r in rows}
+
+
 def main() -> None:
-    known = {(r["seed"], r["fold"]): r for r in read("chain_finetune")["rows"]} if "--reuse" in sys.argv else {}
+    if "--reuse" not in sys.argv:
+        PARTIAL.unlink(missing_ok=True)
+    known = reusable_rows() if "--reuse" in sys.argv else {}
     rows = cv_rows(functools.partial(fold_accuracies, known=known))
     teacher, student = (statistics.mean(per_seed(rows, key)) for key in ("teacher", "student"))
     table = [{"epochs": e, "int8_percent": statistics.mean(per_seed(rows, f"int8_{e}")),
@@ -92,6 +107,7 @@ def main() -> None:
     write("chain_finetune", {"folds": FOLDS, "seeds": list(SEEDS), "prune": PRUNE.method, "ratio": PRUNE.ratio,
                              "teacher_percent": teacher, "student_percent": student, "chosen_epochs": choice,
                              "table": table, "rows": rows}, "\n".join(md))
+    PARTIAL.unlink()
 
 
 if __name__ == "__main__":
