@@ -130,6 +130,17 @@ def test_the_trade_off_chart_draws_each_result_once_the_frontier_the_baseline_an
     assert {t.name for t in latency.data} == {"prune", "baseline"}  # the simulated result has no latency
 
 
+def test_chart_axes_stay_readable_for_a_narrow_latency_span_and_a_lone_accuracy():
+    assert charts.log_ticks([1000, 200_000]) == [1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000]
+    narrow = charts.log_ticks([0.15, 0.31])  # ms: under a decade, where 1-2-5 leaves one tick inside
+    assert sum(0.15 <= t <= 0.31 for t in narrow) >= 3 and narrow == sorted(narrow)
+    lone = charts.pareto_figure([BASELINE], "size", BASELINE, hover=str)
+    low, high = lone.layout.yaxis.range  # plotly would stretch a lone value over 0-150 %
+    assert low == pytest.approx(BASELINE.accuracy - 0.01) and high == pytest.approx(BASELINE.accuracy + 0.01)
+    spread = charts.pareto_figure([BASELINE, point(0.5, 1000)], "size", BASELINE, hover=str)
+    assert spread.layout.yaxis.range is None and spread.layout.yaxis.tickformat == ".0%"
+
+
 def test_groups_by_baseline_recipe():
     other_seed = Recipe(epochs=BASE.epochs, seed=1, prune=PruneSpec("l1-unstructured", 0.5))
     stranger = point(0.9, 1000)

@@ -2,6 +2,7 @@
 
 import gzip
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -47,6 +48,12 @@ def test_recipe_order_keeps_only_what_changes_the_computation():
     named = Recipe(model="cnn", distill=DistillSpec(student="cnn"))  # the teacher's family, named: the default
     assert named.hash == Recipe(model="cnn", distill=DistillSpec()).hash
     assert named.hash != Recipe(model="cnn", distill=DistillSpec(student="mobilenet")).hash
+
+
+def test_only_a_result_with_a_file_has_a_gzip_size():
+    measured = make_result(Recipe(prune=PruneSpec("channel-l2", 0.5)))
+    simulated = replace(make_result(Recipe(quant=QuantSpec("fake", 4))), size_source="computed: packed 4-bit weights")
+    assert measured.file_gzip_bytes == 500 and simulated.file_gzip_bytes is None
 
 
 def test_store_round_trips_a_result_with_its_artifacts(tmp_path):
