@@ -217,11 +217,10 @@ def metric_figures(result: Result, reference: Result | None = None, versus: str 
         f"{ui.fmt_bytes(result.size_bytes)} ({result.size_source})"
         + (f" vs {ui.fmt_bytes(reference.size_bytes)}" if reference else ""), versus))
 
-    if result.size_source == "onnx file":
-        gzip_ratio = (result.size_gzip_bytes / reference.size_gzip_bytes if reference
-                      else result.size_gzip_ratio_vs_baseline)
+    if (gzip := result.file_gzip_bytes) is not None:
+        gzip_ratio = gzip / reference.size_gzip_bytes if reference else result.size_gzip_ratio_vs_baseline
         figures.append(_ratio("gzip size", gzip_ratio, "measured", "measured · gzip -9 of the file",
-                              f"{ui.fmt_bytes(result.size_gzip_bytes)}: where unstructured zeros show", versus))
+                              f"{ui.fmt_bytes(gzip)}: where unstructured zeros show", versus))
     else:
         figures.append(MetricFigure("gzip size", "—", None, "off", "computed", "no file to compress",
                                     "a simulated format exists only as a torch model: there is no file to gzip"))

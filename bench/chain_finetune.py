@@ -83,9 +83,10 @@ def reusable_rows() -> dict[tuple[int, int], dict]:
 
 
 def main() -> None:
-    if "--reuse" not in sys.argv:
+    reuse = "--reuse" in sys.argv
+    if not reuse:
         PARTIAL.unlink(missing_ok=True)
-    known = reusable_rows() if "--reuse" in sys.argv else {}
+    known = reusable_rows() if reuse else {}
     rows = cv_rows(functools.partial(fold_accuracies, known=known))
     teacher, student = (statistics.mean(per_seed(rows, key)) for key in ("teacher", "student"))
     table = [{"epochs": e, "int8_percent": statistics.mean(per_seed(rows, f"int8_{e}")),
