@@ -3,6 +3,7 @@ weights, live as the bit width moves; a run converts the baseline to a real onnx
 FP16) or simulates k-bit weights in torch, and shows what it measured; accuracy against bit width for
 post-training quantization and quantization-aware training."""
 
+import itertools
 import json
 import math
 from dataclasses import astuple, replace
@@ -237,7 +238,7 @@ missing = [c for c in curve if c.hash not in stored]
 if rows:
     table = pd.DataFrame(rows).sort_values(["series", "bits"])
     fig = go.Figure()
-    measured_colors = iter([views.COLORS[c] for c in ("measured", "accent", "grid", "baseline")] * 2)
+    measured_colors = itertools.cycle(views.COLORS[c] for c in ("measured", "accent", "grid", "baseline"))
     for series, points in table.groupby("series", sort=True):
         simulated = (points["source"] == "simulated").all()
         color = views.COLORS["simulated"] if simulated else next(measured_colors)
