@@ -18,9 +18,19 @@ PAGES = (  # file, title, icon
     ("app_pages/sweep.py", "Sweep", ":material/grid_on:"),
 )
 
-st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
-page = st.navigation([st.Page(file, title=title, icon=icon, default=file == PAGES[0][0])
-                      for file, title, icon in PAGES])
-ui.sidebar()  # after st.navigation: before it, the first sidebar change of a new server is dropped
-ui.pending_jobs(page.url_path)
-page.run()
+
+def main() -> None:
+    """The app: page config, navigation, the Workspace sidebar, pending work, then the chosen page."""
+    st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
+    page = st.navigation([st.Page(file, title=title, icon=icon, default=file == PAGES[0][0])
+                          for file, title, icon in PAGES])
+    ui.sidebar()  # after st.navigation: before it, the first sidebar change of a new server is dropped
+    ui.pending_jobs(page.url_path)
+    page.run()
+
+
+# Streamlit installs this script as __main__, and a sweep's spawned worker processes re-run __main__ as
+# __mp_main__: there the app must not run (it would train the default workspace's baseline beside the
+# worker's own export, whose tracing state in torch is global).
+if __name__ != "__mp_main__":
+    main()

@@ -7,8 +7,13 @@ Sidebar choices are set through session_state, as in tests/test_app.py. The work
 first (as in tests/test_app.py), so the sidebar starts no training job that would outlive a test."""
 
 import json
+import multiprocessing
 import os
 import shutil
+import sys
+import threading
+import types
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -113,6 +118,23 @@ def test_bits_are_disabled_unless_fake_is_a_chosen_format():
     assert at.multiselect(key="sweep_bits").disabled
     at.multiselect(key="sweep_quant").set_value(["none", "fake"]).run()
     assert not at.multiselect(key="sweep_bits").disabled
+
+
+def worker_state() -> tuple[list[str], bool]:
+    """A worker's threads, and whether it ran the app's main script (which Streamlit made __main__)."""
+    return [t.name for t in threading.enumerate()], "__mp_main__" in sys.modules
+
+
+def test_a_sweep_worker_process_does_not_run_the_app(monkeypatch):
+    """Streamlit installs app.py as __main__, and a spawned worker re-runs __main__: the app must not run there
+    (it trained the default workspace's baseline in a thread beside the worker's export, which then failed
+    now and then: torch's export keeps its tracing state in a module global)."""
+    script = types.ModuleType("__main__")
+    script.__file__ = APP  # as Streamlit's script runner sets it
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        threads, imported = pool.submit(worker_state).result()
+    assert imported and threads == ["MainThread"]
 
 
 def recipe_count(at: AppTest) -> str:
