@@ -4,10 +4,6 @@ model, seed, epochs, the baseline's card), work left running by a rerun, then th
 The folder is not called `pages/`: Streamlit serves a page of a folder by that name, opened by its URL, as a
 script of its own, without this entry page (no sidebar, no navigation)."""
 
-import streamlit as st
-
-import ui
-
 PAGES = (  # file, title, icon
     ("app_pages/overview.py", "Overview", ":material/dashboard:"),
     ("app_pages/pruning.py", "Pruning", ":material/content_cut:"),
@@ -21,6 +17,9 @@ PAGES = (  # file, title, icon
 
 def main() -> None:
     """The app: page config, navigation, the Workspace sidebar, pending work, then the chosen page."""
+    import streamlit as st  # here, not at the top: a sweep worker re-running this script needs neither
+
+    import ui
     st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
     page = st.navigation([st.Page(file, title=title, icon=icon, default=file == PAGES[0][0])
                           for file, title, icon in PAGES])

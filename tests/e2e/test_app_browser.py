@@ -133,6 +133,8 @@ def test_a_page_opened_by_its_url_comes_with_the_workspace_and_the_navigation(br
 
 
 def test_pruning_experiment_through_the_ui_lands_on_the_pareto_chart(page, server, artifacts):
+    open_app(page, server.url)  # runs alone too: the page may be blank and the baseline not yet trained
+    expect(card_metric(page, "Accuracy")).to_be_visible(timeout=TRAIN_TIMEOUT)
     go(page, "Pruning")
     choose(page, main(page), "Method", re.compile(r"^channel-l2"))
     page.get_by_role("button", name="Prune and measure").click()
