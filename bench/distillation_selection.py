@@ -16,11 +16,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from common import markdown_table, write
-from distillation import BASE, PRUNE, WIDTH
+from distillation import BASE, PRUNE, WIDTH, chain
 
 from compression import pipeline
 from compression.catalog import STRUCTURED_METHODS
-from compression.recipe import DistillSpec, QuantSpec, Recipe, Result
+from compression.recipe import DistillSpec, Recipe, Result
 from compression.store import Store
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -28,9 +28,8 @@ TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 ALPHAS = (0.5, 0.7, 0.9)
 
 
-def run(store: Store, seed: int, **stages) -> Result:
-    recipe = Recipe(dataset=BASE.dataset, model=BASE.model, seed=seed, **stages)
-    print(recipe.technique, stages, f"seed {seed}", file=sys.stderr, flush=True)
+def run(store: Store, recipe: Recipe) -> Result:
+    print(recipe.technique, recipe.distill, recipe.prune, f"seed {recipe.seed}", file=sys.stderr, flush=True)
     return pipeline.run(recipe, store)
 
 
@@ -53,17 +52,15 @@ def chain_row(method: str, results: list[Result], bases: list[Result]) -> dict:
 def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         store = Store(Path(home))
-        bases = [run(store, seed) for seed in SEEDS]
-        kd = [kd_row([run(store, seed, distill=DistillSpec(width=WIDTH, temperature=t, alpha=a)) for seed in SEEDS])
-              for t in TEMPERATURES for a in ALPHAS]
-        student = DistillSpec(width=WIDTH)
-        chain = [chain_row(m, [run(store, seed, distill=student, prune=replace(PRUNE, method=m),
-                                   quant=QuantSpec("int8-static")) for seed in SEEDS], bases)
-                 for m in STRUCTURED_METHODS]
+        bases = [run(store, replace(BASE, seed=seed)) for seed in SEEDS]
+        kd = [kd_row([run(store, replace(BASE, seed=seed, distill=DistillSpec(width=WIDTH, temperature=t, alpha=a)))
+                      for seed in SEEDS]) for t in TEMPERATURES for a in ALPHAS]
+        chains = [chain_row(m, [run(store, chain(replace(PRUNE, method=m), seed)) for seed in SEEDS], bases)
+                  for m in STRUCTURED_METHODS]
     default = next(r for r in kd if (r["temperature"], r["alpha"]) == (DistillSpec.temperature, DistillSpec.alpha))
     best = max(kd, key=lambda r: r["val_gain_points"])
     val_images = len(pipeline.load_splits(BASE.dataset, SEEDS[0]).val.y)
-    payload = {"seeds": SEEDS, "width": WIDTH, "kd": kd, "chain": chain, "chain_student_epochs": student.epochs,
+    payload = {"seeds": SEEDS, "width": WIDTH, "kd": kd, "chain": chains, "chain_student_epochs": DistillSpec.epochs,
                "chain_prune": asdict(PRUNE), "validation_images": val_images, "default": default,
                "best_on_validation": best}
     markdown = (
@@ -78,12 +75,12 @@ def main() -> None:
           f"pts); the default T = {default['temperature']:g}, α = {default['alpha']:g}: "
           f"{default['val_gain_points']:+.2f} pts. One validation image is {100 / val_images:.2f} pts of a seed, "
           f"{100 / val_images / len(SEEDS):.2f} pts of the mean.\n"
-        + f"\n#### distil ({WIDTH}, {student.epochs} epochs) → channel prune (0.5, {PRUNE.finetune_epochs} "
+        + f"\n#### distil ({WIDTH}, {DistillSpec.epochs} epochs) → channel prune (0.5, {PRUNE.finetune_epochs} "
           "fine-tune epochs on the KD loss) → int8-static: the importance\n\n"
         + markdown_table(["importance", "val drop (pts, mean)", "val drop per seed", "test drop (pts, reference)"],
                          [[r["method"], f"{r['val_drop_points']:+.2f}",
                            " / ".join(f"{d:+.2f}" for d in r["val_drop_per_seed"]), f"{r['test_drop_points']:+.2f}"]
-                          for r in chain])
+                          for r in chains])
     )
     write("distillation_selection", payload, markdown)
 
