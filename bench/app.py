@@ -3,15 +3,20 @@
 - fresh store: from `make run` to the baseline card on screen <= 90 s (the Workspace sidebar trains the
   baseline on its own: no click);
 - with the baseline stored, each page's first render <= 3 s: a new browser session opens the page's URL and
-  the clock stops when the page's title is on screen and the script run has finished. Timed twice: on the
+  the clock stops when the page's title is on screen, the script run has finished and the page is drawn (see
+  below). Timed twice: on the
   server that just trained the baseline, and on a newly started server process over the same store (started
   as `make run` starts it: `serve.py` imports torch and the pipeline before the server listens);
 - revisiting a stored recipe <= 1 s: settings chosen again (a select box set back to a stored recipe's value,
   on the Pipeline and the Pruning page), from the click on the option until its measured result is on screen
-  and the run has finished.
+  and the run has finished, the page drawn.
 
 Renders are timed inside the page (STOPWATCH): from the navigation's start or the mouse press to the first
-animation frame that shows the element with the run finished.
+animation frame that shows the element with the run finished and the page drawn: no element still a loading
+placeholder (Streamlit shows a grey skeleton for an element until its JavaScript has loaded, e.g. a select box's
+or a chart's), every chart drawn and every image loaded. (Up to 2026-11-23 the clock stopped at the title with
+the run finished, while the widgets, the baseline card and the charts could still be skeletons: 2-3 s earlier, for a page with a chart,
+in a new browser profile.)
 
     .venv/bin/python bench/app.py        (writes bench/results/app.json and app.md)
 """
@@ -50,7 +55,8 @@ def make_run(home: Path, port: int) -> subprocess.Popen:
 
 STOPWATCH = """(() => {
   // In every document of the bench's browser contexts: on each animation frame while the app's script run is
-  // finished, the first moment each watched element shows (performance.now(): ms since the navigation began)
+  // finished and the page fully drawn, the first moment each watched element shows (performance.now(): ms since
+  // the navigation began)
   const idle = %r, watches = [];
   window.__stopwatch = {
     watch(selector, pattern, fromClick) {
@@ -64,8 +70,14 @@ STOPWATCH = """(() => {
       return w.start === null || w.end === null ? null : (w.end - w.start) / 1000;
     },
   };
+  // drawn: no element still a loading placeholder (Streamlit draws a skeleton until an element's code has
+  // loaded), every chart drawn, every image loaded
+  const drawn = () => !document.querySelector("[data-testid='stSkeleton']")
+    && [...document.querySelectorAll("[data-testid='stPlotlyChart']")].every(c => c.querySelector("svg.main-svg"))
+    && [...document.querySelectorAll("[data-testid='stVegaLiteChart']")].every(c => c.querySelector(".marks"))
+    && [...document.images].every(i => i.complete);
   const tick = () => {
-    if (document.querySelector(idle))
+    if (document.querySelector(idle) && drawn())
       for (const w of watches)
         if (w.start !== null && w.end === null
             && [...document.querySelectorAll(w.selector)].some(e => w.pattern.test(e.textContent.trim())))
@@ -79,7 +91,7 @@ STOPWATCH = """(() => {
 @dataclass(frozen=True)
 class Shown:
     """What marks a render as done: an element matching `selector` whose text matches `pattern` (a JavaScript
-    regular expression), with the script run finished."""
+    regular expression), with the script run finished and the page drawn."""
 
     selector: str
     pattern: str
@@ -116,7 +128,8 @@ def seconds_until(page, watch_id: int, timeout: float = LONG) -> float:
 
 
 def open_url(page, url: str, title: str) -> float:
-    """Open `url` in `page`; seconds from the navigation to the page's title on screen, its run finished."""
+    """Open `url` in `page`; seconds from the navigation to the page's title on screen, its run finished and
+    the page drawn."""
     page.goto(url, wait_until="commit")
     return seconds_until(page, watch(page, title_shown(title), from_click=False))
 
@@ -155,7 +168,8 @@ def streamlit_floor(browser, folder: Path, runs: int = 3) -> list[float]:
 
 def navigations(browser, url: str) -> list[dict]:
     """One browser session: the app opened once, then each page's first visit through its sidebar link, timed
-    from the click to the page's title on screen with its run finished (the app shell is already loaded)."""
+    from the click to the page's title on screen with its run finished and the page drawn (the app shell is
+    already loaded)."""
     page = new_page(browser)
     rows = []
     try:
@@ -202,7 +216,7 @@ def revisit(page, label: str, option, shown: Shown) -> float:
 
 def revisits(page, url: str) -> list[dict]:
     """Stored recipes chosen again, timed from the click on the option (its select box already open) to the
-    result on screen with the run finished."""
+    result on screen with the run finished and the page drawn."""
     rows = []
     metric = Shown("[data-testid='stMain'] [data-testid='stMetricLabel']", "^Test accuracy")
     # Pipeline: run the default recipe once (channel-l2 0.5 then int8 static), then leave and come back to it
@@ -305,7 +319,9 @@ def main() -> int:
     md = ["#### App: digits / cnn, timed in headless Chromium\n",
           "Each render is timed inside the page: from the navigation's start (a URL opened) or the mouse press "
           "(a link or an option clicked) to the first animation frame that shows the page's title or the "
-          "result, with the script run finished.\n",
+          "result, with the script run finished and the page drawn: no element still a loading placeholder "
+          "(Streamlit's grey skeleton while an element's JavaScript loads), every chart drawn, every image "
+          "loaded.\n",
           f"`make run` on a fresh store: server healthy after {healthy:.1f} s, the baseline card (trained, "
           f"exported and measured, no click) on screen after **{card:.1f} s**. Machine: {os.cpu_count()} CPUs, "
           f"load average {load_before[0]:.1f} before and {load_after[0]:.1f} after the run (other work shares "
