@@ -15,8 +15,8 @@ Renders are timed inside the page (STOPWATCH): from the navigation's start or th
 animation frame that shows the element with the run finished and the page drawn: no element still a loading
 placeholder (Streamlit shows a grey skeleton for an element until its JavaScript has loaded, e.g. a select box's
 or a chart's), every chart drawn and every image loaded. (Up to 2026-11-23 the clock stopped at the title with
-the run finished, while the widgets, the baseline card and the charts could still be skeletons: 2-3 s earlier, for a page with a chart,
-in a new browser profile.)
+the run finished, while the widgets, the baseline card and the charts could still be skeletons: 2-3 s earlier
+for a page with a chart in a new browser profile.)
 
     .venv/bin/python bench/app.py        (writes bench/results/app.json and app.md)
 """
