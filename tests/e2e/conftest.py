@@ -1,5 +1,6 @@
 """Fixtures for the real-browser tests: one Streamlit server per session (its own COMPRESSION_HOME),
-one headless Debian Chromium, one page shared by the tests in order (they build on each other)."""
+one headless Debian Chromium, one page shared by the tests in order (they build on each other; each also
+runs alone, opening the app and training the baseline itself where it needs them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 import pytest
 
 from tests.e2e import harness
-from tests.e2e.harness import wait_idle  # noqa: F401  (re-exported for the tests)
 
 
 def _require_chromium() -> None:

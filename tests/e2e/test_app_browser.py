@@ -41,6 +41,19 @@ def open_app(page, url: str) -> None:
     wait_idle(page, timeout=120_000, settle=1000)
 
 
+def shown(page, url: str) -> None:
+    """Open the app in `page` unless it is open already (a test run alone starts on a blank page)."""
+    if not page.locator("[data-testid='stApp']").count():
+        open_app(page, url)
+
+
+def with_baseline(page, url: str) -> None:
+    """The app open in `page` with the Workspace's baseline card on screen (trained first on a fresh store)."""
+    shown(page, url)
+    expect(card_metric(page, "Accuracy")).to_be_visible(timeout=TRAIN_TIMEOUT)
+    wait_idle(page)
+
+
 def go(page, name: str) -> None:
     """Open a page by its sidebar link and wait for its script run."""
     page.locator("[data-testid='stSidebarNavLink']", has_text=name).click()
@@ -98,6 +111,7 @@ def test_workspace_trains_its_baseline_with_a_progress_bar(page, app_url):
 
 
 def test_reload_serves_the_baseline_from_the_store(page, app_url):
+    with_baseline(page, app_url)
     page.reload(wait_until="domcontentloaded")
     page.wait_for_selector("[data-testid='stApp']", state="attached")
     wait_idle(page, timeout=60_000, settle=1000)
@@ -107,6 +121,7 @@ def test_reload_serves_the_baseline_from_the_store(page, app_url):
 
 
 def test_every_page_renders(page, app_url):
+    with_baseline(page, app_url)
     for name in PAGES:
         if page.locator("[data-testid='stSidebarNavLink']", has_text=name).count():
             go(page, name)
@@ -114,9 +129,10 @@ def test_every_page_renders(page, app_url):
     go(page, "Overview")
 
 
-def test_a_page_opened_by_its_url_comes_with_the_workspace_and_the_navigation(browser, app_url):
+def test_a_page_opened_by_its_url_comes_with_the_workspace_and_the_navigation(browser, page, app_url):
     """A bookmarked page URL runs through the entry page: its Workspace sidebar and titled navigation, not the
     page file alone (what Streamlit does for a folder called `pages/`)."""
+    with_baseline(page, app_url)  # stored, so that the card shows
     session = browser.new_page(viewport={"width": 1400, "height": 900})
     try:
         for name, path in (("Pruning", "pruning"), ("Trade-offs", "tradeoffs")):
@@ -133,8 +149,7 @@ def test_a_page_opened_by_its_url_comes_with_the_workspace_and_the_navigation(br
 
 
 def test_pruning_experiment_through_the_ui_lands_on_the_pareto_chart(page, server, artifacts):
-    open_app(page, server.url)  # runs alone too: the page may be blank and the baseline not yet trained
-    expect(card_metric(page, "Accuracy")).to_be_visible(timeout=TRAIN_TIMEOUT)
+    with_baseline(page, server.url)
     go(page, "Pruning")
     choose(page, main(page), "Method", re.compile(r"^channel-l2"))
     page.get_by_role("button", name="Prune and measure").click()
@@ -189,7 +204,8 @@ def test_two_sessions_run_experiments_at_the_same_time(browser, server):
 
 
 def test_work_goes_on_when_its_page_is_left_and_is_served_when_chosen_again(page, server):
-    go(page, "Pipeline")  # defaults: channel-l2 50 % (stored above) then int8 static: not measured yet
+    with_baseline(page, server.url)
+    go(page, "Pipeline")  # defaults: channel-l2 50 % (stored by the pruning test) then int8 static: not measured
     recipe = replace(BASE, prune=PruneSpec("channel-l2", 0.5), quant=QuantSpec("int8-static"))
     expect(main(page).get_by_text(recipe.hash)).to_be_visible()
     page.get_by_role("button", name="Run pipeline").click()
@@ -211,6 +227,7 @@ def test_work_goes_on_when_its_page_is_left_and_is_served_when_chosen_again(page
 
 
 def test_offline_mnist_is_a_clear_error(page, app_url):
+    shown(page, app_url)
     go(page, "Overview")
     choose(page, sidebar(page), "Data set", "mnist")
     error = sidebar(page).locator("[data-testid='stAlertContentError']")
@@ -226,6 +243,7 @@ def test_offline_mnist_is_a_clear_error(page, app_url):
 
 
 def test_missing_image_folder_is_a_clear_error(page, app_url):
+    shown(page, app_url)
     choose(page, sidebar(page), "Data set", "image folder…")
     folder = sidebar(page).get_by_label("Folder of class sub-folders")
     folder.fill("/nonexistent/my-images")
