@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import time
 import traceback
@@ -367,6 +368,17 @@ def fmt_time(iso: str) -> str:
     return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 else iso
 
 
+def screen_image(pixels):
+    """An image of a data set, (channels, height, width) in 0 … 1, as the pages draw it: RGB uint8, channels last;
+    a one-channel image (digits, MNIST, Fashion-MNIST: ink is 1) as dark ink on white."""
+    import numpy as np
+
+    pixels = np.clip(pixels, 0, 1)
+    if pixels.shape[0] == 1:
+        pixels = np.repeat(1 - pixels, 3, axis=0)
+    return np.round(pixels.transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
 STAGE_NAMES = {"baseline": "baseline", "distill": "distil", "prune": "prune", "quant": "quantize"}
 
 
@@ -469,7 +481,7 @@ def warm_plotly() -> None:
     use_plotly_template()
     figure = make_subplots(rows=1, cols=2)
     zero = np.zeros(1)  # numpy data goes through narwhals, imported on its first use
-    for trace in (go.Scatter(x=zero, y=zero), go.Bar(x=zero, y=zero), go.Heatmap(z=[zero]), go.Image(z=[[[0, 0, 0]]])):
+    for trace in (go.Scatter(x=zero, y=zero), go.Bar(x=zero, y=zero), go.Image(z=[[[0, 0, 0]]])):
         figure.add_trace(trace, row=1, col=1)
     figure.add_vline(x=0)
     figure.add_hline(y=0)
@@ -519,15 +531,34 @@ def results_table(results: Sequence[Result], baseline: Result | None):
     return pd.DataFrame(rows)
 
 
+def percent_column(decimals: int = 2) -> st.column_config.NumberColumn:
+    """A table column of fractions shown as percentages with exactly `decimals` decimals ('97.50%'); Streamlit's
+    bare "percent" format drops trailing zeros (97.5% next to 97.78%) and takes the decimals from `step`."""
+    return st.column_config.NumberColumn(format="percent", step=10.0 ** -(decimals + 2))
+
+
+def show_table(table, columns: dict) -> None:
+    """`table` (a pandas DataFrame) full width, without its index, its columns shown as `columns` (column_config)
+    say. Percent columns are rounded to their step first: Streamlit cuts the digits beyond it (0.980556 would read
+    98.05%, where the rest of the app says 98.06%)."""
+    steps = {name: config["type_config"]["step"] for name, config in columns.items()
+             if config["type_config"].get("format") == "percent" and name in table}
+    shown = table.round({name: round(-math.log10(step)) for name, step in steps.items()})
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=columns)
+
+
+ACCURACY_COLUMN = percent_column()
+RATIO_COLUMN = st.column_config.NumberColumn(format="%.3f")
+COUNT_COLUMN = st.column_config.NumberColumn(format="localized")  # 53,002
 RESULT_COLUMNS = {  # how the pages show results_table's numbers
-    "test accuracy": st.column_config.NumberColumn(format="percent"),
+    "test accuracy": ACCURACY_COLUMN,
     "vs baseline (pts)": st.column_config.NumberColumn(format="%+.2f"),
     "size (KB)": st.column_config.NumberColumn(format="%.1f"),
     "gzip (KB)": st.column_config.NumberColumn(format="%.1f", help="empty: a simulated format has no file"),
-    "size ×": st.column_config.NumberColumn(format="%.3f"), "FLOPs ×": st.column_config.NumberColumn(format="%.3f"),
+    "size ×": RATIO_COLUMN, "FLOPs ×": RATIO_COLUMN,
     "latency (ms)": st.column_config.NumberColumn(format="%.4f", help="baseline p50 / speed-up; empty: not timed"),
     "speed-up ×": st.column_config.NumberColumn(format="%.2f"), "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
-    "zero weights": st.column_config.NumberColumn(format="percent"),
+    "zero weights": percent_column(0),
 }
 METRIC_NAMES = {"size": "size", "latency": "latency", "flops": "FLOPs"}  # a cost axis's name on the pages
 

@@ -161,19 +161,19 @@ class MetricFigure:
     help: str
 
 
-def _change(value: float, reference: float, versus: str = "baseline") -> str:
-    """A signed relative change, e.g. '-75% vs baseline' (st.metric colours by the leading sign; no change
-    reads '±0%', which `_color` greys)."""
+def _change(value: float, reference: float) -> str:
+    """A signed relative change, e.g. '-75%' (st.metric colours by the leading sign; no change reads '±0%',
+    which `_color` greys). Short, so that six in a row are not cut off."""
     if reference == 0:
         return "n/a"
     percent = round(100 * (value / reference - 1))
-    return f"{percent:+d}% vs {versus}" if percent else f"±0% vs {versus}"
+    return f"{percent:+d}%" if percent else "±0%"
 
 
-def _points(value: float, reference: float, versus: str = "baseline") -> str:
-    """An accuracy change in percentage points, e.g. '+0.25 pts vs baseline'."""
+def _points(value: float, reference: float) -> str:
+    """An accuracy change in percentage points, e.g. '+0.25 pts'."""
     points = round(100 * (value - reference), 2)
-    return f"{points:+.2f} pts vs {versus}" if points else f"±0.00 pts vs {versus}"
+    return f"{points:+.2f} pts" if points else "±0.00 pts"
 
 
 def _color(delta: str, color: str) -> str:
@@ -193,20 +193,20 @@ def _latency_vs(result: Result, reference: Result | None) -> tuple[Latency | Non
     return None, None, False
 
 
-def _ratio(label: str, ratio: float, kind: str, note: str, help_: str, versus: str) -> MetricFigure:
+def _ratio(label: str, ratio: float, kind: str, note: str, help_: str) -> MetricFigure:
     """A figure shown as a ratio to the reference ('0.49×') with its relative change as the delta (smaller is
     better: a fall is green)."""
-    delta = _change(ratio, 1.0, versus)
+    delta = _change(ratio, 1.0)
     return MetricFigure(label, f"{ratio:.2f}×", delta, _color(delta, "inverse"), kind, note, help_)
 
 
 def metric_figures(result: Result, reference: Result | None = None, versus: str = "baseline") -> list[MetricFigure]:
     """Accuracy, size, gzip size, FLOPs, latency and zero weights of `result` against `reference` (its
-    baseline when None: the ratios the pipeline measured), the deltas reading '… vs {versus}'. Ratios are the
+    baseline when None: the ratios the pipeline measured), `versus` naming it in the tooltips. Ratios are the
     values ('0.49×'); relative changes are the deltas."""
     ref_acc = reference.accuracy if reference is not None else result.baseline_accuracy
     acc_kind = "measured" if is_measured(result) else "simulated"
-    acc_delta = _points(result.accuracy, ref_acc, versus)
+    acc_delta = _points(result.accuracy, ref_acc)
     figures = [MetricFigure(
         "Test accuracy", f"{result.accuracy:.2%}", acc_delta, _color(acc_delta, "normal"), acc_kind,
         accuracy_note(result), f"{acc_kind} in {result.accuracy_source} on the test split; {versus} {ref_acc:.2%}")]
@@ -215,19 +215,19 @@ def metric_figures(result: Result, reference: Result | None = None, versus: str 
     figures.append(_ratio(
         "Size", size_ratio, "measured" if result.size_source == "onnx file" else "computed", size_note(result),
         f"{ui.fmt_bytes(result.size_bytes)} ({result.size_source})"
-        + (f" vs {ui.fmt_bytes(reference.size_bytes)}" if reference else ""), versus))
+        + (f" vs {ui.fmt_bytes(reference.size_bytes)}" if reference else "")))
 
     if (gzip := result.file_gzip_bytes) is not None:
         gzip_ratio = gzip / reference.size_gzip_bytes if reference else result.size_gzip_ratio_vs_baseline
         figures.append(_ratio("gzip size", gzip_ratio, "measured", "measured · gzip -9 of the file",
-                              f"{ui.fmt_bytes(gzip)}: where unstructured zeros show", versus))
+                              f"{ui.fmt_bytes(gzip)}: where unstructured zeros show"))
     else:
         figures.append(MetricFigure("gzip size", "—", None, "off", "computed", "no file to compress",
                                     "a simulated format exists only as a torch model: there is no file to gzip"))
 
     flops_ratio = result.flops / reference.flops if reference else result.flops_ratio_vs_baseline
     figures.append(_ratio("FLOPs", flops_ratio, "counted", "counted · exported model",
-                          f"{ui.fmt_count(result.flops)} per sample; masked zeros still count", versus))
+                          f"{ui.fmt_count(result.flops)} per sample; masked zeros still count"))
 
     ref_latency, latency_ratio, same_process = _latency_vs(result, reference)
     if latency_ratio is None:
@@ -238,8 +238,7 @@ def metric_figures(result: Result, reference: Result | None = None, versus: str 
         how = "timed interleaved in the same process" if same_process else "timed in different processes"
         figures.append(_ratio("Latency p50", latency_ratio, "measured", latency_note(result),
                               f"{lat.p50:.3f} ms (p90 {lat.p90:.3f}, {lat.runs} runs)"
-                              + (f" vs {versus} {ref_latency.p50:.3f} ms" if ref_latency else "") + f"; {how}",
-                              versus))
+                              + (f" vs {versus} {ref_latency.p50:.3f} ms" if ref_latency else "") + f"; {how}"))
 
     figures.append(MetricFigure(
         "Zero weights", f"{result.sparsity:.0%}", None, "off", "counted", "counted · parameters",
@@ -249,9 +248,11 @@ def metric_figures(result: Result, reference: Result | None = None, versus: str 
 
 def result_metrics(result: Result, reference: Result | None = None, container=st,
                    versus: str = "baseline") -> list[MetricFigure]:
-    """Draw `metric_figures` as a row of st.metric in `container`, each with its provenance mark under it
-    (for side by side, call it once a column-container)."""
+    """Draw `metric_figures` as a row of st.metric in `container` under a line naming the reference, each
+    with its provenance mark under it (for side by side, call it once a column-container)."""
     figures = metric_figures(result, reference, versus)
+    container.caption(f"Against the {versus}: sizes, FLOPs and latency as ratios (×); under each figure its change, "
+                      "green where better.")
     for column, fig in zip(container.columns(len(figures)), figures):
         column.metric(fig.label, fig.value, fig.delta, delta_color=fig.delta_color, help=fig.help,
                       delta_arrow="off" if fig.delta_color == "off" else "auto")
@@ -329,9 +330,13 @@ def trained_baseline(recipe: Recipe, store: Store) -> nn.Module | None:
 
 def histogram_figure(counts: Sequence[int], edges: Sequence[float], *, name: str = "weights",
                      color: str = COLORS["measured"], below: float | None = None) -> go.Figure:
-    """Bars of a pre-binned histogram; bins whose centre is at or below `below` drawn in the cut colour."""
+    """Bars of a pre-binned histogram; bins whose centre is at or below `below` drawn in the cut colour. Small
+    counts get whole-number ticks (plotly would tick a count of 2 at 0.5, 1, 1.5)."""
     centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
     widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
     colors = [COLORS["threshold"] if below is not None and c <= below else color for c in centres]
-    return go.Figure(go.Bar(x=centres, y=list(counts), width=widths, marker_color=colors, marker_line_width=0,
-                            name=name, hovertemplate="%{x:.4g}: %{y}<extra></extra>"))
+    fig = go.Figure(go.Bar(x=centres, y=list(counts), width=widths, marker_color=colors, marker_line_width=0,
+                           name=name, hovertemplate="%{x:.4g}: %{y}<extra></extra>"))
+    if max(counts, default=0) <= 5:
+        fig.update_yaxes(dtick=1)
+    return fig

@@ -82,9 +82,10 @@ if result is not None and result.distill:
     left, right = st.columns(2)
     bars = go.Figure(go.Bar(x=accuracy["model"], y=accuracy["test accuracy"],
                             marker_color=[colors[k] for k in accuracy["kind"]],
-                            text=[f"{a:.2%}" for a in accuracy["test accuracy"]], textposition="outside"))
+                            text=[f"{a:.2%}" for a in accuracy["test accuracy"]], textposition="inside",
+                            insidetextanchor="end"))
     low = max(0.0, float(accuracy["test accuracy"].min()) - 0.1)
-    bars.update_yaxes(range=[low, 1.02], tickformat=".0%")
+    bars.update_yaxes(range=[low, 1.0], tickformat=".0%")  # no tick above 100 %
     views.chart(bars, left, title="Test accuracy", legend=False, height=340)
     sizes = go.Figure(go.Bar(x=["teacher", "student (KD and control)"],
                              y=[report["teacher_params"], report["student_params"]],
@@ -125,7 +126,7 @@ if teacher is None:
             "its progress.")
 else:
     splits = pipeline.load_splits(recipe.dataset, recipe.seed)
-    sample = st.number_input("Sample set", 0, 50, 0, key="distill_sample", **ui.PERSIST,
+    sample = st.number_input("Sample set", 0, 50, 0, key="distill_sample", **ui.PERSIST, width=200,
                              help="Which validation images to show: set k shows the k-th image of each class.")
     x, labels, logits = sample_logits(str(store.root), recipe.training_key, sample, teacher, splits)
     soft = distill.soften(logits, temperature).numpy()
@@ -135,12 +136,7 @@ else:
     fig = make_subplots(rows=2, cols=len(x), row_heights=[0.45, 0.55], vertical_spacing=0.08,
                         subplot_titles=[f"label {names[int(label)]}" for label in labels])
     for col, (image, p, p1) in enumerate(zip(x, soft, hard), 1):
-        pixels = (image * std + mean).clamp(0, 1)
-        if pixels.shape[0] == 1:
-            fig.add_trace(go.Heatmap(z=pixels[0].flip(0).numpy(), colorscale="gray_r", showscale=False,
-                                     hoverinfo="skip"), 1, col)
-        else:
-            fig.add_trace(go.Image(z=(pixels.permute(1, 2, 0) * 255).byte().numpy(), hoverinfo="skip"), 1, col)
+        fig.add_trace(go.Image(z=ui.screen_image((image * std + mean).numpy()), hoverinfo="skip"), 1, col)
         fig.add_trace(go.Bar(x=names, y=p, marker_color=views.COLORS["measured"], name=f"T = {temperature:g}",
                              showlegend=col == 1,
                              hovertemplate="%{x}: %{y:.3f}<extra>T = " + f"{temperature:g}</extra>"),
@@ -175,7 +171,6 @@ for r in ui.workspace_results(recipe, store)[1]:
 if rows:
     st.subheader("Every distillation of this baseline")
     table = pd.DataFrame(rows).sort_values(["student", "width", "T", "α", "epochs"])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"KD student": st.column_config.NumberColumn(format="percent"),
-                                "labels only": st.column_config.NumberColumn(format="percent"),
-                                "KD gain (pts)": st.column_config.NumberColumn(format="%+.2f")})
+    ui.show_table(table, {"KD student": ui.ACCURACY_COLUMN, "labels only": ui.ACCURACY_COLUMN,
+                          "KD gain (pts)": ui.RESULT_COLUMNS["vs baseline (pts)"],
+                          "params": ui.COUNT_COLUMN})

@@ -28,6 +28,7 @@ FAMILIES = (
      "*α · T² · KL(teacher ‖ student) + (1 − α) · cross-entropy*. The same student trained on labels alone "
      "is the control that shows what the teacher added."),
 )
+SAMPLE_PX = 80  # the width a sample image is shown at
 
 recipe = ui.baseline_recipe()
 st.title("Compression Explorer")
@@ -88,7 +89,7 @@ else:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def sample_images(dataset: str, seed: int) -> tuple[list[np.ndarray], list[str]]:
-    """One train-split image a class (at most 10), back in 0 … 1 and enlarged for the screen."""
+    """One train-split image a class (at most 10), as `ui.screen_image` draws it, enlarged to about SAMPLE_PX."""
     from compression import pipeline  # shares the loaded splits with the jobs
 
     splits = pipeline.load_splits(dataset, seed)
@@ -100,10 +101,9 @@ def sample_images(dataset: str, seed: int) -> tuple[list[np.ndarray], list[str]]
         where = np.flatnonzero(labels == index)
         if not len(where):
             continue
-        x = np.clip(splits.train.x[where[0]].numpy() * std + mean, 0, 1)
-        factor = max(1, 96 // x.shape[-1])
-        x = x.repeat(factor, axis=1).repeat(factor, axis=2)
-        images.append(x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0))
+        x = ui.screen_image(splits.train.x[where[0]].numpy() * std + mean)
+        factor = max(1, SAMPLE_PX // x.shape[1])  # whole pixels: an 8×8 digit stays sharp
+        images.append(x.repeat(factor, axis=0).repeat(factor, axis=1))
         captions.append(name)
     return images, captions
 
@@ -118,7 +118,7 @@ else:
     except CompressionError as exc:
         st.warning(str(exc))
     else:
-        st.image(images, caption=captions, width=80)
+        st.image(images, caption=captions, width=SAMPLE_PX)
         st.caption(f"One image a class from the train split of **{recipe.dataset}** (the test split is kept for "
                    "final scores only).")
 

@@ -127,9 +127,9 @@ st.plotly_chart(figure, width="stretch", key="pipe_chart")
 st.caption("The thick line is this recipe: from the baseline (★) through each stage to the final model. Faded "
            "points are the workspace's other results; ◇ marks a simulated accuracy (torch), ● a measured one "
            "(onnxruntime). Sizes are ONNX file bytes unless a stage says otherwise.")
-st.dataframe(ui.stages_table(result.stages), hide_index=True, width="stretch", column_config={
-    "test accuracy": st.column_config.NumberColumn(format="percent"),
-    "size (KB)": st.column_config.NumberColumn(format="%.1f"), "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
+ui.show_table(ui.stages_table(result.stages), {
+    "test accuracy": ui.ACCURACY_COLUMN, "size (KB)": ui.RESULT_COLUMNS["size (KB)"],
+    "MFLOPs": ui.RESULT_COLUMNS["MFLOPs"], "non-zero parameters": ui.COUNT_COLUMN,
     "seconds": st.column_config.NumberColumn(format="%.1f", help="time spent in the stage itself when it was "
                                                                    "first computed (reused prefixes cost nothing)"),
 })

@@ -148,9 +148,10 @@ if variants and base is not None:
         views.baseline_line(figure, base.accuracy)
         figure.update_yaxes(tickformat=".1%")
         views.chart(figure, column, title=title)
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
-                                "fraction removed": st.column_config.NumberColumn(format="%.2f")})
+    ui.show_table(table, {"test accuracy": ui.ACCURACY_COLUMN,
+                          "fraction removed": st.column_config.NumberColumn(format="%.2f"),
+                          "latency ×": st.column_config.NumberColumn(format="%.2f"),
+                          "FLOPs ×": ui.RATIO_COLUMN, "gzip ×": ui.RATIO_COLUMN})
 
 # ------------------------------------------------------------ sensitivity
 st.subheader("Layer sensitivity")

@@ -169,8 +169,7 @@ if results:
     if (note := ui.unplotted_note(results, metric, baseline)) is not None:
         st.caption(note)
     st.caption(ui.CHART_NOTE)
-    st.dataframe(ui.results_table(results, baseline), hide_index=True, width="stretch",
-                 column_config=ui.RESULT_COLUMNS)
+    ui.show_table(ui.results_table(results, baseline), ui.RESULT_COLUMNS)
 
     def report_html() -> str:
         from compression import report

@@ -53,23 +53,23 @@ shown = [r for r in everything if r.technique in (chosen or techniques)
 
 # ----------------------------------------------------------------------------------------- budget questions
 st.subheader("Budget questions", anchor=False)
-st.caption("Answered among the results shown (the baseline included) and ringed on the chart.")
+st.caption("Answered among the results shown (the baseline included) and ringed on the chart with their number.")
 size_kb = base.size_bytes / 1024
 latency = base.latency_ms.p50 if base.latency_ms else 1.0
 q1, q2, q3 = st.columns(3)
 budgets = [
     (q1, pareto.Budget("under", "size", 1024 * q1.number_input(
-        "Most accurate under … KB", min_value=0.0, value=round(size_kb / 2, 1), step=max(0.1, round(size_kb / 20, 1)),
-        key="budget_kb", **ui.PERSIST)), "KB"),
+        "1 · Most accurate under … KB", min_value=0.0, value=round(size_kb / 2, 1),
+        step=max(0.1, round(size_kb / 20, 1)), key="budget_kb", **ui.PERSIST))),
     (q2, pareto.Budget("under", "latency", q2.number_input(
-        "Most accurate under … ms (batch p50)", min_value=0.0, value=round(latency / 2, 4), step=0.01, format="%.4f",
-        key="budget_ms", **ui.PERSIST)), "ms"),
+        "2 · Most accurate under … ms (batch p50)", min_value=0.0, value=round(latency / 2, 4), step=0.01,
+        format="%.4f", key="budget_ms", **ui.PERSIST))),
     (q3, pareto.Budget("within", "size", q3.number_input(
-        "Smallest within … points of the baseline", min_value=0.0, value=1.0, step=0.25,
-        key="budget_points", **ui.PERSIST)), "pts"),
+        "3 · Smallest within … points of the baseline", min_value=0.0, value=1.0, step=0.25,
+        key="budget_points", **ui.PERSIST))),
 ]
 highlights = []
-for column, budget, short in budgets:
+for number, (column, budget) in enumerate(budgets, 1):
     try:
         answer = budget.answer(shown, base)
     except CompressionError as exc:
@@ -81,11 +81,9 @@ for column, budget, short in budgets:
     scale, _ = charts.axis_scale(budget.metric)
     cost = pareto.metric_value(answer, budget.metric, base) / scale
     unit = pareto.UNITS[budget.metric][0]
-    label = {"KB": f"≤ {budget.value / 1024:g} KB", "ms": f"≤ {budget.value:g} ms",
-             "pts": f"within {budget.value:g} pts"}[short]
-    highlights.append(charts.Highlight(answer, label))
+    highlights.append(charts.Highlight(answer, str(number)))
     with column.container(border=True):
-        st.markdown(f"**{answer.technique}** · {ui.describe(answer.recipe)}")
+        st.markdown(f":red[**{number}**] · **{answer.technique}** · {ui.describe(answer.recipe)}")
         st.markdown(f"{answer.accuracy:.2%} ({ui.points(answer.accuracy - base.accuracy)}) at "
                     f"**{cost:,.4g} {unit}** · {ui.accuracy_mark(answer)}")
         st.caption(f"`{answer.recipe_hash}`")
@@ -104,7 +102,7 @@ st.caption(" ".join(notes))
 # --------------------------------------------------------------------------------------------- the table
 table = ui.results_table([base, *shown], base)
 st.subheader(f"{len(shown)} result(s) and the baseline", anchor=False)
-st.dataframe(table, hide_index=True, width="stretch", column_config=ui.RESULT_COLUMNS)
+ui.show_table(table, ui.RESULT_COLUMNS)
 downloads = st.container(horizontal=True)
 downloads.download_button("Download table (CSV)", table.to_csv(index=False).encode(), file_name="tradeoffs.csv",
                              mime="text/csv", icon=":material/download:", on_click="ignore")
@@ -113,7 +111,7 @@ try:
 except ImportError:  # the report module is optional in a checkout without it
     report = None
 if report is not None:
-    asked = [budget for _, budget, _ in budgets]
+    asked = [budget for _, budget in budgets]
     downloads.download_button("Download HTML report", ui.html_report(report, [base, *shown], asked),
                                  file_name="compression-report.html", mime="text/html",
                                  icon=":material/description:", on_click="ignore")
@@ -140,7 +138,8 @@ if len(pair) == 2:
             st.markdown(f"**{r.technique}** · `{r.recipe_hash}`")
             st.markdown(ui.describe(r.recipe))
             recipe = Recipe.from_dict(r.recipe)
-            st.caption(f"{ui.workspace_label(recipe)} · order {' → '.join(recipe.stages) or '—'}")
+            st.caption(f"{ui.workspace_label(recipe)} · order "
+                       f"{' → '.join(ui.STAGE_NAMES[s] for s in recipe.stages) or '—'}")
     rows = ui.compare_rows(a, b, base)
     st.dataframe(rows, hide_index=True, width="stretch", height="content")
 elif len(pair) == 1:

@@ -1,7 +1,7 @@
 """The trade-off chart, one builder for the app and the offline report: accuracy against a cost (size,
 latency or FLOPs) on a log axis, a trace per technique in its fixed colour, simulated accuracies as open
 diamonds, the Pareto frontier as a dashed staircase, the baseline as a star, chosen results ringed and
-labelled. Import-light (plotly, no torch)."""
+numbered. Import-light (plotly, no torch)."""
 
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -36,7 +36,8 @@ def is_measured(result: Result | StageRecord) -> bool:
 
 @dataclass(frozen=True)
 class Highlight:
-    """A result to ring on the chart, with a short label (e.g. a budget question it answers)."""
+    """A result to ring on the chart, with a short mark beside the ring, e.g. the number of a budget question it
+    answers, the question written out beside the chart (whole questions collide when answers lie close)."""
 
     result: Result
     label: str
@@ -79,15 +80,15 @@ def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | Non
                                  customdata=[[baseline.recipe_hash, hover(baseline)]],
                                  hovertemplate="%{customdata[1]}<extra></extra>"))
         fig.add_hline(y=baseline.accuracy, line_dash="dot", line_color="#94a3b8")
-    rings: dict[str, tuple[Result, float, list[str]]] = {}  # one ring a result, labelled with all it answers
+    rings: dict[str, tuple[Result, float, list[str]]] = {}  # one ring a result, marked with all it answers
     for h in highlights:
         if (value := pareto.metric_value(h.result, metric, baseline)) is not None:
             rings.setdefault(h.result.recipe_hash, (h.result, value / scale, []))[2].append(h.label)
     if rings:
         fig.add_trace(go.Scatter(
             x=[x for _, x, _ in rings.values()], y=[r.accuracy for r, _, _ in rings.values()],
-            mode="markers+text", name="answer", text=["<br>".join(labels) for _, _, labels in rings.values()],
-            textposition="bottom center", textfont=dict(color=RING_COLOR),
+            mode="markers+text", name="answer", text=[", ".join(labels) for _, _, labels in rings.values()],
+            textposition="middle right", textfont=dict(color=RING_COLOR, size=14, weight="bold"),
             marker=dict(symbol="circle-open", size=26, color=RING_COLOR, line=dict(width=3)),
             customdata=[[r.recipe_hash, hover(r)] for r, _, _ in rings.values()],
             hovertemplate="%{customdata[1]}<extra></extra>"))
@@ -113,12 +114,13 @@ def log_ticks(values: Sequence[float]) -> list[float]:
 
 
 def accuracy_axis(fig: go.Figure, values: Sequence[float]) -> None:
-    """The test-accuracy y axis for `values`: ticks with enough decimals for their spread; where they (nearly)
-    coincide, a range of ±1 point around them (plotly's autorange stretches a lone value over 0-150 %)."""
+    """The test-accuracy y axis for `values`: where they (nearly) coincide, a range of ±1 point around them
+    (plotly's autorange stretches a lone value over 0-150 %). The axis so spans a point or more, where plotly
+    steps its ticks by 0.1 point or more: one decimal is enough ('98.5%', not '98.50%')."""
     spread = max(values) - min(values) if values else 1.0
     flat = [min(values) - 0.01, max(values) + 0.01] if spread < 0.01 else None
-    fig.update_yaxes(title="test accuracy", tickformat=".0%" if spread > 0.2 else ".1%" if spread > 0.02 else ".2%",
-                     range=flat, gridcolor=GRID_COLOR)
+    fig.update_yaxes(title="test accuracy", tickformat=".0%" if spread > 0.2 else ".1%", range=flat,
+                     gridcolor=GRID_COLOR)
 
 
 def style_axes(fig: go.Figure, x_title: str) -> None:

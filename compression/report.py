@@ -63,11 +63,13 @@ def _hover(result: Result, baseline: Result | None) -> str:
 
 
 def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | None = None,
-                  answers: Sequence[tuple[Budget, Result]] = ()) -> go.Figure:
+                  answers: Sequence[tuple[Budget, Result | None]] = ()) -> go.Figure:
     """The trade-off chart of `metric` (compression.charts) with the `answers` to this metric's budget
-    questions ringed, titled and in plotly_white whatever the process's default template (the app's)."""
+    questions ringed and numbered as in the answers table (from 1), titled and in plotly_white whatever the
+    process's default template (the app's)."""
     fig = charts.pareto_figure(results, metric, baseline, hover=lambda r: _hover(r, baseline),
-                               highlights=[Highlight(r, b.question) for b, r in answers if b.metric == metric])
+                               highlights=[Highlight(r, str(n)) for n, (b, r) in enumerate(answers, 1)
+                                           if r is not None and b.metric == metric])
     fig.update_layout(template="plotly_white", title=f"Accuracy vs {metric}")
     return fig
 
@@ -113,10 +115,10 @@ def _baseline_html(baseline: Result) -> str:
 
 
 def _answers_html(answers: Sequence[tuple[Budget, Result | None]], baseline: Result) -> str:
-    rows = [[b.question, recipe_text(r.recipe), f"{r.accuracy:.2%}",
+    rows = [[n, b.question, recipe_text(r.recipe), f"{r.accuracy:.2%}",
              _shown(b.metric, pareto.metric_value(r, b.metric, baseline)), r.recipe_hash] if r is not None
-            else [b.question, "nothing fits", "—", "—", ""] for b, r in answers]
-    return _table(["question", "answer", "accuracy", "its cost", "recipe hash"], rows, numeric={2, 3})
+            else [n, b.question, "nothing fits", "—", "—", ""] for n, (b, r) in enumerate(answers, 1)]
+    return _table(["ring", "question", "answer", "accuracy", "its cost", "recipe hash"], rows, numeric={3, 4})
 
 
 def _results_html(results: Sequence[Result], baseline: Result | None) -> str:
@@ -172,9 +174,10 @@ def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, cha
         answers = [(b, b.answer(results, baseline)) for b in asked]
     else:
         parts.append("<p class=muted>The baseline of these results is not among them: no budget answers.</p>")
-    figures = [pareto_figure(results, m, baseline, [(b, r) for b, r in answers if r is not None]) for m in METRICS]
+    figures = [pareto_figure(results, m, baseline, answers) for m in METRICS]
     parts.append("<h3>Pareto frontiers</h3><p class=muted>● accuracy measured in onnxruntime, ◇ simulated in torch; "
-                 "the dashed staircase joins the results no other beats on both accuracy and cost.</p>")
+                 "the dashed staircase joins the results no other beats on both accuracy and cost; a red ring "
+                 "answers the budget question of its number (table below).</p>")
     parts.append("".join(charts.html(f) for f in figures))
     if answers:
         parts.append("<h3>Budget answers</h3>" + _answers_html(answers, baseline))

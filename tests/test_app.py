@@ -6,15 +6,19 @@ AppTest drops sidebar elements from its tree after a rerun when the app uses st.
 sidebar's choices are set through session_state (the keys its widgets use); tests/e2e drives the real
 widgets in Chromium."""
 
+import json
 import re
 import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import ui
+import views
 from compression import pipeline
 from compression.recipe import PruneSpec, QuantSpec, Recipe
 from compression.store import Store
@@ -110,11 +114,18 @@ def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
     assert at.selectbox[0].value == BASE.hash  # the sidebar's workspace comes first
     markdown = " ".join(m.value for m in at.markdown)
     assert "pts) at" in markdown  # budget answers: accuracy and cost of the result that answers
-    assert len(at.get("plotly_chart")) == 1
+    numbers = [m.value[len(":red[**"):][0] for m in at.markdown if m.value.startswith(":red[**")]
+    assert numbers and set(numbers) <= {"1", "2", "3"}  # each answer card numbered as its question…
+    [chart] = at.get("plotly_chart")
+    rings = [t for t in json.loads(chart.proto.spec)["data"] if t.get("name") == "answer"]
+    assert {n for ring in rings for text in ring["text"] for n in text.split(", ")} == set(numbers)  # …and ring
     assert len(at.get("download_button")) >= 1
     table = at.dataframe[0].value
     assert set(table["hash"]) == {BASE.hash, PRUNED.hash, SIMULATED.hash, COMBINED.hash}
     assert set(table["accuracy"]) == {"measured (onnxruntime)", "simulated (torch-simulated)"}
+    columns = json.loads(at.dataframe[0].proto.columns)  # column_config as sent to the browser
+    assert columns["test accuracy"]["type_config"] == {"type": "number", "format": "percent", "step": 0.0001}
+    assert (table["test accuracy"] == table["test accuracy"].round(4)).all()  # rounded, not cut, to 2 decimals
 
     at.segmented_control(key="tradeoffs_metric").set_value("latency").run()
     assert not at.exception
@@ -125,6 +136,18 @@ def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
     compare = at.dataframe[1].value
     assert list(compare.columns) == ["", "A", "B", "B vs A"]
     assert "test accuracy" in set(compare[""])
+
+
+def test_one_channel_images_are_dark_ink_on_white_and_small_counts_tick_whole():
+    digit = np.zeros((1, 2, 3))
+    digit[0, 0, 0] = 1.0  # one pixel of ink
+    shown = ui.screen_image(digit)
+    assert shown.shape == (2, 3, 3) and shown.dtype == np.uint8
+    assert shown[0, 0].tolist() == [0, 0, 0] and shown[1, 2].tolist() == [255, 255, 255]
+    colour = np.full((3, 2, 2), 0.5)
+    assert ui.screen_image(colour)[0, 0].tolist() == [128, 128, 128]  # colour images are not inverted
+    assert views.histogram_figure([1, 2], [0.0, 0.5, 1.0]).layout.yaxis.dtick == 1
+    assert views.histogram_figure([10, 200], [0.0, 0.5, 1.0]).layout.yaxis.dtick is None
 
 
 def test_tradeoffs_filters_hide_simulated_results(stored):
@@ -227,7 +250,9 @@ def test_pruning_page_prunes_and_compares_with_the_baseline(stored):
     at.button[0].click().run(timeout=300)
     assert not at.exception and not at.error
     metrics = {m.label: m for m in at.metric}
-    assert "pts vs baseline" in metrics["Test accuracy"].delta
+    assert metrics["Test accuracy"].delta.endswith(" pts")  # short: six in a row are not cut off
+    assert all(len(m.delta) <= 9 for m in metrics.values() if m.delta)
+    assert any(c.value.startswith("Against the baseline:") for c in at.caption)
 
 
 def test_a_job_outlives_the_page_that_started_it(stored):

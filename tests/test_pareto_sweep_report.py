@@ -112,7 +112,7 @@ def test_the_trade_off_chart_draws_each_result_once_the_frontier_the_baseline_an
     a, b, c = point(0.80, 1000, ratio=0.9), point(0.90, 3000, ratio=0.7), point(0.85, 4000, ratio=0.6)
     simulated = point(0.94, 500, speedup=None, ratio=0.1, quant="fake")
     results = [BASELINE, a, b, c, simulated]
-    ring = [charts.Highlight(b, "most accurate under 3 KB"), charts.Highlight(b, "within 5 points")]
+    ring = [charts.Highlight(b, "1"), charts.Highlight(b, "3")]  # questions 1 and 3 answered by one result
     fig = charts.pareto_figure(results, "size", BASELINE, hover=lambda r: f"hover {r.recipe_hash}", highlights=ring)
     traces = {t.name: t for t in fig.data}
     assert set(traces) == {"prune", "prune+quant", "Pareto frontier", "baseline", "answer"}
@@ -122,7 +122,7 @@ def test_the_trade_off_chart_draws_each_result_once_the_frontier_the_baseline_an
     assert traces["prune+quant"].marker.symbol == (charts.SIMULATED_SYMBOL,)
     assert list(traces["Pareto frontier"].y) == [r.accuracy for r in pareto.frontier(results, "size", BASELINE)]
     assert traces["Pareto frontier"].line.shape == "hv"
-    assert traces["answer"].text == ("most accurate under 3 KB<br>within 5 points",)  # one ring, both labels
+    assert traces["answer"].text == ("1, 3",)  # one ring, both numbers
     assert traces["prune"].customdata[1][0] == b.recipe_hash and traces["prune"].customdata[1][1] == (
         f"hover {b.recipe_hash}")
     assert fig.layout.xaxis.type == "log"
@@ -139,6 +139,19 @@ def test_chart_axes_stay_readable_for_a_narrow_latency_span_and_a_lone_accuracy(
     assert low == pytest.approx(BASELINE.accuracy - 0.01) and high == pytest.approx(BASELINE.accuracy + 0.01)
     spread = charts.pareto_figure([BASELINE, point(0.5, 1000)], "size", BASELINE, hover=str)
     assert spread.layout.yaxis.range is None and spread.layout.yaxis.tickformat == ".0%"
+    assert lone.layout.yaxis.tickformat == ".1%"  # ticks 0.5 points apart read '95.5%', not '95.50%'
+
+
+def test_report_numbers_each_ring_as_its_row_in_the_answers_table():
+    a, b = point(0.90, 3000, ratio=0.7), point(0.80, 1000, ratio=0.9)
+    budgets = [Budget("under", "size", 2048), Budget("under", "size", 500), Budget("within", "size", 6)]
+    results = [BASELINE, a, b]
+    page = report.build_html(results, budgets)
+    assert "<th>ring</th><th>question</th>" in page
+    assert "<td>1</td><td>most accurate under 2 KB</td>" in page and "<td>2</td><td>most accurate under 0.48" in page
+    chart = report.pareto_figure(results, "size", BASELINE, [(q, q.answer(results, BASELINE)) for q in budgets])
+    [answer] = [t for t in chart.data if t.name == "answer"]
+    assert sorted(answer.text) == ["1", "3"]  # question 2 has no answer: no ring, and no renumbering
 
 
 def test_groups_by_baseline_recipe():
