@@ -44,12 +44,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, timeout: float = 60.0, app: Sequence[str] = ("serve.py",)) -> Server:
+def start_server(home: Path, timeout: float = 60.0, app: Sequence[str] = ("serve.py",),
+                 port: int | None = None) -> Server:
     """Start the app (or the Streamlit script `app` names, e.g. ("-m", "streamlit", "run", "other.py")) with
-    COMPRESSION_HOME=home in its own process group; return once /_stcore/health is ok."""
+    COMPRESSION_HOME=home in its own process group, on `port` (a free one if None); return once
+    /_stcore/health is ok."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = home / "streamlit.log"
     env = {**os.environ, "COMPRESSION_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, *app, "--server.headless", "true",
