@@ -159,8 +159,12 @@ def returning_renders(page, url: str) -> list[dict]:
 
 
 def render_row(page, url: str, name: str, path: str, title: str) -> dict:
-    """Open one page's URL in `page`: its seconds to a complete render and the exceptions it shows."""
-    seconds = open_url(page, f"{url}/{path}", title)
+    """Open one page's URL in `page`: its row (`page_row`)."""
+    return page_row(page, name, open_url(page, f"{url}/{path}", title))
+
+
+def page_row(page, name: str, seconds: float) -> dict:
+    """A timed render of page `name`, now shown in `page`: its seconds and the exceptions it shows."""
     print(f"  {name}: {seconds:.2f} s", file=sys.stderr)
     return {"page": name, "seconds": seconds, "exceptions": page.locator("[data-testid='stException']").count()}
 
@@ -202,10 +206,7 @@ def navigations(browser, url: str) -> list[dict]:
                 continue
             timer = watch(page, title_shown(title), from_click=True)
             page.locator("[data-testid='stSidebarNavLink']", has_text=name).click()
-            seconds = seconds_until(page, timer)
-            rows.append({"page": name, "seconds": seconds,
-                         "exceptions": page.locator("[data-testid='stException']").count()})
-            print(f"  {name}: {seconds:.2f} s", file=sys.stderr)
+            rows.append(page_row(page, name, seconds_until(page, timer)))
             harness.wait_idle(page, settle=500)
     finally:
         page.context.close()
@@ -278,8 +279,8 @@ def profile_verdict(worst: float, plotly_floor: list[float]) -> str:
     where no page with a plotly chart can meet it on this machine."""
     if worst <= PAGE_TARGET:
         return verdict(True)
-    if statistics.median(plotly_floor) > PAGE_TARGET:
-        return f"over, as Streamlit's one-chart app is (median {statistics.median(plotly_floor):.2f} s)"
+    if (floor := statistics.median(plotly_floor)) > PAGE_TARGET:
+        return f"over, as Streamlit's one-chart app is (median {floor:.2f} s)"
     return verdict(False)
 
 
@@ -340,9 +341,8 @@ def main() -> int:
             browser.close()
 
     load_after = os.getloadavg()
-    worst = {name: max(r["seconds"] for r in rows if r["seconds"] is not None) for name, rows in (
-        ("visit", visits), ("returning", returned), ("profile_same", profile_same), ("profile_new", profile_new),
-        ("revisit", revisit))}
+    columns = {"visit": visits, "returning": returned, "profile_same": profile_same, "profile_new": profile_new}
+    worst = {name: max(r["seconds"] for r in rows) for name, rows in {**columns, "revisit": revisit}.items()}
     plotly_floor = floors["one title and one plotly chart"]
     payload = {"load_average_before": load_before, "load_average_after": load_after, "cpus": os.cpu_count(),
                "make_run_to_healthy_s": round(healthy, 2), "make_run_to_baseline_card_s": round(card, 2),
@@ -353,8 +353,7 @@ def main() -> int:
                "targets": {"fresh_card_s": FRESH_TARGET, "page_first_render_s": PAGE_TARGET,
                            "revisit_s": REVISIT_TARGET}}
     by_page = {name: {} for name, _, _ in PAGES}
-    for column, rows in (("visit", visits), ("returning", returned), ("profile_same", profile_same),
-                         ("profile_new", profile_new)):
+    for column, rows in columns.items():
         for row in rows:
             by_page[row["page"]][column] = row["seconds"]
     floor_text = "; ".join(f"{name} {min(v):.2f}–{max(v):.2f} s" for name, v in floors.items())
@@ -372,8 +371,7 @@ def main() -> int:
                           "its URL, new server process, browser used the app before (s)",
                           "its URL in a new browser profile, same server (s)",
                           "its URL in a new browser profile, new server process (s)"],
-                         [[name, *(f"{cells[c]:.2f}" if cells.get(c) is not None else "—"
-                                   for c in ("visit", "returning", "profile_same", "profile_new"))]
+                         [[name, *(f"{cells[c]:.2f}" if c in cells else "—" for c in columns)]
                           for name, cells in by_page.items()]),
           "\nFirst column: one session moving through the pages by the sidebar (each page's first render in "
           "the session; the session started on Sweep). Second: a newly started server process (as `make run` "
