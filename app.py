@@ -2,7 +2,7 @@
 model, seed, epochs, the baseline's card), work left running by a rerun, then the page.
 
 The folder is not called `pages/`: Streamlit serves a page of a folder by that name, opened by its URL, as a
-script of its own, without this entry page (no sidebar, no navigation)."""
+script of its own, without this entry page (no sidebar, no navigation). See docs/ARCHITECTURE.md."""
 
 PAGES = (  # file, title, icon
     ("app_pages/overview.py", "Overview", ":material/dashboard:"),
@@ -19,17 +19,17 @@ def main() -> None:
     """The app: page config, navigation, the Workspace sidebar, pending work, then the chosen page."""
     import streamlit as st  # here, not at the top: a sweep worker re-running this script needs neither
 
-    import ui
+    from ui import progress, workspace
     st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
     page = st.navigation([st.Page(file, title=title, icon=icon, default=file == PAGES[0][0])
                           for file, title, icon in PAGES])
-    ui.sidebar()  # after st.navigation: before it, the first sidebar change of a new server is dropped
-    ui.pending_jobs(page.url_path)
+    workspace.sidebar()  # after st.navigation: before it, the first sidebar change of a new server is dropped
+    progress.pending_jobs(page.url_path)
     page.run()
 
 
-# Streamlit installs this script as __main__, and a sweep's spawned worker processes re-run __main__ as
-# __mp_main__: there the app must not run (it would train the default workspace's baseline beside the
-# worker's own export, whose tracing state in torch is global).
-if __name__ != "__mp_main__":
+# Streamlit runs this script as __main__. A sweep's spawned worker processes re-run __main__ as __mp_main__:
+# there the app must not run (it would train the default workspace's baseline beside the worker's own export,
+# whose tracing state in torch is global); nor when the module is imported (its PAGES read).
+if __name__ == "__main__":
     main()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from streamlit.web import cli
 
-import ui
 from compression import pipeline
 from compression.recipe import Recipe
+from ui import figures
 
 if __name__ == "__main__":
-    ui.warm_plotly()
+    figures.warm_plotly()
     pipeline.load_splits(Recipe.dataset, Recipe.seed)  # the default workspace's data (digits: offline, 0.2 s)
     sys.argv = ["streamlit", "run", str(Path(__file__).with_name("app.py")), *sys.argv[1:]]
     sys.exit(cli.main())

@@ -3,12 +3,16 @@ data set, and the Pareto chart of everything measured on this workspace so far."
 
 import json
 
-import numpy as np
 import streamlit as st
 
-import ui
+from compression import describe, workspace
+from compression.data import screen_image
 from compression.errors import CompressionError
 from compression.pareto import METRICS
+from compression.result import Result
+from ui import figures, metrics
+from ui import workspace as ws
+from ui.forms import PERSIST
 
 FAMILIES = (
     ("Pruning", ":material/content_cut:", "app_pages/pruning.py",
@@ -30,53 +34,17 @@ FAMILIES = (
 )
 SAMPLE_PX = 80  # the width a sample image is shown at
 
-recipe = ui.baseline_recipe()
-st.title("Compression Explorer")
-st.markdown("Make a trained network **smaller and faster** and see what it costs in accuracy — every number "
-            "below is measured on a held-out test split, on the exported file a user would ship.")
 
-for column, (name, icon, page, text) in zip(st.columns(3), FAMILIES):
-    with column.container(border=True, height="stretch"):
-        st.subheader(name, anchor=False)
-        st.markdown(text)
-        st.page_link(page, label=f"Try {name.lower()}", icon=icon)
+def families() -> None:
+    for column, (name, icon, page, text) in zip(st.columns(3), FAMILIES):
+        with column.container(border=True, height="stretch"):
+            st.subheader(name, anchor=False)
+            st.markdown(text)
+            st.page_link(page, label=f"Try {name.lower()}", icon=icon)
 
-try:
-    recipe.validate()
-except CompressionError as exc:
-    st.error(str(exc))
-    st.stop()
 
-store = ui.Store()
-base, results = ui.workspace_results(recipe, store)
-
-st.header("The baseline", anchor=False)
-st.caption(f"{ui.workspace_label(recipe)} — the uncompressed model every variant is compared against: trained on "
-           "the train split, exported to ONNX, scored on the held-out test split by running that ONNX file in "
-           "onnxruntime.")
-if base is None:
-    job = ui.find_job(recipe.hash)
-    if job is not None and job.error:
-        st.error(job.error)
-    else:
-        st.info(f"The baseline of **{ui.workspace_label(recipe)}** is training — progress in the sidebar. It is "
-                "measured once and stored; this page fills in when it is done.", icon=":material/hourglass_top:")
-else:
-    latency, single = base.latency_ms, base.latency_ms_single
-    cols = st.columns(6)
-    cols[0].metric("Test accuracy", f"{base.accuracy:.2%}", help=f"measured in {base.accuracy_source}, test split")
-    cols[1].metric("ONNX size", ui.fmt_bytes(base.size_bytes), help="bytes of the deployable ONNX file")
-    cols[2].metric("gzip size", ui.fmt_bytes(base.size_gzip_bytes), help="where unstructured zeros show")
-    cols[3].metric("FLOPs / sample", ui.fmt_count(base.flops), help="counted on the exported model")
-    for col, lat in ((cols[4], latency), (cols[5], single)):
-        col.metric(f"Batch-{lat.batch} latency", f"{lat.p50:.3f} ms",
-                   help=f"median (p50) of {lat.runs} runs of a batch of {lat.batch}; p90 {lat.p90:.3f} ms; "
-                        f"{lat.threads} thread(s)")
-    flags = ", ".join(f for f, on in base.provenance.get("cpu_flags", {}).items() if on) or "none"
-    st.caption(f"All measured: {base.provenance.get('runtime', 'onnxruntime')} CPU, {latency.threads} intra-op "
-               f"thread(s), spinning off; CPU flags {flags}. Parameters {base.params_total:,} "
-               f"({base.params_nonzero:,} non-zero). Validation accuracy {base.val_accuracy:.2%}. Stored "
-               f"{ui.fmt_time(base.created_at)} as `{base.recipe_hash}`.")
+def baseline(base: Result) -> None:
+    metrics.baseline_row(base)
     with st.expander("Per-layer weights and the full result"):
         # Markdown and a download, not st.dataframe / st.json: their JavaScript (about 2 MB) would load with
         # the first page a browser opens even while this is folded.
@@ -87,54 +55,62 @@ else:
                            file_name=f"baseline-{base.recipe_hash}.json", mime="application/json")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def sample_images(dataset: str, seed: int) -> tuple[list[np.ndarray], list[str]]:
-    """One train-split image a class (at most 10), as `ui.screen_image` draws it, enlarged to about SAMPLE_PX."""
-    from compression import pipeline  # shares the loaded splits with the jobs
-
-    splits = pipeline.load_splits(dataset, seed)
-    mean = np.asarray(splits.mean, dtype=np.float32).reshape(-1, 1, 1)
-    std = np.asarray(splits.std, dtype=np.float32).reshape(-1, 1, 1)
-    labels = splits.train.y.numpy()
-    images, captions = [], []
-    for index, name in enumerate(splits.classes[:10]):
-        where = np.flatnonzero(labels == index)
-        if not len(where):
-            continue
-        x = ui.screen_image(splits.train.x[where[0]].numpy() * std + mean)
-        factor = max(1, SAMPLE_PX // x.shape[1])  # whole pixels: an 8×8 digit stays sharp
-        images.append(x.repeat(factor, axis=0).repeat(factor, axis=1))
-        captions.append(name)
-    return images, captions
-
-
-st.header("The data", anchor=False)
-local = recipe.dataset == "digits" or recipe.dataset.startswith("imagefolder:")
-if base is None and not local:
-    st.caption("Sample images show once the data set is on disk (it downloads with the baseline's training).")
-else:
+def samples(dataset: str, seed: int, stored: bool) -> None:
+    local = dataset == "digits" or dataset.startswith("imagefolder:")
+    if not stored and not local:
+        st.caption("Sample images show once the data set is on disk (it downloads with the baseline's training).")
+        return
     try:
-        images, captions = sample_images(recipe.dataset, recipe.seed)
+        images = ws.sample_images(dataset, seed)
     except CompressionError as exc:
         st.warning(str(exc))
-    else:
-        st.image(images, caption=captions, width=SAMPLE_PX)
-        st.caption(f"One image a class from the train split of **{recipe.dataset}** (the test split is kept for "
-                   "final scores only).")
+        return
+    st.image([screen_image(p, SAMPLE_PX) for p in images.pixels], caption=images.names, width=SAMPLE_PX)
+    st.caption(f"One image a class from the train split of **{dataset}** (the test split is kept for final scores "
+               "only).")
 
-st.header("Everything measured so far", anchor=False)
-if base is None:
-    st.caption("The Pareto chart appears once the baseline is measured.")
-else:
+
+def page() -> None:
+    recipe = ws.baseline_recipe()
+    st.title("Compression Explorer")
+    st.markdown("Make a trained network **smaller and faster** and see what it costs in accuracy — every number "
+                "below is measured on a held-out test split, on the exported file a user would ship.")
+    families()
+    try:
+        recipe.validate()
+    except CompressionError as exc:
+        st.error(str(exc))
+        st.stop()
+    space = workspace.load(recipe, ws.store())
+
+    st.header("The baseline", anchor=False)
+    st.caption(f"{describe.workspace(recipe)} — the uncompressed model every variant is compared against: trained on "
+               "the train split, exported to ONNX, scored on the held-out test split by running that ONNX file in "
+               "onnxruntime.")
+    if space.baseline is not None:
+        baseline(space.baseline)
+    elif (error := ws.baseline_error(recipe)) is not None:
+        st.error(error)
+    else:
+        st.info(f"The baseline of **{describe.workspace(recipe)}** is training — progress in the sidebar. It is "
+                "measured once and stored; this page fills in when it is done.", icon=":material/hourglass_top:")
+
+    st.header("The data", anchor=False)
+    samples(recipe.dataset, recipe.seed, space.baseline is not None)
+
+    st.header("Everything measured so far", anchor=False)
+    if space.baseline is None:
+        st.caption("The Pareto chart appears once the baseline is measured.")
+        return
     metric = st.segmented_control("Cost axis", METRICS, default="size", key="overview_metric", required=True,
-                                  format_func=ui.METRIC_NAMES.get,
-                                  **ui.PERSIST)
-    st.plotly_chart(ui.tradeoff_figure(results, metric, base, height=420), width="stretch", key="overview_chart")
-    notes = [ui.CHART_NOTE]
-    if (missing := ui.unplotted_note(results, metric, base)) is not None:
-        notes.append(missing)
-    if not results:
-        notes.append("Only the baseline so far: compress it on a technique page and every result lands here.")
-    st.caption(" ".join(notes))
+                                  format_func=figures.METRIC_NAMES.get, **PERSIST)
+    st.plotly_chart(figures.tradeoff_figure(space.results, metric, space.baseline, height=420), width="stretch",
+                    key="overview_chart")
+    st.caption(figures.chart_notes(space.results, metric, space.baseline, "" if space.results else
+                                   "Only the baseline so far: compress it on a technique page and every result "
+                                   "lands here."))
     st.page_link("app_pages/tradeoffs.py", label="Explore every result on the Trade-offs page",
                  icon=":material/scatter_plot:")
+
+
+page()

@@ -245,11 +245,11 @@ def revisits(page, url: str) -> list[dict]:
         shown.first.wait_for(timeout=LONG)
         harness.wait_idle(page, timeout=LONG)
     for _ in range(3):
-        choose(page, "Format", re.compile(r"^fp32"))
+        choose(page, "Mode", re.compile(r"^fp32"))
         run.wait_for()
         harness.wait_idle(page)
         rows.append({"where": "Pipeline: format back to int8-static (stored)",
-                     "seconds": revisit(page, "Format", re.compile(r"^int8-static"), metric)})
+                     "seconds": revisit(page, "Mode", re.compile(r"^int8-static"), metric)})
     # Pruning (live widgets): another method chosen (not stored), then channel-l2 again (stored above as the
     # Pipeline's first stage... and by its own run here if not)
     open_url(page, f"{url}/pruning", "Pruning")

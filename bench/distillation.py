@@ -29,7 +29,8 @@ from pathlib import Path
 from common import markdown_table, read, verdict, write
 
 from compression import pipeline, sweep
-from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe, Result
+from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
+from compression.result import Result
 from compression.store import Store
 
 BASE = Recipe(dataset="digits", model="cnn")
@@ -50,7 +51,7 @@ def distilled(store: Store, spec: DistillSpec, seed: int = 0) -> Result:
 
 
 def row(result: Result) -> dict:
-    report = result.distill
+    report = asdict(result.distill)
     return {
         "seed": result.recipe["seed"], "width": report["width"], "temperature": report["temperature"],
         "alpha": report["alpha"], "epochs": report["epochs"], "teacher_accuracy": report["teacher_accuracy"],
@@ -146,13 +147,13 @@ def main() -> None:
         "combined": {"recipe": final.recipe, "accuracy": final.accuracy, "val_accuracy": final.val_accuracy,
                      "size_bytes": final.size_bytes,
                      "baseline_size_bytes": base.size_bytes, "shrink": shrink, "drop_points": drop,
-                     "latency_ratio": 1 / final.speedup_vs_baseline, "stages": stages, "quant": final.quant},
+                     "latency_ratio": 1 / final.speedup_vs_baseline, "stages": stages, "quant": asdict(final.quant)},
         "combined_finetuning": [{"prune": v.recipe["prune"], "stages": [asdict(s) for s in v.stages],
                                  "accuracy": v.accuracy, "val_accuracy": v.val_accuracy} for v in variants],
         "combined_seeds": [{"seed": r.recipe["seed"], "accuracy": r.accuracy, "val_accuracy": r.val_accuracy,
                             "baseline_accuracy": r.baseline_accuracy, "drop_points": drop_points(r),
                             "stages": [asdict(s) for s in r.stages]} for r in across],
-        "targets": {label: passed for label, _, passed in checks}, "provenance": base.provenance,
+        "targets": {label: passed for label, _, passed in checks}, "provenance": asdict(base.provenance),
     }
     stage_rows = [[s["stage"], f"{s['accuracy']:.2%} ({s['accuracy_source']})", f"{s['size_bytes']:,}",
                    f"{base.size_bytes / s['size_bytes']:.1f}×", f"{s['params_nonzero']:,}", f"{s['flops']:,}",

@@ -19,8 +19,9 @@ from common import markdown_table, write
 from distillation import BASE, PRUNE, WIDTH, chain
 
 from compression import pipeline
-from compression.catalog import STRUCTURED_METHODS
-from compression.recipe import DistillSpec, Recipe, Result
+from compression.catalog import PRUNE_METHODS
+from compression.recipe import DistillSpec, Recipe
+from compression.result import Result
 from compression.store import Store
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -35,10 +36,10 @@ def run(store: Store, recipe: Recipe) -> Result:
 
 def kd_row(results: list[Result]) -> dict:
     d = results[0].distill
-    gains = [100 * (r.val_accuracy - r.distill["control_val_accuracy"]) for r in results]
-    return {"temperature": d["temperature"], "alpha": d["alpha"], "epochs": d["epochs"],
+    gains = [100 * (r.val_accuracy - r.distill.control_val_accuracy) for r in results]
+    return {"temperature": d.temperature, "alpha": d.alpha, "epochs": d.epochs,
             "val_gain_points": statistics.mean(gains), "val_gain_per_seed": gains,
-            "test_gain_points": 100 * statistics.mean(r.distill["kd_gain"] for r in results)}
+            "test_gain_points": 100 * statistics.mean(r.distill.kd_gain for r in results)}
 
 
 def chain_row(method: str, results: list[Result], bases: list[Result]) -> dict:
@@ -56,7 +57,7 @@ def main() -> None:
         kd = [kd_row([run(store, replace(BASE, seed=seed, distill=DistillSpec(width=WIDTH, temperature=t, alpha=a)))
                       for seed in SEEDS]) for t in TEMPERATURES for a in ALPHAS]
         chains = [chain_row(m, [run(store, chain(replace(PRUNE, method=m), seed)) for seed in SEEDS], bases)
-                  for m in STRUCTURED_METHODS]
+                  for m in PRUNE_METHODS.where(structured=True)]
     default = next(r for r in kd if (r["temperature"], r["alpha"]) == (DistillSpec.temperature, DistillSpec.alpha))
     best = max(kd, key=lambda r: r["val_gain_points"])
     val_images = len(pipeline.load_splits(BASE.dataset, SEEDS[0]).val.y)

@@ -9,13 +9,15 @@ latency timed interleaved with the baseline in the same process, batch 32, 1 thr
 
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from common import markdown_table, verdict, write
 
 from compression import pipeline
 from compression.catalog import PRUNE_METHODS
-from compression.recipe import PruneSpec, Recipe, Result
+from compression.recipe import PruneSpec, Recipe
+from compression.result import Result
 from compression.store import Store
 
 RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -90,7 +92,7 @@ def main() -> None:
     payload = {
         "dataset": BASE.dataset, "model": BASE.model, "baseline_accuracy": base.accuracy,
         "baseline_latency_p50_ms": base.latency_ms.p50, "ratios": list(RATIOS), "curves": curves,
-        "one_shot_vs_iterative": one_shot + schedules, "targets": targets, "provenance": base.provenance,
+        "one_shot_vs_iterative": one_shot + schedules, "targets": targets, "provenance": asdict(base.provenance),
         "notes": {"unstructured_latency": UNSTRUCTURED_NOTE, "channel_alignment": ALIGNMENT_NOTE},
     }
     markdown = (

@@ -12,6 +12,7 @@ process, batch 32, 1 thread) and labelled simulated where it cannot (k-bit fake 
 
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -23,7 +24,8 @@ from compression.data import Split, Splits
 from compression.export import export_named, save_deployable
 from compression.measure import file_sizes, time_interleaved
 from compression.models import build_model
-from compression.recipe import QuantSpec, Recipe, Result
+from compression.recipe import QuantSpec, Recipe
+from compression.result import Result
 from compression.store import Store
 from compression.train import seed_everything
 
@@ -43,7 +45,7 @@ def measure(store: Store, spec: QuantSpec) -> dict:
 
 def row(result: Result) -> dict:
     spec = result.recipe["quant"]
-    report = result.quant or {}
+    report = asdict(result.quant) if result.quant else {}
     return {
         **{k: spec[k] for k in ("mode", "bits", "scheme", "granularity", "calibration", "qat_epochs", "activations")},
         "accuracy": result.accuracy, "accuracy_source": result.accuracy_source,
@@ -76,7 +78,7 @@ def cifar_shaped_latency() -> dict:
             "latency_ratio_batch32": batch32[0].p50 / batch32[1].p50,
             "latency_ratio_batch64": batch64[0].p50 / batch64[1].p50,
             "int8_p50_ms_batch32": batch32[0].p50, "float_p50_ms_batch32": batch32[1].p50,
-            "runs_integer": int8.report["runs_integer"], "integer_ops": int8.report["integer_ops"]}
+            "runs_integer": int8.report.runs_integer, "integer_ops": int8.report.integer_ops}
 
 
 def qat_recovery(ptq: list[dict], qat: list[dict], bits: int) -> tuple[float, float]:
@@ -128,7 +130,7 @@ def main() -> None:
         "baseline_size_bytes": base.size_bytes, "baseline_latency_p50_ms": base.latency_ms.p50,
         "int8_static": static, "calibration_granularity": side_by_side, "others": others,
         "bits_curve": {"ptq": ptq, "qat": qat, "qat_epochs": QAT_EPOCHS, "recovery_points": recovery}, "cifar_shaped": cifar,
-        "targets": {label: passed for label, _, passed in checks}, "provenance": base.provenance,
+        "targets": {label: passed for label, _, passed in checks}, "provenance": asdict(base.provenance),
     }
     markdown = (
         f"### Quantization: digits / cnn (baseline {base.accuracy:.2%} test accuracy in onnxruntime)\n\n"

@@ -16,6 +16,7 @@ from compression import pareto
 from compression.errors import CompressionError
 from compression.pareto import METRICS, UNITS, Budget
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
+from compression.registry import Registry
 from compression.store import Store
 from compression.sweep import SweepStopped
 
@@ -45,10 +46,15 @@ def _order(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _entries(registry: Registry) -> str:
+    """A flag's help listing each registered choice with its help text (argparse's % escaped)."""
+    return "; ".join(entry.label for entry in registry.entries).replace("%", "%%")
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits",
                         help=f"one of {', '.join(DATASETS)}, or imagefolder:PATH (default digits)")
-    parser.add_argument("--model", default="cnn", help=f"one of {', '.join(MODELS)} (default cnn)")
+    parser.add_argument("--model", default="cnn", help=_entries(MODELS) + " (default cnn)")
     parser.add_argument("--epochs", type=int, default=Recipe.epochs, help="baseline training epochs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data split, init and training")
     parser.add_argument("--pretrained", action="store_true", help="start from torchvision's pretrained weights")
@@ -58,8 +64,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_prune(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--prune-method", choices=PRUNE_METHODS, required=required,
-                        default=None if required else "l1-unstructured")
+    parser.add_argument("--prune-method", choices=PRUNE_METHODS.names, required=required,
+                        default=None if required else PRUNE_METHODS.names[0], help=_entries(PRUNE_METHODS))
     parser.add_argument("--prune-ratio", type=float, default=0.5, help="fraction removed, 0 … 0.95")
     parser.add_argument("--prune-steps", type=int, default=1, help="iterative prune / fine-tune rounds")
     parser.add_argument("--finetune-epochs", type=int, default=PruneSpec.finetune_epochs,
@@ -74,8 +80,7 @@ def _add_prune(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _add_quant(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quant", choices=QUANT_MODES, default=None,
-                        help="int8-static / int8-dynamic / fp16 run in onnxruntime; fake simulates --bits in torch")
+    parser.add_argument("--quant", choices=QUANT_MODES.names, default=None, help=_entries(QUANT_MODES))
     parser.add_argument("--bits", type=int, default=QuantSpec.bits, help="fake quantization bit width, 2 … 16")
     parser.add_argument("--quant-scheme", choices=QUANT_SCHEMES, default=QuantSpec.scheme)
     parser.add_argument("--quant-granularity", choices=GRANULARITIES, default=QuantSpec.granularity)
@@ -91,7 +96,7 @@ def _add_distill(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-width", type=float, default=None,
                         help=f"student width multiplier, 0.125 … 1 (default {DistillSpec.width}, or 1 with "
                              "--distill-student)")
-    parser.add_argument("--distill-student", choices=MODELS, default=None,
+    parser.add_argument("--distill-student", choices=MODELS.names, default=None,
                         help="a named student model instead of the teacher's family at --distill-width")
     parser.add_argument("--distill-temperature", type=float, default=DistillSpec.temperature, help="T, 1 … 20")
     parser.add_argument("--distill-alpha", type=float, default=DistillSpec.alpha,
@@ -111,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--order", type=_order, default=STAGES, help="stage order, default distill,prune,quant")
     sens = commands.add_parser("sensitivity", help="accuracy with each layer alone pruned at ratios 0.1 … 0.9")
     _add_common(sens)
-    sens.add_argument("--prune-method", choices=PRUNE_METHODS, default="l1-unstructured")
+    sens.add_argument("--prune-method", choices=PRUNE_METHODS.names, default=PRUNE_METHODS.names[0])
     add_tools(commands)
     return parser
 
@@ -171,7 +176,7 @@ def execute(args: argparse.Namespace, argv: Sequence[str]) -> Any:
     from compression import pipeline  # heavy: torch, torchvision, onnxruntime
 
     if args.command == "sensitivity":
-        return pipeline.sensitivity_table(recipe, args.prune_method, store, progress=print_progress)
+        return pipeline.sensitivity_table(recipe, args.prune_method, store, progress=print_progress).to_dict()
     return pipeline.run(recipe, store, progress=print_progress).to_dict()
 
 

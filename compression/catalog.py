@@ -1,28 +1,144 @@
-"""Names of everything a recipe can ask for, and their checks. Import-light on purpose (no torch), so
-that the CLI can validate, hash and serve a stored result without loading the deep-learning stack."""
+"""Everything a recipe can ask for: the registries of prune methods, quantization modes and models (name, help,
+capabilities, implementation), the data set names, the ranges each setting may take, and their checks.
+Import-light on purpose (no torch), so that the CLI can validate, hash and serve a stored result without
+loading the deep-learning stack. How to add a technique: docs/ARCHITECTURE.md."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from compression.errors import CompressionError
+from compression.registry import Entry, Registry
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
-IMAGEFOLDER = "imagefolder:"
-MODELS: tuple[str, ...] = ("cnn", "resnet", "mobilenet", "resnet18", "mobilenet_v3_small")
-PRETRAINABLE: tuple[str, ...] = ("resnet18", "mobilenet_v3_small")
-STAGES: tuple[str, ...] = ("distill", "prune", "quant")
-PRUNE_METHODS: tuple[str, ...] = ("l1-unstructured", "global-unstructured", "channel-l1", "channel-l2", "activation")
-STRUCTURED_METHODS: tuple[str, ...] = ("channel-l1", "channel-l2", "activation")
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a numeric setting may take, and the step its slider moves by. Validation enforces `low` (and
+    `high` where the setting has a hard limit); widgets offer low … high."""
+
+    low: float
+    high: float
+    step: float = 1
+
+    def text(self) -> str:
+        """'0 … 0.95'."""
+        return f"{self.low:g} … {self.high:g}"
+
+
+# ------------------------------------------------------------------------------------------ pruning
+
+@dataclass(frozen=True)
+class PruneMethod(Entry):
+    """A pruning criterion. Structured methods remove whole channels (torch-pruning; `implementation` builds
+    the importance from the PruneSpec); unstructured ones zero single weights (`implementation` masks a list
+    of layers by an amount). `norm` is the weight norm the live view ranks channels by; `scope` whether an
+    unstructured cut is one threshold per layer or one across layers."""
+
+    structured: bool = False
+    norm: int = 2
+    scope: str = "layer"
+    uses_lambda: bool = False
+
+
+PRUNE_METHODS: Registry[PruneMethod] = Registry("prune method", [
+    PruneMethod("l1-unstructured", "smallest weights of each layer → zeros (gzip shrinks; dense FLOPs and latency "
+                "do not)", "compression.prune:mask_each_layer"),
+    PruneMethod("global-unstructured", "smallest weights under one threshold across layers → zeros",
+                "compression.prune:mask_globally", scope="global"),
+    PruneMethod("channel-l1", "whole filters / neurons with the smallest L1 norm, removed with their dependants",
+                "compression.prune:magnitude_importance", structured=True, norm=1),
+    PruneMethod("channel-l2", "whole filters / neurons with the smallest L2 norm, removed with their dependants",
+                "compression.prune:magnitude_importance", structured=True, norm=2),
+    PruneMethod("activation", "whole channels ranked by λ·weight magnitude + (1−λ)·mean activation",
+                "compression.prune:activation_importance", structured=True, norm=2, uses_lambda=True),
+])
 MAX_PRUNE_RATIO = 0.95
-QUANT_MODES: tuple[str, ...] = ("fp32", "fp16", "int8-static", "int8-dynamic", "fake")
-INT8_MODES: tuple[str, ...] = ("int8-static", "int8-dynamic")
-QAT_MODES: tuple[str, ...] = ("int8-static", "fake")
+PRUNE_RATIO = Bounds(0.0, MAX_PRUNE_RATIO, 0.05)
+PRUNE_STEPS = Bounds(1, 5)  # widgets offer up to 5 rounds; the CLI takes any number
+PRUNE_LAMBDA = Bounds(0.0, 1.0, 0.05)
+ROUND_TO_CHOICES: tuple[int, ...] = (1, 8, 16)  # onnxruntime's convolutions like multiples of the SIMD block
+
+# ------------------------------------------------------------------------------------- quantization
+
+@dataclass(frozen=True)
+class QuantMode(Entry):
+    """A quantization format. `simulated`: exists only as a torch simulation (accuracy simulated, size
+    computed, not timed), at any bit width; otherwise a file onnxruntime runs, made by `implementation`
+    (float ONNX, spec, calibration images, folder) -> path. `integer`: int8 weights, checked to run integer
+    kernels. `weight_bits`: the width a file stores weights at (None: a simulation, at the spec's bits).
+    `activations`: whether activation ranges are calibrated ("always", "optional": on request, or "never").
+    `uses_scheme` / `uses_granularity`: whether those settings apply."""
+
+    weight_bits: int | None = None
+    simulated: bool = False
+    integer: bool = False
+    activations: str = "never"
+    supports_qat: bool = False
+    uses_scheme: bool = False
+    uses_granularity: bool = False
+
+
+QUANT_MODES: Registry[QuantMode] = Registry("quantization mode", [
+    QuantMode("fp32", "the float export unchanged: the reference (measured)", "compression.quantize:keep_float",
+              weight_bits=32),
+    QuantMode("fp16", "onnxruntime half-precision floats (measured)", "compression.quantize:convert_fp16",
+              weight_bits=16),
+    QuantMode("int8-static", "onnxruntime INT8 QDQ: int8 weights, activations calibrated on train images (measured)",
+              "compression.quantize:convert_static", weight_bits=8, integer=True, activations="always", supports_qat=True,
+              uses_scheme=True, uses_granularity=True),
+    QuantMode("int8-dynamic", "onnxruntime INT8 weights, activations quantized per batch at run time (measured)",
+              "compression.quantize:convert_dynamic", weight_bits=8, integer=True, uses_granularity=True),
+    QuantMode("fake", "simulated k-bit weights in torch (any width 2 … 16; accuracy simulated, size computed, not "
+              "timed)", simulated=True, activations="optional", supports_qat=True, uses_scheme=True,
+              uses_granularity=True),
+])
 QUANT_SCHEMES: tuple[str, ...] = ("asymmetric", "symmetric")
 GRANULARITIES: tuple[str, ...] = ("per-channel", "per-tensor")
 CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
 MIN_BITS, MAX_BITS = 2, 16
+BITS = Bounds(MIN_BITS, MAX_BITS)
+CALIB_SAMPLES = Bounds(1, 10_000, 32)
+QAT_EPOCHS = Bounds(0, 20)  # widgets offer up to 20 epochs; the CLI takes any number
+
+# ------------------------------------------------------------------------------------- distillation
+
 MIN_WIDTH, MAX_WIDTH = 0.125, 1.0
+WIDTH = Bounds(MIN_WIDTH, MAX_WIDTH, 0.125)
 MIN_TEMPERATURE, MAX_TEMPERATURE = 1.0, 20.0
-WIDTH_MODELS: tuple[str, ...] = ("cnn", "resnet", "mobilenet")
+TEMPERATURE = Bounds(MIN_TEMPERATURE, MAX_TEMPERATURE, 0.5)
+ALPHA = Bounds(0.0, 1.0, 0.05)
+
+# ------------------------------------------------------------------------------------------- models
+
+@dataclass(frozen=True)
+class ModelFamily(Entry):
+    """A model architecture, built for any input shape and class count by `implementation`: (input shape,
+    classes, width) for a `scalable` family (a width multiplier makes a distillation student), (input shape,
+    classes, pretrained) otherwise. `pretrainable`: torchvision has pretrained weights for it."""
+
+    scalable: bool = False
+    pretrainable: bool = False
+
+
+MODELS: Registry[ModelFamily] = Registry("model", [
+    ModelFamily("cnn", "the article's small CNN: two conv + pool blocks (32, 64 channels), two dense layers",
+                "compression.models:SmallCNN", scalable=True),
+    ModelFamily("resnet", "a CIFAR-style ResNet-8: three stages of residual blocks (16, 32, 64 channels)",
+                "compression.models:SmallResNet", scalable=True),
+    ModelFamily("mobilenet", "a small MobileNetV2 of inverted-residual blocks (16 … 64 channels)",
+                "compression.models:SmallMobileNet", scalable=True),
+    ModelFamily("resnet18", "torchvision's ResNet-18 (pretrained ImageNet weights on request)",
+                "compression.models:torchvision_resnet18", pretrainable=True),
+    ModelFamily("mobilenet_v3_small", "torchvision's MobileNetV3-Small (pretrained ImageNet weights on request)",
+                "compression.models:torchvision_mobilenet_v3_small", pretrainable=True),
+])
+
+# --------------------------------------------------------------------------------- data and training
+
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
+IMAGEFOLDER = "imagefolder:"
+STAGES: tuple[str, ...] = ("distill", "prune", "quant")
+SEEDS = Bounds(0, 2**31 - 1)
+BASELINE_EPOCHS = Bounds(1, 200)  # the sidebar's range; the CLI also takes 0 (a pretrained model as it is)
 
 
 def imagefolder_path(name: str) -> Path:
@@ -48,7 +164,7 @@ def check_dataset(name: str) -> None:
 
 def check_model(name: str, pretrained: bool = False) -> None:
     """Raise a one-line CompressionError for an unknown model or an impossible pretrained request."""
-    if name not in MODELS:
-        raise CompressionError(f"unknown model '{name}': choose one of {', '.join(MODELS)}")
-    if pretrained and name not in PRETRAINABLE:
-        raise CompressionError(f"model '{name}' has no pretrained weights: only {', '.join(PRETRAINABLE)} do")
+    family = MODELS[name]
+    if pretrained and not family.pretrainable:
+        raise CompressionError(f"model '{name}' has no pretrained weights: only "
+                               f"{', '.join(MODELS.where(pretrainable=True))} do")

@@ -1,37 +1,66 @@
-"""The trade-off chart, one builder for the app and the offline report: accuracy against a cost (size,
-latency or FLOPs) on a log axis, a trace per technique in its fixed colour, simulated accuracies as open
-diamonds, the Pareto frontier as a dashed staircase, the baseline as a star, chosen results ringed and
-numbered. Import-light (plotly, no torch)."""
+"""The charts' look, one for the app and the offline report: the palette, the plotly template, and the
+trade-off chart — accuracy against a cost (size, latency or FLOPs) on a log axis, a trace per technique in
+its fixed colour, simulated accuracies as open diamonds, the Pareto frontier as a dashed staircase, the
+baseline as a star, chosen results ringed and numbered. Import-light (plotly, no torch)."""
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from compression import pareto
-from compression.recipe import Result, StageRecord
+from compression.result import Result, is_measured
 
-TECHNIQUE_COLORS = {"baseline": "#334155", "prune": "#2563eb", "quant": "#0d9488", "distill": "#7c3aed"}
+PALETTE = {  # every colour a chart uses, by what it means (the theme's own are in .streamlit/config.toml)
+    "measured": "#2563eb",   # the theme's blue
+    "accent": "#0d9488",     # teal
+    "simulated": "#d97706",  # amber: never mistaken for a measurement
+    "grid": "#7c3aed",       # violet: a quantization grid
+    "pink": "#db2777",
+    "baseline": "#64748b",   # slate
+    "lime": "#65a30d",
+    "cyan": "#0891b2",
+    "orange": "#c2410c",
+    "ochre": "#a16207",
+    "control": "#94a3b8",    # light slate
+    "threshold": "#dc2626",  # red: a cut, a clipping range, a ring, the path of a pipeline
+    "ink": "#0f172a",
+    "star": "#334155",
+    "gridline": "#eef2f7",
+}
+COLORWAY = [PALETTE[c] for c in ("measured", "accent", "simulated", "grid", "pink", "baseline", "lime", "cyan")]
+TECHNIQUE_COLORS = {"baseline": PALETTE["star"], "prune": PALETTE["measured"], "quant": PALETTE["accent"],
+                    "distill": PALETTE["grid"]}
 # combinations by the set of their stages (two orders of the same stages share a colour; hover tells the order)
-COMBINATION_COLORS = {frozenset({"prune", "quant"}): "#db2777", frozenset({"distill", "prune"}): "#65a30d",
-                      frozenset({"distill", "quant"}): "#c2410c", frozenset({"distill", "prune", "quant"}): "#0891b2"}
+COMBINATION_COLORS = {frozenset({"prune", "quant"}): PALETTE["pink"], frozenset({"distill", "prune"}): PALETTE["lime"],
+                      frozenset({"distill", "quant"}): PALETTE["orange"],
+                      frozenset({"distill", "prune", "quant"}): PALETTE["cyan"]}
 SIMULATED_SYMBOL = "diamond-open"
-GRID_COLOR = "#eef2f7"
-RING_COLOR = "#dc2626"
+SYMBOLS = {"measured": "circle", "simulated": SIMULATED_SYMBOL}
+TEMPLATE = "compression-explorer"
+
+
+@functools.cache
+def register_template() -> str:
+    """Register the one plotly look (plotly_white, the calm colorway, legend above the plot, a quiet grid) as
+    TEMPLATE, once per process, and return its name."""
+    template = go.layout.Template(pio.templates["plotly_white"])
+    template.layout.update(
+        colorway=COLORWAY, font=dict(size=13), hoverlabel=dict(font_size=12, align="left"), bargap=0.15,
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
+        xaxis=dict(showgrid=False, zeroline=False), yaxis=dict(gridcolor=PALETTE["gridline"], zeroline=False))
+    pio.templates[TEMPLATE] = template
+    return TEMPLATE
 
 
 def technique_color(technique: str) -> str:
     """A fixed colour for a technique (stable across pages, sessions and reports)."""
     if technique in TECHNIQUE_COLORS:
         return TECHNIQUE_COLORS[technique]
-    return COMBINATION_COLORS.get(frozenset(technique.split("+")), "#a16207")
-
-
-def is_measured(result: Result | StageRecord) -> bool:
-    """Whether the accuracy of a result (or of one stage of its path) comes from running its deployable file
-    in onnxruntime."""
-    return result.accuracy_source == "onnxruntime"
+    return COMBINATION_COLORS.get(frozenset(technique.split("+")), PALETTE["ochre"])
 
 
 @dataclass(frozen=True)
@@ -72,14 +101,14 @@ def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | Non
         fig.add_trace(go.Scatter(x=[pareto.metric_value(r, metric, baseline) / scale for r in front],
                                  y=[r.accuracy for r in front], mode="lines",
                                  name="Pareto frontier", hoverinfo="skip",
-                                 line=dict(color="#64748b", dash="dash", width=1.5, shape="hv")))
+                                 line=dict(color=PALETTE["baseline"], dash="dash", width=1.5, shape="hv")))
     if baseline is not None and (value := pareto.metric_value(baseline, metric, baseline)) is not None:
         fig.add_trace(go.Scatter(x=[value / scale], y=[baseline.accuracy], mode="markers+text", name="baseline",
                                  text=["baseline"], textposition="top center",
                                  marker=dict(symbol="star", size=18, color=TECHNIQUE_COLORS["baseline"]),
                                  customdata=[[baseline.recipe_hash, hover(baseline)]],
                                  hovertemplate="%{customdata[1]}<extra></extra>"))
-        fig.add_hline(y=baseline.accuracy, line_dash="dot", line_color="#94a3b8")
+        fig.add_hline(y=baseline.accuracy, line_dash="dot", line_color=PALETTE["control"])
     rings: dict[str, tuple[Result, float, list[str]]] = {}  # one ring a result, marked with all it answers
     for h in highlights:
         if (value := pareto.metric_value(h.result, metric, baseline)) is not None:
@@ -88,8 +117,8 @@ def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | Non
         fig.add_trace(go.Scatter(
             x=[x for _, x, _ in rings.values()], y=[r.accuracy for r, _, _ in rings.values()],
             mode="markers+text", name="answer", text=[", ".join(labels) for _, _, labels in rings.values()],
-            textposition="middle right", textfont=dict(color=RING_COLOR, size=14, weight="bold"),
-            marker=dict(symbol="circle-open", size=26, color=RING_COLOR, line=dict(width=3)),
+            textposition="middle right", textfont=dict(color=PALETTE["threshold"], size=14, weight="bold"),
+            marker=dict(symbol="circle-open", size=26, color=PALETTE["threshold"], line=dict(width=3)),
             customdata=[[r.recipe_hash, hover(r)] for r, _, _ in rings.values()],
             hovertemplate="%{customdata[1]}<extra></extra>"))
     style_axes(fig, title)
@@ -120,7 +149,7 @@ def accuracy_axis(fig: go.Figure, values: Sequence[float]) -> None:
     spread = max(values) - min(values) if values else 1.0
     flat = [min(values) - 0.01, max(values) + 0.01] if spread < 0.01 else None
     fig.update_yaxes(title="test accuracy", tickformat=".0%" if spread > 0.2 else ".1%", range=flat,
-                     gridcolor=GRID_COLOR)
+                     gridcolor=PALETTE["gridline"])
 
 
 def style_axes(fig: go.Figure, x_title: str) -> None:
@@ -129,6 +158,6 @@ def style_axes(fig: go.Figure, x_title: str) -> None:
     ys = [y for trace in fig.data for y in (trace.y or []) if y is not None]
     ticks = log_ticks(xs)
     fig.update_xaxes(type="log", title=x_title + " — log scale", tickvals=ticks or None,
-                     ticktext=[f"{t:g}" for t in ticks] or None, showgrid=True, gridcolor=GRID_COLOR)
+                     ticktext=[f"{t:g}" for t in ticks] or None, showgrid=True, gridcolor=PALETTE["gridline"])
     accuracy_axis(fig, ys)
     fig.update_layout(margin=dict(l=8, r=8, t=40, b=8))

@@ -236,6 +236,47 @@ def _make_splits(
     )
 
 
+@dataclass(frozen=True)
+class SampleImages:
+    """A few images of a split, one per class: as the model sees them (`x`, normalised), as a screen shows
+    them (`pixels`, channels first in 0 … 1), their labels and class names, and every class of the data set."""
+
+    x: torch.Tensor
+    pixels: np.ndarray
+    labels: list[int]
+    names: list[str]
+    classes: list[str]
+
+
+def sample_images(splits: Splits, split: str = "train", classes: int = 10, index: int = 0) -> SampleImages:
+    """The `index`-th image (the last, if a class has fewer) of each of the first `classes` classes of
+    `splits.<split>` that have any: the pictures a page shows of a data set."""
+    part: Split = getattr(splits, split)
+    rows = []
+    for label in range(min(classes, splits.num_classes)):
+        found = torch.nonzero(part.y == label).flatten()
+        if len(found):
+            rows.append(int(found[min(index, len(found) - 1)]))
+    x = part.x[rows]
+    mean = torch.tensor(splits.mean).view(1, -1, 1, 1)
+    std = torch.tensor(splits.std).view(1, -1, 1, 1)
+    labels = part.y[rows].tolist()
+    return SampleImages(x, (x * std + mean).clamp(0, 1).numpy(), labels, [splits.classes[i] for i in labels],
+                        list(splits.classes))
+
+
+def screen_image(pixels: np.ndarray, min_width: int = 0) -> np.ndarray:
+    """An image (channels, height, width) in 0 … 1 as a screen shows it: RGB uint8, channels last; a
+    one-channel image (digits, MNIST, Fashion-MNIST: ink is 1) as dark ink on white; enlarged by whole pixels
+    to at least `min_width` (an 8×8 digit stays sharp)."""
+    pixels = np.clip(pixels, 0, 1)
+    if pixels.shape[0] == 1:
+        pixels = np.repeat(1 - pixels, 3, axis=0)
+    image = np.round(pixels.transpose(1, 2, 0) * 255).astype(np.uint8)
+    factor = max(1, min_width // image.shape[1])
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
 def load_dataset(
     name: str,
     seed: int = 0,

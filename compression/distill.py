@@ -1,6 +1,8 @@
 """Knowledge distillation (Hinton et al., 2015): a narrow student learns from a trained teacher's softened
 outputs; a label-only control with the same init, batches and epochs shows what the teacher adds."""
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -24,6 +26,36 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temp
 def soften(logits: Tensor, temperature: float) -> Tensor:
     """Class probabilities from logits, softened by `temperature`: softmax(logits / T)."""
     return torch.softmax(logits / temperature, dim=1)
+
+
+@dataclass(frozen=True)
+class SoftTargets:
+    """A teacher's class probabilities for some images at temperature T, beside the same at T = 1."""
+
+    temperature: float
+    probabilities: Tensor  # (images, classes) at T
+    at_one: Tensor         # (images, classes) at T = 1
+
+    @staticmethod
+    def _off_top(probabilities: Tensor) -> float:
+        return float(1 - probabilities.max(dim=1).values.mean())
+
+    @property
+    def dark_knowledge(self) -> float:
+        """The mean share of probability on the classes other than the top one at T: what the student learns
+        from beyond the label."""
+        return self._off_top(self.probabilities)
+
+    @property
+    def dark_knowledge_at_one(self) -> float:
+        """The same share at T = 1."""
+        return self._off_top(self.at_one)
+
+
+def soft_targets(teacher: nn.Module, images: Tensor, temperature: float) -> SoftTargets:
+    """`teacher`'s softened outputs for `images` (normalised as the model sees them) at `temperature`."""
+    logits = predict(teacher, images)
+    return SoftTargets(temperature, soften(logits, temperature), soften(logits, 1.0))
 
 
 def build_student(teacher: str, spec: DistillSpec, input_shape: InputShape, num_classes: int) -> nn.Module:

@@ -1,4 +1,5 @@
-"""Measurements by the DESIGN.md protocol: onnxruntime accuracy and latency, size, parameters, FLOPs, provenance."""
+"""Measurements by the protocol of docs/ARCHITECTURE.md: onnxruntime accuracy and latency, size, parameters, FLOPs,
+provenance."""
 
 import fcntl
 import gzip
@@ -19,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from compression import settings
 from compression.data import Split
-from compression.recipe import Latency, LayerSparsity
+from compression.result import Latency, LayerSparsity, Provenance
 
 
 @dataclass(frozen=True)
@@ -134,16 +135,10 @@ def cpu_flags() -> dict[str, bool]:
     return {flag: flag in flags for flag in ("avx2", "avx512f", "avx512_vnni", "amx_int8")}
 
 
-def provenance(threads: int, batch: int) -> dict:
+def provenance(threads: int, batch: int) -> Provenance:
     """Where and how the numbers were measured: runtime, threads, batch, CPU, library versions."""
     packages = ("torch", "torchvision", "onnx", "onnxruntime", "torch-pruning", "scikit-learn")
-    return {
-        "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
-        "threads": threads,
-        "batch": batch,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_flags": cpu_flags(),
-        "python": platform.python_version(),
-        "versions": {p: metadata.version(p) for p in packages},
-    }
+    return Provenance(runtime=f"onnxruntime {ort.__version__} CPUExecutionProvider", threads=threads, batch=batch,
+                      cpu=platform.processor() or platform.machine(), cpu_count=os.cpu_count(),
+                      cpu_flags=cpu_flags(), python=platform.python_version(),
+                      versions={p: metadata.version(p) for p in packages})

@@ -1,6 +1,5 @@
-"""Model registry: every model is built for any input shape and class count."""
-
-from collections.abc import Callable
+"""The model architectures of the registry (compression.catalog.MODELS): every model is built for any input
+shape and class count."""
 
 import torch
 from torch import nn
@@ -8,7 +7,7 @@ from torchvision import models as tvm
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock
 
-from compression.catalog import WIDTH_MODELS, check_model
+from compression.catalog import MODELS, check_model
 from compression.errors import CompressionError
 
 InputShape = tuple[int, int, int]
@@ -121,7 +120,7 @@ def _load_weights(weights: tvm.WeightsEnum, name: str) -> dict:
         ) from exc
 
 
-def _torchvision_resnet18(input_shape: InputShape, num_classes: int, pretrained: bool) -> nn.Module:
+def torchvision_resnet18(input_shape: InputShape, num_classes: int, pretrained: bool) -> nn.Module:
     model = tvm.resnet18()
     if pretrained:
         model.load_state_dict(_load_weights(tvm.ResNet18_Weights.DEFAULT, "resnet18"))
@@ -130,7 +129,7 @@ def _torchvision_resnet18(input_shape: InputShape, num_classes: int, pretrained:
     return model
 
 
-def _torchvision_mobilenet_v3_small(input_shape: InputShape, num_classes: int, pretrained: bool) -> nn.Module:
+def torchvision_mobilenet_v3_small(input_shape: InputShape, num_classes: int, pretrained: bool) -> nn.Module:
     model = tvm.mobilenet_v3_small()
     if pretrained:
         model.load_state_dict(_load_weights(tvm.MobileNet_V3_Small_Weights.DEFAULT, "mobilenet_v3_small"))
@@ -139,27 +138,16 @@ def _torchvision_mobilenet_v3_small(input_shape: InputShape, num_classes: int, p
     return model
 
 
-_SCALABLE: dict[str, Callable[[InputShape, int, float], nn.Module]] = {
-    "cnn": SmallCNN,
-    "resnet": SmallResNet,
-    "mobilenet": SmallMobileNet,
-}
-
-_TORCHVISION: dict[str, Callable[[InputShape, int, bool], nn.Module]] = {
-    "resnet18": _torchvision_resnet18,
-    "mobilenet_v3_small": _torchvision_mobilenet_v3_small,
-}
-
-
 def build_model(name: str, input_shape: InputShape, num_classes: int, pretrained: bool = False,
                 width: float = 1.0) -> nn.Module:
     """A fresh model `name` for inputs of `input_shape` (C, H, W) and `num_classes` outputs; `width` multiplies
-    the channel counts of the small models (a distillation student)."""
+    the channel counts of a scalable family (a distillation student)."""
     check_model(name, pretrained)
     if width <= 0:
         raise CompressionError(f"width multiplier must be positive, got {width}")
-    if name in WIDTH_MODELS:
-        return _SCALABLE[name](tuple(input_shape), num_classes, width)
+    family = MODELS[name]
+    if family.scalable:
+        return family.load()(tuple(input_shape), num_classes, width)
     if width != 1.0:
-        raise CompressionError(f"a width multiplier applies to {', '.join(WIDTH_MODELS)}, not to {name}")
-    return _TORCHVISION[name](tuple(input_shape), num_classes, pretrained)
+        raise CompressionError(f"a width multiplier applies to {', '.join(MODELS.where(scalable=True))}, not to {name}")
+    return family.load()(tuple(input_shape), num_classes, pretrained)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from compression.errors import CompressionError
-from compression.recipe import Recipe, Result
+from compression.recipe import Recipe
+from compression.result import Result
 from compression.store import Store
 
 METRICS: tuple[str, ...] = ("size", "latency", "flops")

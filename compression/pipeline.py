@@ -1,5 +1,6 @@
 """run(recipe) -> Result: train (or reuse) the baseline, apply the recipe's stages in order, export to
-ONNX, measure by the DESIGN.md protocol and store. A recipe already in the store is never recomputed."""
+ONNX, measure by the protocol of docs/ARCHITECTURE.md and store. A recipe already in the store is never
+recomputed."""
 
 import tempfile
 import time
@@ -21,7 +22,8 @@ from compression.measure import (count_flops, count_params, file_sizes, layer_sp
                                  provenance, time_interleaved)
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
-from compression.recipe import QuantSpec, Recipe, Result, StageRecord
+from compression.recipe import QuantSpec, Recipe
+from compression.result import DistillReport, QuantReport, Result, SensitivityTable, StageRecord, from_json
 from compression.store import Store
 from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent
 
@@ -57,12 +59,19 @@ def train_baseline(recipe: Recipe, splits: Splits, progress: ProgressFn = silent
     return fit(model, splits.train, recipe.epochs, seed=recipe.seed, progress=progress)
 
 
+def stored_weights(store: Store, recipe: Recipe) -> Path | None:
+    """The file of `recipe`'s trained baseline weights in the store (shared by every timing setup), or None
+    while they are not trained."""
+    stored = store.get("weights", recipe.training_key)
+    path = store.root / stored["artifacts"][WEIGHTS] if stored else None
+    return path if path is not None and path.exists() else None
+
+
 def baseline_model(store: Store, recipe: Recipe, splits: Splits, progress: ProgressFn = silent) -> nn.Module:
     """The trained baseline network of `recipe`: its stored weights (shared by every timing setup), or
     trained now and stored."""
-    stored = store.get("weights", recipe.training_key)
-    path = store.root / stored["artifacts"][WEIGHTS] if stored else None
-    if path is not None and path.exists():
+    path = stored_weights(store, recipe)
+    if path is not None:
         progress(Progress("train", f"trained weights served from the store ({recipe.training_key})"))
         model = models.build_model(recipe.model, splits.input_shape, splits.num_classes)
         model.load_state_dict(torch.load(path, weights_only=True))
@@ -100,7 +109,7 @@ class Deployed:
     size_bytes: int
     size_gzip_bytes: int
     size_source: str
-    quant_report: dict[str, Any] | None = None
+    quant_report: QuantReport | None = None
 
     @property
     def runnable(self) -> bool:
@@ -194,7 +203,7 @@ class Compressed:
     model: nn.Module
     deployed: Deployed
     records: list[StageRecord]
-    distill_report: dict[str, Any] | None
+    distill_report: dict[str, Any] | None  # as a checkpoint stores it: without the student's own accuracy
 
 
 def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits, store: Store, workdir: Path,
@@ -288,35 +297,37 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
         return store.put_result(result, files)
 
 
-def _distill_result(compressed: Compressed) -> dict[str, Any] | None:
+def _distill_result(compressed: Compressed) -> DistillReport | None:
     """The distillation report with the KD student's own accuracy and its gain over the label-only control."""
     report = compressed.distill_report
     if report is None:
         return None
     student = next(r for r in compressed.records if r.stage == "distill")
-    return {**report, "student_accuracy": student.accuracy, "kd_gain": student.accuracy - report["control_accuracy"]}
+    return DistillReport(**report, student_accuracy=student.accuracy,
+                         kd_gain=student.accuracy - report["control_accuracy"])
 
 
 def sensitivity_table(recipe: Recipe, method: str, store: Store | None = None,
-                      progress: ProgressFn = silent) -> dict[str, Any]:
+                      progress: ProgressFn = silent) -> SensitivityTable:
     """Per-layer pruning sensitivity of the recipe's baseline on the validation split (stored, never redone)."""
     recipe.validate()
     store = store or Store()
-    key = recipe.sensitivity_key(method)
-    cached = store.get("sensitivity", key)
+    cached = stored_sensitivity(recipe, method, store)
     if cached is not None:
-        progress(Progress("store", f"served from the store ({key})"))
+        progress(Progress("store", f"served from the store ({recipe.sensitivity_key(method)})"))
         return cached
     base = run(recipe.baseline(), store, progress)
     splits = load_splits(recipe.dataset, recipe.seed)
     model = baseline_model(store, recipe.baseline(), splits, progress)
-    table = sensitivity(model, splits, method, recipe.seed, progress=progress)
-    payload = {
-        "dataset": recipe.dataset, "model": recipe.model, "method": method, "baseline_hash": base.recipe_hash,
-        "split": "validation", "runtime": "torch (no fine-tuning)",
-        "baseline_val_accuracy": evaluate(model, splits.val),
-        "ratios": list(SENSITIVITY_RATIOS), "layers": [vars(row) for row in table],
-    }
-    store.put("sensitivity", key, payload)
-    return payload
+    table = SensitivityTable(
+        dataset=recipe.dataset, model=recipe.model, method=method, baseline_hash=base.recipe_hash,
+        split="validation", runtime="torch (no fine-tuning)", baseline_val_accuracy=evaluate(model, splits.val),
+        ratios=list(SENSITIVITY_RATIOS), layers=sensitivity(model, splits, method, recipe.seed, progress=progress))
+    store.put("sensitivity", recipe.sensitivity_key(method), table.to_dict())
+    return table
 
+
+def stored_sensitivity(recipe: Recipe, method: str, store: Store) -> SensitivityTable | None:
+    """The stored sensitivity table of the recipe's baseline under `method`, or None (nothing is computed)."""
+    stored = store.get("sensitivity", recipe.sensitivity_key(method))
+    return from_json(SensitivityTable, stored) if stored is not None else None

@@ -12,12 +12,13 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from compression.catalog import STRUCTURED_METHODS
+from compression.catalog import PRUNE_METHODS
 from compression.data import Splits
 from compression.distill import teacher_loss
 from compression.errors import CompressionError
 from compression.measure import prunable_layers
 from compression.recipe import PruneSpec
+from compression.result import Histogram, LayerSensitivity, Result
 from compression.train import Progress, ProgressFn, evaluate, fit, silent
 
 CALIBRATION_SAMPLES = 256
@@ -100,10 +101,19 @@ class WeightActivationImportance(tp.importance.Importance):
         return self.lam * weight + (1 - self.lam) * activation
 
 
+def magnitude_importance(spec: PruneSpec) -> tp.importance.Importance:
+    """Channels ranked by the L1 / L2 norm (the method's `norm`) of their weights."""
+    return tp.importance.MagnitudeImportance(p=spec.technique.norm)
+
+
+def activation_importance(spec: PruneSpec) -> tp.importance.Importance:
+    """Channels ranked by λ · weight magnitude + (1 − λ) · mean activation."""
+    return WeightActivationImportance(spec.lam)
+
+
 def _importance(spec: PruneSpec) -> tp.importance.Importance:
-    if spec.method == "activation":
-        return WeightActivationImportance(spec.lam)
-    return tp.importance.MagnitudeImportance(p=1 if spec.method == "channel-l1" else 2)
+    """The importance a structured method's registry entry builds for `spec`."""
+    return spec.technique.load()(spec)
 
 
 def _calibration_inputs(splits: Splits, seed: int) -> torch.Tensor:
@@ -120,14 +130,21 @@ def _structured_pruner(model: nn.Module, spec: PruneSpec, example: torch.Tensor,
         round_to=spec.round_to if spec.round_to > 1 else None)
 
 
+def mask_each_layer(layers: Sequence[nn.Module], amount: float) -> None:
+    """Mask `amount` of the still-unmasked weights of each layer, by magnitude within the layer."""
+    for layer in layers:
+        torch_prune.l1_unstructured(layer, "weight", amount=amount)
+
+
+def mask_globally(layers: Sequence[nn.Module], amount: float) -> None:
+    """Mask `amount` of the still-unmasked weights of all `layers`, by magnitude under one threshold."""
+    torch_prune.global_unstructured([(layer, "weight") for layer in layers],
+                                    pruning_method=torch_prune.L1Unstructured, amount=amount)
+
+
 def _prune_unstructured(model: nn.Module, method: str, amount: float) -> None:
-    """Mask `amount` of the still-unmasked weights of every conv / linear layer by magnitude."""
-    params = [(m, "weight") for _, m in prunable_layers(model)]
-    if method == "global-unstructured":
-        torch_prune.global_unstructured(params, pruning_method=torch_prune.L1Unstructured, amount=amount)
-    else:
-        for module, name in params:
-            torch_prune.l1_unstructured(module, name, amount=amount)
+    """Mask `amount` of the still-unmasked conv / linear weights of `model` as the method's entry does."""
+    PRUNE_METHODS[method].load()([m for _, m in prunable_layers(model)], amount)
 
 
 def _make_masks_permanent(model: nn.Module) -> None:
@@ -165,16 +182,6 @@ def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, pr
             loss_fn=loss_fn)
     _make_masks_permanent(model)
     return model
-
-
-@dataclass(frozen=True)
-class LayerSensitivity:
-    """Validation accuracy with one layer alone pruned at each ratio."""
-
-    name: str
-    channels: int
-    weights: int
-    accuracy: list[float]
 
 
 def _prune_one_layer(model: nn.Module, name: str, method: str, ratio: float, example: torch.Tensor) -> nn.Module:
@@ -220,11 +227,15 @@ class LayerCut:
 
     name: str
     unit: str
-    counts: list[int]
-    edges: list[float]
+    histogram: Histogram
     threshold: float
     removed: int
     total: int
+
+    @property
+    def what(self) -> str:
+        """What is cut: 'weights' or 'channels'."""
+        return "weights" if self.unit == "|weight|" else "channels"
 
 
 def _kth(values: torch.Tensor, k: int) -> float:
@@ -236,25 +247,25 @@ def _kth(values: torch.Tensor, k: int) -> float:
 
 def pruning_cuts(model: nn.Module, method: str, ratio: float, round_to: int = 1, bins: int = 60) -> list[LayerCut]:
     """Per layer of the (unpruned, read-only) `model`: the histogram of what `method` ranks and the one-shot
-    threshold `ratio` implies. Unstructured: |w| with the layer's own cut (l1) or one cut across layers
-    (global), the count torch.nn.utils.prune removes (round(ratio · n)). Channel methods: each output
-    channel's L1 / L2 weight norm, cut at the channels torch-pruning removes (classifier kept); the real
-    pruner scores whole dependency groups, and activation importance also weighs activations, so the
+    threshold `ratio` implies. Unstructured: |w| with the layer's own cut or one cut across layers (the
+    method's `scope`), the count torch.nn.utils.prune removes (round(ratio · n)). Channel methods: each output
+    channel's weight norm (the method's `norm`), cut at the channels torch-pruning removes (classifier kept);
+    the real pruner scores whole dependency groups, and activation importance also weighs activations, so the
     exact channels can differ."""
+    technique = PRUNE_METHODS[method]
     layers = prunable_layers(model)
     cuts = []
     with torch.no_grad():
-        if method in STRUCTURED_METHODS:
-            p = 1 if method == "channel-l1" else 2
+        if technique.structured:
+            p = technique.norm
             for i, (name, layer) in enumerate(layers):
-                w = layer.weight.detach().flatten(1)
-                scores = w.abs().sum(1) if p == 1 else w.pow(2).sum(1).sqrt()
+                scores = layer.weight.detach().flatten(1).norm(p=p, dim=1)
                 n = scores.numel()
                 removed = 0 if i == len(layers) - 1 else n - max(kept_channels(n, ratio, round_to), 0)
                 cuts.append(_cut(name, f"channel L{p} norm", scores, removed, bins))
         else:
             magnitudes = [(name, layer.weight.detach().abs().flatten()) for name, layer in layers]
-            if method == "global-unstructured":
+            if technique.scope == "global":
                 every = torch.cat([m for _, m in magnitudes])
                 threshold = _kth(every, round(ratio * every.numel()))
                 for name, m in magnitudes:
@@ -265,9 +276,34 @@ def pruning_cuts(model: nn.Module, method: str, ratio: float, round_to: int = 1,
     return cuts
 
 
+def histogram(values: torch.Tensor, bins: int) -> Histogram:
+    """`values` binned into `bins` equal bins between their minimum and maximum."""
+    counts, edges = np.histogram(values.detach().double().flatten().numpy(), bins=bins)
+    return Histogram(counts.tolist(), edges.tolist())
+
+
 def _cut(name: str, unit: str, scores: torch.Tensor, removed: int, bins: int,
          threshold: float | None = None) -> LayerCut:
-    values = scores.double().numpy()
-    counts, edges = np.histogram(values, bins=bins)
-    return LayerCut(name, unit, counts.tolist(), edges.tolist(),
-                    _kth(scores, removed) if threshold is None else threshold, removed, values.size)
+    return LayerCut(name, unit, histogram(scores, bins), _kth(scores, removed) if threshold is None else threshold,
+                    removed, scores.numel())
+
+
+@dataclass(frozen=True)
+class LayerRemoval:
+    """How much of one baseline layer's weights a pruned result lost: removed with whole channels (the tensors
+    shrank) or zeroed in place (still in the tensors), as fractions of the baseline's weights."""
+
+    name: str
+    removed: float
+    zeroed: float
+
+
+def layer_removal(base: Result, result: Result) -> list[LayerRemoval]:
+    """Per conv / linear layer of `result`'s exported model, the share of `base`'s weights removed and zeroed:
+    a removed channel takes its weights out of its own layer and its input columns out of the next."""
+    before = {layer.name: layer.weights for layer in base.layers}
+    shares = []
+    for layer in result.layers:
+        total = before.get(layer.name, layer.weights)
+        shares.append(LayerRemoval(layer.name, 1 - layer.weights / total, (layer.weights - layer.nonzero) / total))
+    return shares

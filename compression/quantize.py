@@ -8,7 +8,7 @@ import io
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +25,17 @@ from onnxruntime.transformers.float16 import convert_float_to_float16
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compression.catalog import INT8_MODES
 from compression.data import Split, Splits
 from compression.errors import CompressionError
 from compression.export import INPUT_NAME, save_deployable
 from compression.measure import prunable_layers
-from compression.recipe import QuantSpec
+from compression.catalog import BITS
+from compression.recipe import Format, QuantSpec, Recipe
+from compression.result import ActivationStats, Histogram, LayerQuant, QuantReport, Result, is_measured
 from compression.train import LEARNING_RATE, Progress, ProgressFn, evaluate, fit, silent
 
 PTQ_BITS: tuple[int, ...] = (16, 8, 6, 4, 3, 2)
+QAT_CURVE_EPOCHS = 2  # QAT epochs of the accuracy-against-bits curve when the chosen setting is 0
 QAT_LEARNING_RATE = LEARNING_RATE / 10  # fine-tuning a trained model: a tenth of the training peak
 PERCENTILE = 99.99  # percentile calibration keeps this share of activation values inside the range
 HISTOGRAM_BINS = 512  # histogram of activation values that entropy and percentile calibration choose from
@@ -55,36 +57,17 @@ class AffineParams:
     qmax: int
 
 
-@dataclass(frozen=True)
-class Format:
-    """How a tensor kind (weights or activations) is fake-quantized."""
-
-    bits: int
-    scheme: str
-    granularity: str = "per-tensor"
-
-
-@dataclass(frozen=True)
-class ActivationRange:
-    """A layer's input on calibration samples: the observed range and the clip range calibration chose."""
-
-    observed_min: float
-    observed_max: float
-    clip_min: float
-    clip_max: float
-
-
 @dataclass
 class Quantized:
     """The quant stage's deployable form: an ONNX file (None when simulated), simulated accuracies (fake
-    only), the size when it is computed rather than measured on a file, and a JSON-ready report."""
+    only), the size when it is computed rather than measured on a file, and its report."""
 
     onnx: Path | None
     simulated_accuracy: float | None
     simulated_val_accuracy: float | None
     size_bytes: int | None
     size_source: str
-    report: dict[str, Any]
+    report: QuantReport | None = None  # set by convert() once the stage's parts are known
 
 
 def _qrange(bits: int, scheme: str) -> tuple[int, int]:
@@ -167,12 +150,12 @@ def sqnr_db(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     return math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-300) / noise)
 
 
-def _histogram(x: torch.Tensor, bins: int) -> dict[str, list]:
+def _histogram(x: torch.Tensor, bins: int) -> Histogram:
     counts, edges = torch.histogram(x.detach().flatten().float(), bins=bins)
-    return {"counts": [int(c) for c in counts.tolist()], "edges": edges.tolist()}
+    return Histogram([int(c) for c in counts.tolist()], edges.tolist())
 
 
-def weight_report(model: nn.Module, bits: int, scheme: str, granularity: str, bins: int = 60) -> list[dict]:
+def weight_report(model: nn.Module, bits: int, scheme: str, granularity: str, bins: int = 60) -> list[LayerQuant]:
     """Per conv / linear layer: weight range, affine parameters (of the whole-tensor range; per-channel
     scales too), SQNR of the quantized weights and a histogram of the float weights. Cheap enough to
     recompute as a bit-width slider moves."""
@@ -181,13 +164,54 @@ def weight_report(model: nn.Module, bits: int, scheme: str, granularity: str, bi
         w = layer.weight.detach()
         quantized, params = quantize_weights(w, bits, scheme, granularity)
         whole = affine_params(float(w.min()), float(w.max()), bits, scheme)
-        entry = {"name": name, "kind": "conv" if isinstance(layer, nn.Conv2d) else "linear",
-                 "shape": list(w.shape), "weight_min": float(w.min()), "weight_max": float(w.max()),
-                 **asdict(whole), "sqnr_db": sqnr_db(w, quantized), "histogram": _histogram(w, bins)}
-        if granularity == "per-channel":
-            entry["scales"] = [p.scale for p in params]
-        report.append(entry)
+        report.append(LayerQuant(
+            name, "conv" if isinstance(layer, nn.Conv2d) else "linear", list(w.shape), float(w.min()),
+            float(w.max()), **asdict(whole), sqnr_db=sqnr_db(w, quantized), histogram=_histogram(w, bins),
+            scales=[p.scale for p in params] if granularity == "per-channel" else None))
     return report
+
+
+@dataclass(frozen=True)
+class GridView:
+    """The affine mapping of one layer's weights (or one output channel's) drawn for teaching: the values'
+    range, the range the grid covers (asymmetric: widened to hold 0; symmetric: ±max|x|), the affine
+    parameters, the values' histogram, the clipping range and, when there are few enough to draw, the levels
+    a weight can take."""
+
+    fmt: Format
+    x_min: float
+    x_max: float
+    lo: float
+    hi: float
+    params: AffineParams
+    histogram: Histogram
+    clip_min: float
+    clip_max: float
+    levels: int
+    grid: list[float] | None
+
+
+GRID_DRAWN_LEVELS = 64  # a finer grid is too dense to draw as ticks
+
+
+def grid_view(model: nn.Module, layer: str, fmt: Format, channel: int | None = None) -> GridView:
+    """The mapping of the weights of `model`'s conv / linear `layer` (all of them, or output channel `channel`)
+    onto `fmt`'s grid: one range for the values shown, as per-tensor quantization (or per-channel, for one
+    channel) ranges them."""
+    weight = model.get_submodule(layer).weight
+    values = (weight[channel] if channel is not None else weight).detach().flatten()
+    x_min, x_max = float(values.min()), float(values.max())
+    p = affine_params(x_min, x_max, fmt.bits, fmt.scheme)
+    if fmt.scheme == "asymmetric":
+        lo, hi = min(x_min, 0.0), max(x_max, 0.0)
+    else:
+        hi = max(abs(x_min), abs(x_max))
+        lo = -hi
+    bins = int(min(60, max(10, values.numel() // 4))) if channel is not None else 60
+    levels = p.qmax - p.qmin + 1
+    grid = [(q - p.zero_point) * p.scale for q in range(p.qmin, p.qmax + 1)] if levels <= GRID_DRAWN_LEVELS else None
+    return GridView(fmt, x_min, x_max, lo, hi, p, _histogram(values, bins), (p.qmin - p.zero_point) * p.scale,
+                    (p.qmax - p.zero_point) * p.scale, levels, grid)
 
 
 class _FakeQuantWeight(nn.Module):
@@ -246,7 +270,7 @@ def _calibrator_options(scheme: str, bits: int) -> dict[str, Any]:
 
 
 def observe_activations(model: nn.Module, x: torch.Tensor, calibration: str, fmt: Format
-                        ) -> dict[str, ActivationRange]:
+                        ) -> dict[str, ActivationStats]:
     """Range of each conv / linear layer's input over calibration images `x` (batch by batch), and the clip
     range the `calibration` method chooses from it for `fmt`: min/max, or onnxruntime's percentile or
     minimal-KL (entropy) choice from a histogram."""
@@ -276,25 +300,21 @@ def observe_activations(model: nn.Module, x: torch.Tensor, calibration: str, fmt
     ranges = {}
     for name, (lo, hi) in observed.items():
         clip_min, clip_max = (float(c) for c in clips[name][:2]) if collector is not None else (lo, hi)
-        ranges[name] = ActivationRange(lo, hi, clip_min, clip_max)
+        ranges[name] = ActivationStats(lo, hi, clip_min, clip_max)
     return ranges
 
 
 def weight_format(spec: QuantSpec) -> Format | None:
     """How the runtime (or the simulation) quantizes weights; None for the float formats."""
-    if spec.mode == "fake":
+    if spec.simulated:
         return Format(spec.bits, spec.scheme, spec.granularity)
-    if spec.mode in INT8_MODES:
+    if spec.technique.integer:
         return Format(8, "symmetric", spec.granularity)  # signed int8 weights, as the fast kernels need
     return None
 
 
-def _activation_params(ranges: dict[str, ActivationRange], fmt: Format) -> dict[str, AffineParams]:
+def _activation_params(ranges: dict[str, ActivationStats], fmt: Format) -> dict[str, AffineParams]:
     return {name: affine_params(r.clip_min, r.clip_max, fmt.bits, fmt.scheme) for name, r in ranges.items()}
-
-
-def _quantizes_activations(spec: QuantSpec) -> bool:
-    return spec.mode == "int8-static" or (spec.mode == "fake" and spec.activations)
 
 
 def quantize_stage(model: nn.Module, spec: QuantSpec, splits: Splits, seed: int,
@@ -309,7 +329,7 @@ def quantize_stage(model: nn.Module, spec: QuantSpec, splits: Splits, seed: int,
         return model.eval()
     weights = weight_format(spec)
     inputs = {}
-    if _quantizes_activations(spec):
+    if spec.calibrates:
         fmt = Format(spec.bits, spec.scheme)
         ranges = observe_activations(model, calibration_inputs(splits.train, spec.calib_samples), spec.calibration, fmt)
         inputs = _activation_params(ranges, fmt)
@@ -399,14 +419,19 @@ def _onnx_input_clips(path: Path) -> dict[str, dict[str, float | int]]:
     return clips
 
 
-def _convert_fp16(float_onnx: Path, workdir: Path) -> Path:
+def keep_float(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path) -> Path:
+    """FP32: the float export unchanged (the reference)."""
+    return float_onnx
+
+
+def convert_fp16(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path) -> Path:
     """FP16 weights and arithmetic, with float32 inputs and outputs (keep_io_types)."""
     path = workdir / "converted-fp16.onnx"
     onnx.save(convert_float_to_float16(onnx.load(str(float_onnx)), keep_io_types=True), str(path))
     return path
 
 
-def _convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, workdir: Path) -> Path:
+def convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path) -> Path:
     """QDQ INT8: symmetric int8 weights, activations by spec.scheme with ranges calibrated on `x`."""
     path = workdir / "converted-int8-static.onnx"
     preprocessed = _preprocessed(float_onnx, workdir)
@@ -420,7 +445,7 @@ def _convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, workdir:
     return path
 
 
-def _convert_dynamic(float_onnx: Path, spec: QuantSpec, workdir: Path) -> Path:
+def convert_dynamic(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path) -> Path:
     """Dynamic INT8: int8 weights, activations quantized at run time per batch."""
     path = workdir / "converted-int8-dynamic.onnx"
     quantize_dynamic(str(_preprocessed(float_onnx, workdir)), str(path),
@@ -428,18 +453,19 @@ def _convert_dynamic(float_onnx: Path, spec: QuantSpec, workdir: Path) -> Path:
     return path
 
 
-def _layer_report(model: nn.Module, weights: Format | None, activations: dict[str, dict]) -> list[dict]:
-    """weight_report's entries (none for float formats), each with its input's activation entry if any."""
+def _layer_report(model: nn.Module, weights: Format | None, activations: dict[str, ActivationStats]
+                  ) -> list[LayerQuant]:
+    """weight_report's layers (none for float formats), each with its input's activation statistics if any."""
     if weights is None:
         return []
     layers = weight_report(model, weights.bits, weights.scheme, weights.granularity)
-    return [{**entry, "activation": activations.get(entry["name"])} for entry in layers]
+    return [replace(layer, activation=activations.get(layer.name)) for layer in layers]
 
 
 def _simulate(model: nn.Module, spec: QuantSpec, splits: Splits, x: torch.Tensor | None
-              ) -> tuple[Quantized, dict[str, dict]]:
+              ) -> tuple[Quantized, dict[str, Any], dict[str, ActivationStats]]:
     """Fake mode: accuracy of the fake-quantized model in torch (inputs too when `x`, the calibration
-    images, is given), its packed size, and each quantized input's activation entry."""
+    images, is given), its packed size, and each quantized input's activation statistics."""
     fmt = Format(spec.bits, spec.scheme)
     ranges = observe_activations(model, x, spec.calibration, fmt) if x is not None else {}
     inputs = _activation_params(ranges, fmt)
@@ -447,47 +473,83 @@ def _simulate(model: nn.Module, spec: QuantSpec, splits: Splits, x: torch.Tensor
     with fake_quantized(simulated, weight_format(spec), inputs):
         accuracy, val_accuracy = evaluate(simulated, splits.test), evaluate(simulated, splits.val)
     size = packed_size(model, spec.bits, spec.granularity, len(inputs))
-    activations = {name: {**asdict(ranges[name]), "scale": p.scale, "zero_point": p.zero_point}
-                   for name, p in inputs.items()}
-    return Quantized(None, accuracy, val_accuracy, size, f"computed: packed {spec.bits}-bit weights", {}), activations
+    activations = {name: replace(ranges[name], scale=p.scale, zero_point=p.zero_point) for name, p in inputs.items()}
+    return Quantized(None, accuracy, val_accuracy, size, f"computed: packed {spec.bits}-bit weights"), {}, activations
 
 
 def _deploy(model: nn.Module, float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path
-            ) -> tuple[Quantized, dict[str, dict]]:
-    """Real formats: the onnxruntime file (minified), INT8 checked for integer kernels; for static INT8 each
-    layer input's observed range (torch, on `x`) beside the clip range calibration wrote into the file (read
-    before minifying, while tensors still carry the torch parameter names)."""
-    if spec.mode == "fp32":
-        converted = float_onnx
-    elif spec.mode == "fp16":
-        converted = _convert_fp16(float_onnx, workdir)
-    elif spec.mode == "int8-static":
-        converted = _convert_static(float_onnx, spec, x, workdir)
-    else:
-        converted = _convert_dynamic(float_onnx, spec, workdir)
+            ) -> tuple[Quantized, dict[str, Any], dict[str, ActivationStats]]:
+    """Real formats: the onnxruntime file the mode's converter makes (minified), INT8 checked for integer
+    kernels; where activations are calibrated, each layer input's observed range (torch, on `x`) beside the
+    clip range calibration wrote into the file (read before minifying, while tensors still carry the torch
+    parameter names)."""
+    converted = spec.technique.load()(float_onnx, spec, x, workdir)
     path = save_deployable(converted, workdir / f"model-{spec.mode}.onnx")
-    checks = integer_execution(path, workdir) if spec.mode in INT8_MODES else {}
+    checks = integer_execution(path, workdir) if spec.technique.integer else {}
     activations = {}
-    if spec.mode == "int8-static":
+    if spec.calibrates:
         clips = _onnx_input_clips(converted)
-        activations = {name: {"observed_min": r.observed_min, "observed_max": r.observed_max, **clips.get(name, {})}
+        activations = {name: replace(r, **{"clip_min": None, "clip_max": None, **clips.get(name, {})})
                        for name, r in observe_activations(model, x, "minmax", Format(8, spec.scheme)).items()}
-    return Quantized(path, None, None, None, "onnx file", checks), activations
+    return Quantized(path, None, None, None, "onnx file"), checks, activations
 
 
 def convert(model: nn.Module, float_onnx: Path | None, spec: QuantSpec, splits: Splits, workdir: Path) -> Quantized:
     """The deployable form of the quant stage, from `model` and its float ONNX export with the exporter's
-    names `float_onnx` (export.export_named; None for fake, which needs no file): the minified float file
-    (fp32), a minified FP16 or INT8 onnxruntime file (INT8 checked to run integer kernels), or a simulated
-    k-bit model (fake); plus a JSON-ready report for the app's teaching visuals."""
+    names `float_onnx` (export.export_named; None for a simulated mode, which needs no file): the file the
+    mode's registered converter makes (minified; INT8 checked to run integer kernels), or a simulated k-bit
+    model; with its QuantReport for the app's teaching visuals."""
     spec.validate()
     workdir.mkdir(parents=True, exist_ok=True)
-    x = calibration_inputs(splits.train, spec.calib_samples) if _quantizes_activations(spec) else None
-    if spec.mode == "fake":
-        quantized, activations = _simulate(model, spec, splits, x)
+    x = calibration_inputs(splits.train, spec.calib_samples) if spec.calibrates else None
+    if spec.simulated:
+        quantized, checks, activations = _simulate(model, spec, splits, x)
     else:
-        quantized, activations = _deploy(model, float_onnx, spec, x, workdir)
+        quantized, checks, activations = _deploy(model, float_onnx, spec, x, workdir)
     weights = weight_format(spec)
-    quantized.report = {**asdict(spec), "weight_format": asdict(weights) if weights else None, **quantized.report,
-                        "layers": _layer_report(model, weights, activations)}
+    quantized.report = QuantReport(**asdict(spec), weight_format=weights, **checks,
+                                   layers=_layer_report(model, weights, activations))
     return quantized
+
+
+def bit_width_curve(recipe: Recipe, spec: QuantSpec) -> list[Recipe]:
+    """The recipes of accuracy against bit width for `spec`'s scheme, granularity and calibration: `recipe`
+    quantized by simulated k-bit post-training quantization and by QAT (spec.qat_epochs, or QAT_CURVE_EPOCHS
+    when that is 0) at each of PTQ_BITS."""
+    qat = spec.qat_epochs or QAT_CURVE_EPOCHS
+    return [replace(recipe, quant=replace(spec, mode="fake", bits=bits, qat_epochs=epochs))
+            for epochs in (0, qat) for bits in PTQ_BITS]
+
+
+@dataclass(frozen=True)
+class BitPoint:
+    """One stored result on the accuracy-against-bit-width chart: its series (e.g. 'PTQ (simulated)',
+    'int8-static (measured)') and the width its weights are stored at."""
+
+    series: str
+    bits: int
+    result: Result
+
+    @property
+    def simulated(self) -> bool:
+        return not is_measured(self.result)
+
+
+def bit_width_points(results: list[Result], spec: QuantSpec) -> list[BitPoint]:
+    """The single-stage quantizations among `results` that belong on the curve of `spec`'s settings: simulated
+    ones with its scheme, granularity and calibration (PTQ, and QAT by epochs), and every real format whose
+    weights are at most BITS.high wide (measured)."""
+    same = ("scheme", "granularity", "calibration", "calib_samples", "activations")
+    points = []
+    for result in results:
+        q = Recipe.from_dict(result.recipe).quant
+        if Recipe.from_dict(result.recipe).stages != ("quant",):
+            continue
+        mode = q.technique
+        if mode.simulated and all(getattr(q, k) == getattr(spec, k) for k in same):
+            series = f"QAT {q.qat_epochs} epochs (simulated)" if q.qat_epochs else "PTQ (simulated)"
+            points.append(BitPoint(series, q.bits, result))
+        elif not mode.simulated and mode.weight_bits <= BITS.high:
+            points.append(BitPoint(f"{q.mode}{f' QAT {q.qat_epochs}' if q.qat_epochs else ''} (measured)",
+                                   mode.weight_bits, result))
+    return points

@@ -1,15 +1,15 @@
-"""Recipe (what to do) and Result (what was measured), as plain dataclasses with a stable JSON form."""
+"""Recipe (what to do): the stage specs and the Recipe that combines them, frozen dataclasses with a stable JSON
+form and one hash per model. What was measured is compression.result."""
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from compression.catalog import (CALIBRATIONS, GRANULARITIES, INT8_MODES, MAX_BITS, MAX_PRUNE_RATIO,
-                                 MAX_TEMPERATURE, MAX_WIDTH, MIN_BITS, MIN_TEMPERATURE, MIN_WIDTH, PRUNE_METHODS,
-                                 QAT_MODES, QUANT_MODES, QUANT_SCHEMES, STAGES, STRUCTURED_METHODS, WIDTH_MODELS,
-                                 check_dataset, check_model)
+from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, MODELS, PRUNE_LAMBDA, PRUNE_METHODS,
+                                 PRUNE_RATIO, QUANT_MODES, QUANT_SCHEMES, STAGES, TEMPERATURE, WIDTH, Bounds, PruneMethod, QuantMode, check_dataset, check_model)
 from compression.errors import CompressionError
+
 
 def _digest(data: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of `data`, 16 hex digits."""
@@ -34,15 +34,13 @@ class PruneSpec:
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for a method, ratio, step count or λ out of range."""
-        _choice("prune method", self.method, PRUNE_METHODS)
-        if not 0.0 <= self.ratio <= MAX_PRUNE_RATIO:
-            raise CompressionError(f"prune ratio must be within 0 … {MAX_PRUNE_RATIO}, got {self.ratio}")
+        PRUNE_METHODS[self.method]
+        _within("prune ratio", self.ratio, PRUNE_RATIO)
         if self.steps < 1:
             raise CompressionError(f"prune steps must be at least 1, got {self.steps}")
         if self.finetune_epochs < 0:
             raise CompressionError(f"fine-tune epochs must not be negative, got {self.finetune_epochs}")
-        if not 0.0 <= self.lam <= 1.0:
-            raise CompressionError(f"prune lambda must be within 0 … 1, got {self.lam}")
+        _within("prune lambda", self.lam, PRUNE_LAMBDA)
         if self.round_to < 1:
             raise CompressionError(f"prune round-to must be at least 1, got {self.round_to}")
         if self.round_to > 1 and not self.structured:
@@ -50,13 +48,26 @@ class PruneSpec:
 
     @property
     def structured(self) -> bool:
-        return self.method in STRUCTURED_METHODS
+        """Whether the method removes whole channels (the tensors shrink) rather than zeroing weights."""
+        method = PRUNE_METHODS.get(self.method)
+        return method is not None and method.structured
+
+    @property
+    def technique(self) -> PruneMethod:
+        """The registered method (its capabilities and implementation)."""
+        return PRUNE_METHODS[self.method]
 
 
 def _choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     """Raise a one-line CompressionError unless `value` is one of `choices`."""
     if value not in choices:
         raise CompressionError(f"unknown {what} '{value}': choose one of {', '.join(choices)}")
+
+
+def _within(what: str, value: float, bounds: Bounds) -> None:
+    """Raise a one-line CompressionError unless bounds.low <= value <= bounds.high."""
+    if not bounds.low <= value <= bounds.high:
+        raise CompressionError(f"{what} must be within {bounds.text()}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -80,35 +91,48 @@ class QuantSpec:
         """Settings the mode does not use are set to their defaults, so that one model has one recipe (and
         one stored result) whatever they were given as; settings that contradict the mode are left for
         validate() to refuse."""
-        fake, static = self.mode == "fake", self.mode == "int8-static"
-        calibrates = static or (fake and self.activations)
-        defaults = {"scheme": fake or static, "granularity": fake or self.mode in INT8_MODES,
-                    "activations": fake, "calibration": calibrates, "calib_samples": calibrates}
-        for name, used in defaults.items():
-            if not used:
+        mode = QUANT_MODES.get(self.mode)
+        used = {"scheme": mode is not None and mode.uses_scheme,
+                "granularity": mode is not None and mode.uses_granularity,
+                "activations": mode is not None and mode.activations == "optional",
+                "calibration": self.calibrates, "calib_samples": self.calibrates}
+        for name, kept in used.items():
+            if not kept:
                 object.__setattr__(self, name, getattr(type(self), name))
+
+    @property
+    def technique(self) -> QuantMode:
+        """The registered mode (its capabilities and implementation)."""
+        return QUANT_MODES[self.mode]
+
+    @property
+    def calibrates(self) -> bool:
+        """Whether activation ranges are calibrated on train images (and the calibration settings apply)."""
+        mode = QUANT_MODES.get(self.mode)
+        return mode is not None and (mode.activations == "always" or (mode.activations == "optional"
+                                                                      and self.activations))
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for a mode, bit width or setting no quantizer can use."""
-        _choice("quantization mode", self.mode, QUANT_MODES)
+        mode = self.technique
         _choice("quantization scheme", self.scheme, QUANT_SCHEMES)
         _choice("quantization granularity", self.granularity, GRANULARITIES)
         _choice("calibration method", self.calibration, CALIBRATIONS)
-        if not MIN_BITS <= self.bits <= MAX_BITS:
-            raise CompressionError(f"bits must be within {MIN_BITS} … {MAX_BITS}, got {self.bits}")
-        if self.mode != "fake" and self.bits != 8:
+        _within("bits", self.bits, BITS)
+        if not mode.simulated and self.bits != QuantSpec.bits:
             raise CompressionError(f"--bits {self.bits} needs --quant fake: {self.mode} has a fixed width")
         if self.calib_samples < 1:
             raise CompressionError(f"calibration samples must be at least 1, got {self.calib_samples}")
         if self.qat_epochs < 0:
             raise CompressionError(f"QAT epochs must not be negative, got {self.qat_epochs}")
-        if self.qat_epochs and self.mode not in QAT_MODES:
-            raise CompressionError(f"QAT applies to {' and '.join(QAT_MODES)}, not to {self.mode}")
+        if self.qat_epochs and not mode.supports_qat:
+            raise CompressionError(f"QAT applies to {' and '.join(QUANT_MODES.where(supports_qat=True))}, "
+                                   f"not to {self.mode}")
 
     @property
     def simulated(self) -> bool:
         """Whether the quantized model exists only as a torch simulation (no runtime format)."""
-        return self.mode == "fake"
+        return self.technique.simulated
 
 
 @dataclass(frozen=True)
@@ -124,21 +148,26 @@ class DistillSpec:
 
     def validate(self, teacher: str) -> None:
         """Raise a one-line CompressionError for a width, temperature, α or student no run could use."""
-        if not MIN_WIDTH <= self.width <= MAX_WIDTH:
-            raise CompressionError(f"distill width must be within {MIN_WIDTH} … {MAX_WIDTH}, got {self.width}")
-        if not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
-            raise CompressionError(f"distill temperature must be within {MIN_TEMPERATURE:g} … "
-                                   f"{MAX_TEMPERATURE:g}, got {self.temperature}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise CompressionError(f"distill alpha must be within 0 … 1, got {self.alpha}")
+        _within("distill width", self.width, WIDTH)
+        _within("distill temperature", self.temperature, TEMPERATURE)
+        _within("distill alpha", self.alpha, ALPHA)
         if self.epochs < 1:
             raise CompressionError(f"distill epochs must be at least 1, got {self.epochs}")
         student = self.student or teacher
         if self.student is not None:
             check_model(self.student)
-        if self.width != 1.0 and student not in WIDTH_MODELS:
-            raise CompressionError(f"a width multiplier applies to {', '.join(WIDTH_MODELS)}; for {student} "
+        if self.width != 1.0 and not MODELS[student].scalable:
+            raise CompressionError(f"a width multiplier applies to {', '.join(MODELS.where(scalable=True))}; for {student} "
                                    f"name a smaller student model instead")
+
+
+@dataclass(frozen=True)
+class Format:
+    """How a tensor kind (weights or activations) is quantized: bit width, affine scheme, granularity."""
+
+    bits: int
+    scheme: str
+    granularity: str = "per-tensor"
 
 
 def _canonical_order(order: tuple[str, ...], present: tuple[str, ...]) -> tuple[str, ...]:
@@ -255,95 +284,3 @@ class Recipe:
         return _digest(self.to_dict())
 
 
-@dataclass(frozen=True)
-class Latency:
-    """Latency of one ONNX model in onnxruntime: percentiles over `runs` timed runs."""
-
-    p50: float
-    p90: float
-    batch: int
-    threads: int
-    runs: int
-
-
-@dataclass(frozen=True)
-class LayerSparsity:
-    """Weights of one conv / linear layer of the exported model, and how many are non-zero."""
-
-    name: str
-    shape: list[int]
-    weights: int
-    nonzero: int
-
-
-@dataclass(frozen=True)
-class StageRecord:
-    """The model after one stage of a recipe (the first record is the baseline): deployed accuracy, size,
-    work and seconds, so a path from the baseline to the final model can be drawn."""
-
-    stage: str
-    accuracy: float
-    accuracy_source: str
-    size_bytes: int
-    size_source: str
-    params_nonzero: int
-    flops: int
-    seconds: float
-
-
-@dataclass
-class Result:
-    """What was measured for one recipe. JSON keys are a stable surface: extend, never rename."""
-
-    recipe: dict[str, Any]
-    recipe_hash: str
-    dataset: str
-    model: str
-    accuracy: float
-    accuracy_source: str
-    baseline_accuracy: float
-    params_total: int
-    params_nonzero: int
-    sparsity: float
-    size_bytes: int
-    size_gzip_bytes: int
-    flops: int
-    latency_ms: Latency | None
-    latency_ms_single: Latency | None
-    latency_measured: bool
-    speedup_vs_baseline: float | None
-    size_ratio_vs_baseline: float
-    stage_seconds: dict[str, float]
-    created_at: str
-    baseline_latency_ms: Latency | None
-    layers: list[LayerSparsity] = field(default_factory=list)
-    val_accuracy: float = 0.0
-    flops_ratio_vs_baseline: float = 1.0
-    size_gzip_ratio_vs_baseline: float = 1.0
-    provenance: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
-    from_store: bool = False
-    size_source: str = "onnx file"
-    technique: str = "baseline"
-    stages: list[StageRecord] = field(default_factory=list)
-    quant: dict[str, Any] | None = None
-    distill: dict[str, Any] | None = None
-
-    @property
-    def file_gzip_bytes(self) -> int | None:
-        """The gzip size of the deployable file; None for a simulated format, which has no file (its
-        `size_gzip_bytes` repeats the computed packed size)."""
-        return self.size_gzip_bytes if self.size_source == "onnx file" else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Result":
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        for key in ("latency_ms", "latency_ms_single", "baseline_latency_ms"):
-            values[key] = Latency(**values[key]) if values.get(key) else None
-        values["layers"] = [LayerSparsity(**layer) for layer in values.get("layers", [])]
-        values["stages"] = [StageRecord(**record) for record in values.get("stages", [])]
-        return cls(**values)

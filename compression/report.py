@@ -10,9 +10,7 @@ The file works offline: plotly.js is embedded once (in the first chart), nothing
 """
 
 import html
-import json
 from collections.abc import Collection, Sequence
-from dataclasses import MISSING, fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -20,10 +18,11 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from compression import charts, pareto
+from compression import charts, describe, pareto
 from compression.charts import Highlight
 from compression.pareto import METRICS, UNITS, Budget
-from compression.recipe import Recipe, Result
+from compression.recipe import Recipe
+from compression.result import Provenance, Result, is_measured
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; color: #1e293b; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; }
@@ -33,19 +32,6 @@ th, td { border-bottom: 1px solid #e2e8f0; padding: .3rem .5rem; text-align: lef
 th { background: #f8fafc; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.frontier td:first-child { border-left: 3px solid #2563eb; } .muted { color: #64748b; }
 """
-
-
-def recipe_text(recipe: dict[str, Any]) -> str:
-    """A recipe's stages in order with their non-default settings, e.g.
-    'prune(method=channel-l2, ratio=0.5) → quant(mode=int8-static)'; 'baseline' for none."""
-    r = Recipe.from_dict(recipe)
-    parts = []
-    for stage in r.stages:
-        spec = getattr(r, stage)
-        settings = [f"{f.name}={getattr(spec, f.name)}" for f in fields(spec)
-                    if f.default is MISSING or getattr(spec, f.name) != f.default]
-        parts.append(f"{stage}({', '.join(settings)})")
-    return " → ".join(parts) or "baseline"
 
 
 def _shown(metric: str, value: float | None) -> str:
@@ -58,19 +44,18 @@ def _shown(metric: str, value: float | None) -> str:
 
 def _hover(result: Result, baseline: Result | None) -> str:
     values = "<br>".join(f"{m}: {_shown(m, pareto.metric_value(result, m, baseline))}" for m in METRICS)
-    return (f"<b>{html.escape(recipe_text(result.recipe))}</b><br>accuracy {result.accuracy:.2%} "
+    return (f"<b>{html.escape(describe.recipe(result.recipe))}</b><br>accuracy {result.accuracy:.2%} "
             f"({result.accuracy_source})<br>{values}<br>{result.recipe_hash}")
 
 
 def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | None = None,
                   answers: Sequence[tuple[Budget, Result | None]] = ()) -> go.Figure:
     """The trade-off chart of `metric` (compression.charts) with the `answers` to this metric's budget
-    questions ringed and numbered as in the answers table (from 1), titled and in plotly_white whatever the
-    process's default template (the app's)."""
+    questions ringed and numbered as in the answers table (from 1), titled, in the app's template."""
     fig = charts.pareto_figure(results, metric, baseline, hover=lambda r: _hover(r, baseline),
                                highlights=[Highlight(r, str(n)) for n, (b, r) in enumerate(answers, 1)
                                            if r is not None and b.metric == metric])
-    fig.update_layout(template="plotly_white", title=f"Accuracy vs {metric}")
+    fig.update_layout(template=charts.register_template(), title=f"Accuracy vs {metric}")
     return fig
 
 
@@ -115,7 +100,7 @@ def _baseline_html(baseline: Result) -> str:
 
 
 def _answers_html(answers: Sequence[tuple[Budget, Result | None]], baseline: Result) -> str:
-    rows = [[n, b.question, recipe_text(r.recipe), f"{r.accuracy:.2%}",
+    rows = [[n, b.question, describe.recipe(r.recipe), f"{r.accuracy:.2%}",
              _shown(b.metric, pareto.metric_value(r, b.metric, baseline)), r.recipe_hash] if r is not None
             else [n, b.question, "nothing fits", "—", "—", ""] for n, (b, r) in enumerate(answers, 1)]
     return _table(["ring", "question", "answer", "accuracy", "its cost", "recipe hash"], rows, numeric={3, 4})
@@ -129,7 +114,7 @@ def _results_html(results: Sequence[Result], baseline: Result | None) -> str:
     for r in ordered:
         marks = [m for m in METRICS if r.recipe_hash in on_frontier[m]]
         delta = f"{100 * (r.accuracy - baseline.accuracy):+.2f}" if baseline else "—"
-        rows.append([recipe_text(r.recipe), f"{r.accuracy:.2%}", delta, r.accuracy_source,
+        rows.append([describe.recipe(r.recipe), f"{r.accuracy:.2%}", delta, r.accuracy_source,
                      _shown("size", r.size_bytes), _shown("size", r.file_gzip_bytes),
                      _shown("latency", pareto.metric_value(r, "latency", baseline)) if r.latency_measured
                      else "not timed (simulated)", _shown("flops", r.flops), f"{r.sparsity:.0%}",
@@ -142,8 +127,8 @@ def _results_html(results: Sequence[Result], baseline: Result | None) -> str:
 
 def _provenance_html(results: Sequence[Result]) -> str:
     """Where and how the numbers were measured: each distinct setup, and how many figures are simulated."""
-    setups = {json.dumps(r.provenance, sort_keys=True) for r in results if r.provenance}
-    simulated = sum(r.accuracy_source != "onnxruntime" for r in results)
+    setups = {repr(r.provenance): r.provenance for r in results if r.provenance}
+    simulated = sum(not is_measured(r) for r in results)
     untimed = sum(not r.latency_measured for r in results)
     dates = sorted(r.created_at for r in results)
     parts = [f"<p>{len(results) - simulated} of {len(results)} accuracies measured by running the ONNX file in "
@@ -151,15 +136,16 @@ def _provenance_html(results: Sequence[Result]) -> str:
              f"{len(results) - untimed} latencies timed in onnxruntime, {untimed} not timed. Measured between "
              f"{dates[0]} and {dates[-1]} (UTC). Latency is the baseline's p50 divided by each result's speed-up, "
              "timed interleaved with the baseline in one process.</p>"]
-    for setup in sorted(setups):
-        p = json.loads(setup)
-        flags = ", ".join(f for f, on in p.get("cpu_flags", {}).items() if on) or "none of avx2 / avx512 / vnni"
-        rows = [["runtime", p.get("runtime", "—")], ["threads / batch", f"{p.get('threads')} / {p.get('batch')}"],
-                ["CPU", f"{p.get('cpu', '—')}, {p.get('cpu_count', '—')} cores, flags: {flags}"],
-                ["python", p.get("python", "—")],
-                *[[name, version] for name, version in p.get("versions", {}).items()]]
-        parts.append(_table(["measurement setup", ""], rows))
+    for _, p in sorted(setups.items()):
+        parts.append(_table(["measurement setup", ""], _setup_rows(p)))
     return "".join(parts)
+
+
+def _setup_rows(p: Provenance) -> list[list[str]]:
+    flags = "none of avx2 / avx512 / vnni" if p.flags_on == "none" else p.flags_on
+    return [["runtime", p.runtime], ["threads / batch", f"{p.threads} / {p.batch}"],
+            ["CPU", f"{p.cpu}, {p.cpu_count or '—'} cores, flags: {flags}"], ["python", p.python],
+            *[[name, version] for name, version in p.versions.items()]]
 
 
 def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, charts: _Charts) -> str:

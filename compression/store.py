@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from compression import settings
-from compression.recipe import Result
+from compression.result import Result
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (

@@ -27,7 +27,8 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from compression.errors import CompressionError
-from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe, Result
+from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
+from compression.result import Result
 from compression.store import Store
 
 SPECS: dict[str, type] = {"prune": PruneSpec, "quant": QuantSpec, "distill": DistillSpec}

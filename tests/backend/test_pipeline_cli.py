@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from compression import pipeline
+from compression import pipeline, prune
 from compression.__main__ import build_parser, recipe_from, stages_given
 from compression.errors import CompressionError
-from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe, Result
+from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
+from compression.result import QuantReport, Result
 from compression.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
-DESIGN_KEYS = {
+ROOT = Path(__file__).resolve().parents[2]
+STABLE_KEYS = {  # the Result keys other tools rely on (docs/ARCHITECTURE.md, "Stable surface")
     "recipe", "recipe_hash", "dataset", "model", "accuracy", "accuracy_source", "baseline_accuracy",
     "params_total", "params_nonzero", "sparsity", "size_bytes", "size_gzip_bytes", "flops", "latency_ms",
     "latency_ms_single", "latency_measured", "speedup_vs_baseline", "size_ratio_vs_baseline", "stage_seconds",
@@ -35,11 +36,11 @@ def cli(*args: str, home: Path) -> subprocess.Popen:
 def test_baseline_then_pruned_run_measured_in_onnxruntime_and_served_from_the_store(home):
     store = Store()
     base = pipeline.run(Recipe(epochs=8), store)
-    assert DESIGN_KEYS <= set(base.to_dict())
+    assert STABLE_KEYS <= set(base.to_dict())
     assert base.accuracy_source == "onnxruntime" and base.accuracy > 0.93
     assert base.speedup_vs_baseline == 1.0 and base.size_ratio_vs_baseline == 1.0
     assert base.latency_ms.batch == 32 and base.latency_ms_single.batch == 1 and base.latency_ms.runs >= 100
-    assert base.provenance["cpu_flags"].keys() >= {"avx2", "avx512_vnni"}
+    assert base.provenance.cpu_flags.keys() >= {"avx2", "avx512_vnni"}
     assert (home / base.artifacts["model.onnx"]).stat().st_size == base.size_bytes
 
     pruned = pipeline.run(Recipe(epochs=8, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=3)), store)
@@ -58,10 +59,17 @@ def test_baseline_then_pruned_run_measured_in_onnxruntime_and_served_from_the_st
     assert len(store.list("weights")) == 1
 
     table = pipeline.sensitivity_table(Recipe(epochs=8), "channel-l2", store)
-    assert table["baseline_hash"] == base.recipe_hash and table["ratios"][0] == 0.1
-    assert [row["name"] for row in table["layers"]] == ["features.0", "features.3", "classifier.1"]
+    assert table.baseline_hash == base.recipe_hash and table.ratios[0] == 0.1
+    assert [row.name for row in table.layers] == ["features.0", "features.3", "classifier.1"]
     assert pipeline.sensitivity_table(Recipe(epochs=8), "channel-l2", store) == table
-    assert store.list("sensitivity") == [table]
+    assert store.list("sensitivity") == [table.to_dict()]
+    assert pipeline.stored_sensitivity(Recipe(epochs=8), "channel-l2", store) == table
+    assert pipeline.stored_sensitivity(Recipe(epochs=8), "channel-l1", store) is None  # never computed here
+
+    shares = prune.layer_removal(base, pruned)  # what the Pruning page's per-layer bars draw
+    assert [s.name for s in shares] == ["features.0", "features.3", "classifier.1", "classifier.3"]
+    assert shares[0].removed == pytest.approx(0.5) and shares[1].removed == pytest.approx(0.75)  # in and out halved
+    assert all(s.zeroed == 0 for s in shares)  # structured: nothing left as zeros
 
 
 @pytest.mark.slow
@@ -69,9 +77,11 @@ def test_quantization_distillation_and_stage_order_through_the_pipeline(home):
     store = Store()
     base = pipeline.run(Recipe(epochs=5), store)
     int8 = pipeline.run(Recipe(epochs=5, quant=QuantSpec("int8-static", calib_samples=64)), store)
-    assert int8.accuracy_source == "onnxruntime" and int8.latency_measured and int8.quant["runs_integer"]
+    assert int8.accuracy_source == "onnxruntime" and int8.latency_measured and int8.quant.runs_integer
     assert int8.size_ratio_vs_baseline < 0.3 and abs(int8.accuracy - base.accuracy) < 0.02
     assert [s.stage for s in int8.stages] == ["baseline", "quant"] and int8.technique == "quant"
+    assert isinstance(int8.quant, QuantReport) and int8.quant.layers[0].activation.clip_max > 0
+    assert Store().get_result(int8.recipe_hash).quant == int8.quant  # typed again after the JSON round trip
 
     fake = pipeline.run(Recipe(epochs=5, quant=QuantSpec("fake", bits=4)), store)
     assert fake.accuracy_source == "torch-simulated" and fake.size_source.startswith("computed")
@@ -90,8 +100,8 @@ def test_quantization_distillation_and_stage_order_through_the_pipeline(home):
 
     student = pipeline.run(Recipe(epochs=5, distill=DistillSpec(width=0.25, epochs=6)), store)
     report = student.distill
-    assert report["teacher_accuracy"] == base.accuracy and report["student_accuracy"] == student.accuracy
-    assert report["kd_gain"] == pytest.approx(report["student_accuracy"] - report["control_accuracy"])
+    assert report.teacher_accuracy == base.accuracy and report.student_accuracy == student.accuracy
+    assert report.kd_gain == pytest.approx(report.student_accuracy - report.control_accuracy)
     assert student.params_total < base.params_total / 8 and student.accuracy > 0.5  # chance: 0.1
     assert [s.stage for s in student.stages] == ["baseline", "distill"]
 
@@ -114,7 +124,7 @@ def test_cli_baseline_prints_result_json_and_progress(home):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     result = json.loads(out)
-    assert DESIGN_KEYS <= set(result) and result["accuracy"] > 0.8
+    assert STABLE_KEYS <= set(result) and result["accuracy"] > 0.8
     assert "[train] epoch 3/3" in err and "Traceback" not in err
     repeat = cli("baseline", "--epochs", "3", "--json", home=home)
     out2, err2 = repeat.communicate(timeout=60)

@@ -3,8 +3,8 @@ lands in the store and on the chart and table; a second session finds it stored 
 grid's settings survive a visit to another page; a one-CPU machine gets one worker and no slider; a grid the
 widgets leave incomplete is named in the widgets' words.
 
-Sidebar choices are set through session_state, as in tests/test_app.py. The workspace's baseline is stored
-first (as in tests/test_app.py), so the sidebar starts no training job that would outlive a test."""
+Sidebar choices are set through session_state, as in tests/app/test_pages.py. The workspace's baseline is stored
+first (as in tests/app/test_pages.py), so the sidebar starts no training job that would outlive a test."""
 
 import json
 import multiprocessing
@@ -23,7 +23,7 @@ from compression import pipeline
 from compression.recipe import Recipe
 from compression.store import Store
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 BASE = Recipe(epochs=3)
 GRID = {"sweep_methods": ["channel-l2"], "sweep_ratios": [0.5], "sweep_unpruned": False, "sweep_finetune": 1,
         "sweep_quant": ["none", "int8-static"], "sweep_temperatures": []}

@@ -5,7 +5,7 @@ one-line error.
 
 The tests of this file share one store (one COMPRESSION_HOME), so the digits baseline (2 epochs) is trained
 once, not once a test: the sidebar starts it in the background on the first run. Widgets are set through
-session_state (their keys), as in tests/test_app.py."""
+session_state (their keys), as in tests/app/test_pages.py."""
 
 import re
 from dataclasses import replace
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from compression.recipe import Result
+from compression.result import Result
 from compression.store import Store
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 EPOCHS = 2  # the baseline's epochs: enough for digits to be well above chance, seconds to train
 RUN_TIMEOUT = 300
 LABELS = ["Test accuracy", "Size", "gzip size", "FLOPs", "Latency p50", "Zero weights"]
@@ -127,16 +127,15 @@ def test_quantization_int8_static_runs_integer_and_fake_is_labelled_simulated():
     assert "not timed" in captions(at)
 
     # the page's settings are the canonical recipes (the CLI's): the Trade-offs page can compare them
-    import views
     from compression.recipe import QuantSpec, Recipe
-    from compression.store import Store
+    from ui import tables
 
     base, store = Recipe(epochs=EPOCHS), Store()
     int8, fake = (store.get_result(replace(base, quant=q).hash)
                   for q in (QuantSpec("int8-static", calib_samples=64), QuantSpec("fake", bits=4)))
-    table = views.comparison_table([int8, fake], store.get_result(base.hash))
-    assert table["accuracy"].tolist() == ["measured", "simulated"]
-    assert table["latency"].tolist() == ["measured", "not timed"]
+    table = tables.results_table([int8, fake], store.get_result(base.hash))
+    assert table["accuracy"].tolist() == ["measured (onnxruntime)", "simulated (torch-simulated)"]
+    assert table["latency (ms)"].notna().tolist() == [True, False]  # measured, not timed
 
 
 def test_quantization_bad_settings_are_one_line_errors():

@@ -14,7 +14,7 @@ from compression import train
 from compression.errors import CompressionError
 from compression.export import export_named, export_onnx, minify
 from compression.measure import onnx_logits
-from compression.catalog import MODELS, WIDTH_MODELS
+from compression.catalog import MODELS
 from compression.models import _load_weights, build_model
 from compression.train import Progress, evaluate, fit, predict, seed_everything
 
@@ -64,7 +64,7 @@ def test_every_model_builds_for_any_input_shape(name, shape):
     assert model(torch.zeros(2, *shape)).shape == (2, 7)
 
 
-@pytest.mark.parametrize("name", WIDTH_MODELS)
+@pytest.mark.parametrize("name", MODELS.where(scalable=True))
 def test_half_width_has_about_a_quarter_of_the_parameters(name):
     """Parameters grow with the square of the width (conv and hidden layers scale on both sides)."""
     full, half = (build_model(name, (3, 32, 32), 7, width=w).eval() for w in (1.0, 0.5))

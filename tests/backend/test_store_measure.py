@@ -12,7 +12,8 @@ from torch import nn
 from compression.export import export_onnx
 from compression.measure import (TimingPlan, count_flops, count_params, cpu_flags, file_sizes, layer_sparsity,
                                  onnx_accuracy, time_interleaved)
-from compression.recipe import DistillSpec, Latency, LayerSparsity, PruneSpec, QuantSpec, Recipe, Result
+from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
+from compression.result import Latency, LayerSparsity, Result
 from compression.store import Store
 
 

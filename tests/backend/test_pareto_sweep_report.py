@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from compression import charts, pareto, report
+from compression import charts, describe, pareto, report
 from compression.errors import CompressionError
 from compression.pareto import Budget
-from compression.recipe import Latency, PruneSpec, QuantSpec, Recipe, Result
+from compression.recipe import PruneSpec, QuantSpec, Recipe
+from compression.result import Latency, Result
 from compression.store import Store
 from compression.sweep import Grid, SweepProgress
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE = Recipe(epochs=3)
 
 
@@ -320,7 +321,7 @@ def test_report_is_one_offline_file_with_every_result(resumed, tmp_path):
     page.feed(text)
     results = pareto.stored_results(Store(resumed["home"]))
     assert {r.recipe_hash for r in results} <= set(page.cells)
-    assert all(report.recipe_text(r.recipe) in page.cells for r in results)
+    assert all(describe.recipe(r.recipe) in page.cells for r in results)
     assert not [s for s in page.scripts if "src" in s]  # nothing fetched: plotly.js is inline
     assert text.count("Plotly.newPlot(") == 3  # size, latency and FLOPs
     assert text.count("window.PlotlyConfig") == 1  # plotly.js embedded once, not per chart

@@ -130,7 +130,7 @@ def test_pruning_cuts_follow_the_ratio():
     model = build_model("cnn", (1, 8, 8), 10)
     local = pruning_cuts(model, "l1-unstructured", 0.5)
     assert [c.removed for c in local] == [round(0.5 * c.total) for c in local]
-    assert all(sum(c.counts) == c.total for c in local)
+    assert all(sum(c.histogram.counts) == c.total for c in local)
     whole = pruning_cuts(model, "global-unstructured", 0.5)
     assert len({c.threshold for c in whole}) == 1  # one cut across layers
     assert abs(sum(c.removed for c in whole) - 0.5 * sum(c.total for c in whole)) <= 1

@@ -2,6 +2,7 @@
 reports, QAT, and every conversion mode measured on the digits CNN trained for real."""
 
 import json
+from dataclasses import asdict
 import math
 from dataclasses import astuple, replace
 
@@ -93,12 +94,12 @@ def test_sqnr_db():
 
 def test_weight_report_sqnr_rises_with_bits(trained_cnn):
     eight, four = (weight_report(trained_cnn, bits, "symmetric", "per-channel") for bits in (8, 4))
-    assert [layer["name"] for layer in eight] == [name for name, _ in prunable_layers(trained_cnn)]
+    assert [layer.name for layer in eight] == [name for name, _ in prunable_layers(trained_cnn)]
     for hi, lo, (_, layer) in zip(eight, four, prunable_layers(trained_cnn)):
-        assert hi["sqnr_db"] > lo["sqnr_db"] + 15  # ~6 dB a bit
-        assert len(hi["scales"]) == layer.weight.shape[0] and hi["zero_point"] == 0
-        assert len(hi["histogram"]["counts"]) == 60 and sum(hi["histogram"]["counts"]) == layer.weight.numel()
-    assert "scales" not in weight_report(trained_cnn, 8, "asymmetric", "per-tensor")[0]
+        assert hi.sqnr_db > lo.sqnr_db + 15  # ~6 dB a bit
+        assert len(hi.scales) == layer.weight.shape[0] and hi.zero_point == 0
+        assert len(hi.histogram.counts) == 60 and sum(hi.histogram.counts) == layer.weight.numel()
+    assert weight_report(trained_cnn, 8, "asymmetric", "per-tensor")[0].scales is None
 
 
 def _weights_and_scales(path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -119,7 +120,7 @@ def test_int8_static_per_channel_runs_integer_kernels_at_a_quarter_of_the_size(f
     assert quantized.onnx.stat().st_size / deployable_float.stat().st_size < 0.3
     predictions = [onnx_logits(path, digits.test.x).argmax(1) for path in (quantized.onnx, deployable_float)]
     assert (predictions[0] == predictions[1]).mean() >= 0.95
-    report = json.loads(json.dumps(quantized.report, allow_nan=False))  # JSON-ready for the store and the app
+    report = json.loads(json.dumps(asdict(quantized.report), allow_nan=False))  # JSON-ready for the store
     assert report["runs_integer"] and report["float_compute_ops"] == {}
     assert report["integer_ops"].get("QLinearConv") == 2
     assert (quantized.size_bytes, quantized.size_source, quantized.simulated_accuracy) == (None, "onnx file", None)
@@ -132,9 +133,8 @@ def test_int8_static_per_channel_runs_integer_kernels_at_a_quarter_of_the_size(f
 def test_int8_static_entropy_clips_activation_outliers(float_onnx, digits, _trained_cnn, tmp_path):
     spec = QuantSpec("int8-static", calibration="entropy", calib_samples=100)  # 64 + a ragged batch of 36
     quantized = convert(_trained_cnn, float_onnx, spec, digits, tmp_path)
-    clipped = [layer["activation"]["observed_max"] - layer["activation"]["clip_max"] for layer in
-               quantized.report["layers"]]
-    assert max(clipped) > 0.1 and quantized.report["runs_integer"]
+    clipped = [layer.activation.observed_max - layer.activation.clip_max for layer in quantized.report.layers]
+    assert max(clipped) > 0.1 and quantized.report.runs_integer
     assert onnx_test_accuracy(quantized.onnx, digits) >= evaluate(_trained_cnn, digits.test) - 0.03
 
 
@@ -142,7 +142,7 @@ def test_int8_dynamic_and_fp16_run_near_float_accuracy(float_onnx, deployable_fl
     reference = evaluate(_trained_cnn, digits.test)
     dynamic = convert(_trained_cnn, float_onnx, QuantSpec("int8-dynamic"), digits, tmp_path / "dynamic")
     half = convert(_trained_cnn, float_onnx, QuantSpec("fp16"), digits, tmp_path / "fp16")
-    assert dynamic.report["runs_integer"] and "ConvInteger" in dynamic.report["integer_ops"]
+    assert dynamic.report.runs_integer and "ConvInteger" in dynamic.report.integer_ops
     assert 0.4 < half.onnx.stat().st_size / deployable_float.stat().st_size < 0.6
     for quantized in (dynamic, half):
         assert onnx_test_accuracy(quantized.onnx, digits) >= reference - 0.02
@@ -165,9 +165,9 @@ def test_fake_quantization_is_simulated_and_packed(digits, _trained_cnn, tmp_pat
 def test_fake_activations_clip_to_the_calibrated_percentile(digits, _trained_cnn, tmp_path):
     spec = QuantSpec("fake", bits=8, activations=True, calibration="percentile")
     quantized = convert(_trained_cnn, None, spec, digits, tmp_path)
-    activations = [layer["activation"] for layer in quantized.report["layers"]]
-    assert all(a["observed_min"] <= a["clip_min"] <= a["clip_max"] <= a["observed_max"] for a in activations)
-    assert any(a["clip_max"] < a["observed_max"] - 0.1 for a in activations)
+    activations = [layer.activation for layer in quantized.report.layers]
+    assert all(a.observed_min <= a.clip_min <= a.clip_max <= a.observed_max for a in activations)
+    assert any(a.clip_max < a.observed_max - 0.1 for a in activations)
     assert quantized.simulated_accuracy >= evaluate(_trained_cnn, digits.test) - 0.02
 
 

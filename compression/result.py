@@ -1,0 +1,260 @@
+"""What was measured: Result (one recipe's figures) and the typed records it carries — latency, per-layer
+sparsity, the path stage by stage, the quantization and distillation reports, the measurement setup — as
+dataclasses with a stable JSON form (keys are a public surface: extend, never rename). Import-light (no
+torch), so that the CLI serves a stored result at once."""
+
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, TypeVar
+
+from compression.recipe import Format
+
+T = TypeVar("T")
+ONNXRUNTIME = "onnxruntime"  # the accuracy source of a measured result
+
+
+def from_json(cls: type[T], data: dict[str, Any]) -> T:
+    """An instance of the dataclass `cls` from its JSON form: nested dataclasses (also in lists and optional
+    fields) rebuilt from their dicts, keys `cls` does not know ignored (data written by a newer version)."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: _typed(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data})
+
+
+def _typed(annotation: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [kind for kind in typing.get_args(annotation) if kind is not type(None)]
+        return _typed(kinds[0], value) if len(kinds) == 1 else value
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return [_typed(item, v) for v in value]
+    if is_dataclass(annotation):
+        return from_json(annotation, value) if value else None  # {}: an empty record of an older version
+    return value
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latency of one ONNX model in onnxruntime: percentiles over `runs` timed runs."""
+
+    p50: float
+    p90: float
+    batch: int
+    threads: int
+    runs: int
+
+
+@dataclass(frozen=True)
+class LayerSparsity:
+    """Weights of one conv / linear layer of the exported model, and how many are non-zero."""
+
+    name: str
+    shape: list[int]
+    weights: int
+    nonzero: int
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """The model after one stage of a recipe (the first record is the baseline): deployed accuracy, size,
+    work and seconds, so a path from the baseline to the final model can be drawn."""
+
+    stage: str
+    accuracy: float
+    accuracy_source: str
+    size_bytes: int
+    size_source: str
+    params_nonzero: int
+    flops: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A pre-binned histogram: `counts[i]` values fell in [edges[i], edges[i + 1])."""
+
+    counts: list[int]
+    edges: list[float]
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    """A layer's input on calibration images: the range observed, and the clip range, scale and zero point the
+    quantizer chose (None where the file names none)."""
+
+    observed_min: float
+    observed_max: float
+    clip_min: float | None = None
+    clip_max: float | None = None
+    scale: float | None = None
+    zero_point: int | None = None
+
+
+@dataclass(frozen=True)
+class LayerQuant:
+    """One conv / linear layer's weights under a quantization format: their range, the affine parameters of the
+    whole-tensor range (per-channel scales too), the SQNR of the quantized weights, a histogram of the float
+    weights, and its input's activation statistics where activations are quantized."""
+
+    name: str
+    kind: str
+    shape: list[int]
+    weight_min: float
+    weight_max: float
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+    sqnr_db: float
+    histogram: Histogram
+    scales: list[float] | None = None
+    activation: ActivationStats | None = None
+
+
+@dataclass(frozen=True)
+class QuantReport:
+    """What the quant stage did: its settings, the weight format it stored, for INT8 the op types of the graph
+    onnxruntime runs (integer compute ops, float Conv / MatMul / Gemm left, whether none are), and per layer."""
+
+    mode: str
+    bits: int
+    scheme: str
+    granularity: str
+    calibration: str
+    calib_samples: int
+    qat_epochs: int
+    activations: bool
+    weight_format: Format | None
+    integer_ops: dict[str, int] | None = None
+    float_compute_ops: dict[str, int] | None = None
+    runs_integer: bool | None = None
+    layers: list[LayerQuant] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DistillReport:
+    """A distillation: the student and its settings, and the KD student against the same student trained on the
+    labels alone (the control: same init, batches and epochs) and the teacher, each deployed the same way."""
+
+    teacher_accuracy: float
+    control_accuracy: float
+    control_val_accuracy: float
+    student: str
+    width: float
+    temperature: float
+    alpha: float
+    epochs: int
+    student_params: int
+    teacher_params: int
+    student_accuracy: float
+    kd_gain: float  # student_accuracy - control_accuracy, in accuracy fractions
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where and how the numbers were measured: runtime, threads, batch, CPU and its vector extensions, library
+    versions."""
+
+    runtime: str
+    threads: int
+    batch: int
+    cpu: str
+    cpu_count: int | None
+    cpu_flags: dict[str, bool]
+    python: str
+    versions: dict[str, str]
+
+    @property
+    def flags_on(self) -> str:
+        """The CPU's vector extensions that matter for onnxruntime, e.g. 'avx2, avx512f', or 'none'."""
+        return ", ".join(flag for flag, on in self.cpu_flags.items() if on) or "none"
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    """Validation accuracy with one layer alone pruned at each ratio."""
+
+    name: str
+    channels: int
+    weights: int
+    accuracy: list[float]
+
+
+@dataclass(frozen=True)
+class SensitivityTable:
+    """Per-layer pruning sensitivity of a baseline: each layer pruned alone by `method` at `ratios`, no
+    fine-tuning, scored in torch on the validation split."""
+
+    dataset: str
+    model: str
+    method: str
+    baseline_hash: str
+    split: str
+    runtime: str
+    baseline_val_accuracy: float
+    ratios: list[float]
+    layers: list[LayerSensitivity]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_measured(record: "Result | StageRecord") -> bool:
+    """Whether the accuracy of a result (or of one stage of its path) comes from running its deployable file in
+    onnxruntime, rather than from a simulation in torch."""
+    return record.accuracy_source == ONNXRUNTIME
+
+
+@dataclass
+class Result:
+    """What was measured for one recipe. JSON keys are a stable surface: extend, never rename."""
+
+    recipe: dict[str, Any]
+    recipe_hash: str
+    dataset: str
+    model: str
+    accuracy: float
+    accuracy_source: str
+    baseline_accuracy: float
+    params_total: int
+    params_nonzero: int
+    sparsity: float
+    size_bytes: int
+    size_gzip_bytes: int
+    flops: int
+    latency_ms: Latency | None
+    latency_ms_single: Latency | None
+    latency_measured: bool
+    speedup_vs_baseline: float | None
+    size_ratio_vs_baseline: float
+    stage_seconds: dict[str, float]
+    created_at: str
+    baseline_latency_ms: Latency | None
+    layers: list[LayerSparsity] = field(default_factory=list)
+    val_accuracy: float = 0.0
+    flops_ratio_vs_baseline: float = 1.0
+    size_gzip_ratio_vs_baseline: float = 1.0
+    provenance: Provenance | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)
+    from_store: bool = False
+    size_source: str = "onnx file"
+    technique: str = "baseline"
+    stages: list[StageRecord] = field(default_factory=list)
+    quant: QuantReport | None = None
+    distill: DistillReport | None = None
+
+    @property
+    def file_gzip_bytes(self) -> int | None:
+        """The gzip size of the deployable file; None for a simulated format, which has no file (its
+        `size_gzip_bytes` repeats the computed packed size)."""
+        return self.size_gzip_bytes if self.size_source == "onnx file" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Result":
+        return from_json(cls, data)

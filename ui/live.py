@@ -1,0 +1,113 @@
+"""Live views for teaching: what a setting does, drawn on the stored baseline as its slider moves — the cut a
+prune ratio implies on the weights, the affine mapping of a layer's weights onto a bit width's grid with its
+formula filled in, the per-layer SQNR, and the teacher's softened outputs at a temperature. The numbers
+come from compression/ (prune.pruning_cuts, quantize.grid_view and weight_report, distill.soft_targets)."""
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from compression import data
+from compression.catalog import PRUNE_METHODS
+from compression.charts import PALETTE
+from compression.distill import SoftTargets
+from compression.prune import LayerCut
+from compression.quantize import GridView
+from compression.result import LayerQuant
+from ui import figures
+
+
+def cut_figure(cut: LayerCut) -> go.Figure:
+    """A layer's importance scores binned, the bins at or below the cut in red, the threshold marked."""
+    fig = figures.histogram_figure(cut.histogram, name=cut.unit, below=cut.threshold)
+    figures.cut_line(fig, cut.threshold, f"cut {cut.threshold:.3g}")
+    fig.update_xaxes(title=cut.unit)
+    fig.update_yaxes(title=cut.what)
+    return fig
+
+
+def how_cut(method: str) -> str:
+    """How `method` decides what goes, in words, for the caption under the cut."""
+    technique = PRUNE_METHODS[method]
+    if technique.structured:
+        return ("each output channel's weight norm; the classifier keeps its classes. torch-pruning scores whole "
+                "dependency groups (a channel with the inputs it feeds)"
+                + (" and activation importance also weighs activations" if technique.uses_lambda else "")
+                + ", so the exact channels can differ")
+    if technique.scope == "global":
+        return "one threshold across all layers: layers with small weights lose more"
+    return "the layer's own threshold"
+
+
+def affine_formulas(view: GridView) -> tuple[list[str], str]:
+    """The article's scale / zero-point formulas filled in with `view`'s numbers (LaTeX), and a note on how the
+    range was chosen."""
+    p = view.params
+    s, z, qmin, qmax = p.scale, p.zero_point, p.qmin, p.qmax
+    if view.fmt.scheme == "asymmetric":
+        lines = [rf"\text{{scale}} = \frac{{x_{{max}} - x_{{min}}}}{{q_{{max}} - q_{{min}}}}"
+                 rf" = \frac{{{view.hi:.4f} - ({view.lo:.4f})}}{{{qmax} - {qmin}}} = {s:.6f}",
+                 rf"\text{{zero\_point}} = \operatorname{{round}}\!\left(q_{{min}} - \frac{{x_{{min}}}}"
+                 rf"{{\text{{scale}}}}\right) = \operatorname{{round}}\!\left({qmin} - \frac{{{view.lo:.4f}}}{{{s:.6f}}}"
+                 rf"\right) = {z}"]
+        note = "the range is widened to hold 0 exactly, so that zero weights (and padding) stay exact"
+    else:
+        lines = [rf"\text{{scale}} = \frac{{2 \max(|x_{{min}}|, |x_{{max}}|)}}{{q_{{max}} - q_{{min}}}}"
+                 rf" = \frac{{2 \cdot {view.hi:.4f}}}{{{qmax} - ({qmin})}} = {s:.6f}, \qquad \text{{zero\_point}} = 0"]
+        note = "symmetric: the grid is centred on 0 and one code (−2^(b−1)) is left unused"
+    lines.append(rf"q = \operatorname{{clamp}}\!\left(\operatorname{{round}}\!\left(\frac{{x}}{{{s:.6f}}}\right)"
+                 rf" + {z},\ {qmin},\ {qmax}\right), \qquad \hat x = (q - {z}) \cdot {s:.6f}")
+    return lines, note
+
+
+def grid_figure(view: GridView) -> tuple[go.Figure, str]:
+    """The weights' histogram with the grid's levels (when few enough to draw) and the clipping range; and a
+    note on the grid for the caption."""
+    fig = figures.histogram_figure(view.histogram, name="weights")
+    if view.grid is not None:
+        fig.add_trace(go.Scatter(x=view.grid, y=[0] * len(view.grid), mode="markers", name=f"grid ({view.levels} levels)",
+                                 marker=dict(symbol="line-ns-open", size=14, color=PALETTE["grid"], line=dict(width=1.5)),
+                                 hovertemplate="level %{x:.4g}<extra></extra>"))
+        note = f"violet ticks: the {view.levels} values a weight can take"
+    else:
+        note = f"{view.levels:,} levels, {view.params.scale:.2e} apart: too dense to draw"
+    figures.cut_line(fig, view.clip_min, "clip min")
+    figures.cut_line(fig, view.clip_max, "clip max")
+    fig.update_xaxes(title="weight value")
+    fig.update_yaxes(title="weights")
+    return fig, note
+
+
+def sqnr_figure(layers: Sequence[LayerQuant]) -> go.Figure:
+    """Each layer's signal-to-quantization-noise ratio in dB ('exact' where the weights are unchanged)."""
+    finite = [layer.sqnr_db if layer.sqnr_db != float("inf") else None for layer in layers]
+    fig = go.Figure(go.Bar(x=[layer.name for layer in layers], y=finite, marker_color=PALETTE["accent"],
+                           text=[f"{v:.1f}" if v is not None else "exact" for v in finite], textposition="outside",
+                           hovertemplate="%{x}: %{y:.1f} dB<extra></extra>"))
+    fig.update_yaxes(title="dB")
+    return fig
+
+
+def soft_targets_figure(samples: data.SampleImages, soft: SoftTargets) -> go.Figure:
+    """One column a sample image: the image, and under it the teacher's probabilities at T (bars) and at T = 1
+    (dark ticks), over the class names."""
+    names, count = [str(n) for n in samples.classes], len(samples.labels)
+    label = f"T = {soft.temperature:g}"
+    fig = make_subplots(rows=2, cols=count, row_heights=[0.45, 0.55], vertical_spacing=0.08,
+                        subplot_titles=[f"label {name}" for name in samples.names])
+    for col, (pixels, p, p1) in enumerate(zip(samples.pixels, soft.probabilities.numpy(), soft.at_one.numpy()), 1):
+        fig.add_trace(go.Image(z=data.screen_image(pixels), hoverinfo="skip"), 1, col)
+        fig.add_trace(go.Bar(x=names, y=p, marker_color=PALETTE["measured"], name=label, showlegend=col == 1,
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + label + "</extra>"), 2, col)
+        fig.add_trace(go.Scatter(x=names, y=p1, mode="markers", name="T = 1", showlegend=col == 1,
+                                 marker=dict(symbol="line-ew-open", size=16, color=PALETTE["ink"], line=dict(width=2)),
+                                 hovertemplate="%{x}: %{y:.3f}<extra>T = 1</extra>"), 2, col)
+        fig.update_xaxes(visible=False, row=1, col=col)
+        fig.update_yaxes(visible=False, scaleanchor=f"x{col}" if col > 1 else "x", row=1, col=col)
+        fig.update_yaxes(range=[0, 1], showticklabels=col == 1, title="probability" if col == 1 else None, row=2, col=col)
+        fig.update_xaxes(tickangle=0 if len(names) <= 10 else -60, row=2, col=col)
+    figures.style(fig, height=480)
+    fig.update_layout(legend=dict(yanchor="top", y=-0.08), margin=dict(t=40))  # room for the subplot titles
+    return fig
+

@@ -1,0 +1,90 @@
+"""Charts of what the technique pages measured: the share of each layer a pruning removed or zeroed, accuracy
+against the fraction pruned and against latency, per-layer sensitivity, a distilled student against its
+label-only control and teacher, and accuracy against bit width. Each reads stored Results (through
+ui/tables.py's frames) and computes nothing itself."""
+
+import itertools
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from compression import charts
+from compression.charts import PALETTE, SYMBOLS
+from compression.prune import LayerRemoval
+from compression.quantize import PTQ_BITS
+from compression.result import DistillReport, Result, SensitivityTable
+from ui import figures, tables, text
+
+REMOVED, ZEROED = "removed (tensors shrank)", "zeroed (still in the tensors)"  # the per-layer bars' two parts
+
+
+def removal_figure(shares: Sequence[LayerRemoval]) -> go.Figure:
+    """Per layer, stacked: the share of the baseline's weights removed with whole channels, and zeroed."""
+    rows = [row for s in shares for row in ({"layer": s.name, "what": REMOVED, "fraction": s.removed},
+                                             {"layer": s.name, "what": ZEROED, "fraction": s.zeroed})]
+    fig = figures.grouped_figure(pd.DataFrame(rows), "layer", "fraction", "what", kind="bar",
+                                 colors={REMOVED: PALETTE["measured"], ZEROED: PALETTE["accent"]})
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(range=[0, 1], title="share of the baseline's weights")
+    return fig
+
+
+def pruning_curves(table: pd.DataFrame, base: Result) -> tuple[go.Figure, go.Figure]:
+    """Accuracy against the fraction removed (each curve starting at the unpruned baseline) and against the
+    latency ratio to the baseline, one series a setting (tables.prunings)."""
+    unpruned = pd.DataFrame([{"settings": m, "fraction removed": 0.0, "test accuracy": base.accuracy}
+                             for m in table["settings"].unique()])
+    by_ratio = figures.grouped_figure(pd.concat([unpruned, table]).sort_values(["settings", "fraction removed"]),
+                                      "fraction removed", "test accuracy", "settings")
+    by_latency = figures.grouped_figure(table, "latency ×", "test accuracy", "settings", kind="markers",
+                                        hover=("fraction removed", "rounds"))
+    by_latency.add_vline(x=1, line_dash="dot", line_color=PALETTE["baseline"])
+    for figure in (by_ratio, by_latency):
+        figures.baseline_line(figure, base.accuracy)
+        figure.update_yaxes(tickformat=".1%")
+    return by_ratio, by_latency
+
+
+def sensitivity_figure(table: SensitivityTable) -> go.Figure:
+    """Validation accuracy with each layer alone pruned, against the fraction removed; the unpruned level."""
+    fig = figures.grouped_figure(tables.sensitivity(table), "fraction removed", "validation accuracy", "layer")
+    fig.add_hline(y=table.baseline_val_accuracy, line_dash="dot", line_color=PALETTE["baseline"],
+                  annotation_text="unpruned", annotation_position="bottom left")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def distillation_figures(report: DistillReport) -> tuple[go.Figure, go.Figure]:
+    """The teacher, the KD student and the label-only control: their test accuracy, and their parameters."""
+    colors = (PALETTE["baseline"], PALETTE["measured"], PALETTE["control"])
+    accuracy = (report.teacher_accuracy, report.student_accuracy, report.control_accuracy)
+    bars = figures.bars(("teacher (baseline)", "student with KD", "student, labels only"), accuracy, colors,
+                        [f"{a:.2%}" for a in accuracy], position="inside")
+    bars.update_yaxes(range=[max(0.0, min(accuracy) - 0.1), 1.0], tickformat=".0%")  # no tick above 100 %
+    params = (report.teacher_params, report.student_params)
+    sizes = figures.bars(("teacher", "student (KD and control)"), params, colors[:2], [text.fmt_count(p) for p in params])
+    sizes.update_yaxes(title="parameters")
+    return bars, sizes
+
+
+def bit_width_figure(points: pd.DataFrame, base: Result | None) -> go.Figure:
+    """Accuracy against bit width (tables.bit_points): simulated series as amber open diamonds joined by lines
+    (QAT dashed), measured formats as filled markers in their own colours; the FP32 baseline's line."""
+    fig = go.Figure()
+    measured_colors = itertools.cycle(PALETTE[c] for c in ("measured", "accent", "grid", "baseline"))
+    for series, rows in points.groupby("series", sort=True):
+        simulated = (rows["source"] == "simulated").all()
+        color = PALETTE["simulated"] if simulated else next(measured_colors)
+        fig.add_trace(go.Scatter(
+            x=rows["bits"], y=rows["test accuracy"], name=series, mode="lines+markers" if simulated else "markers",
+            line=dict(dash="dash" if "QAT" in series else "solid", color=color),
+            marker=dict(size=10 if simulated else 13, symbol=SYMBOLS["simulated" if simulated else "measured"],
+                        color=color),
+            customdata=rows[["settings", "source"]].to_numpy(),
+            hovertemplate="%{customdata[0]}<br>%{y:.2%} (%{customdata[1]})<extra></extra>"))
+    if base is not None:
+        figures.baseline_line(fig, base.accuracy, "FP32 baseline")
+    fig.update_xaxes(title="bits", tickvals=list(PTQ_BITS), range=[1.5, 16.5])
+    charts.accuracy_axis(fig, [*points["test accuracy"], *([base.accuracy] if base is not None else [])])
+    return fig

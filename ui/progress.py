@@ -1,0 +1,217 @@
+"""Long work as a page shows it: a recipe checked before anything runs (a one-line error, never a traceback),
+its Run button, the background job it starts followed in a status box with a progress bar, and work that a
+rerun left running shown at the top of every page until it is done. The jobs themselves are ui/jobs.py."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from compression.errors import CompressionError
+from compression.recipe import Recipe
+from compression.workspace import Workspace
+from compression.workspace import load as load_workspace
+from compression.result import Result
+from ui import jobs, workspace
+
+_SHOWN_PAGE = "_shown_page"  # session state: the url path of the page this session draws
+
+
+def follow(job: jobs.Job, status) -> None:
+    """Show `job`'s progress inside `status` until it finishes. Polls and redraws the bar a few times a second:
+    each redraw is also where Streamlit stops this script if a rerun was asked for — the job goes on."""
+    bar = st.progress(job.fraction, text=job.status_text())
+    shown = 0
+    while True:
+        finished = job.done.wait(0.25)
+        for message in job.messages[shown:]:
+            status.write(message)
+        shown = len(job.messages)
+        bar.progress(job.fraction, text=job.status_text())
+        if finished:
+            return
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """Work of this session that a rerun left running: its label, and the page that started it (and shows
+    its result)."""
+
+    label: str
+    page: str
+
+
+def _pending() -> dict[str, PendingWork]:
+    return st.session_state.setdefault("_pending_jobs", {})
+
+
+def run_in_status(label: str, work: Callable[[jobs.ProgressFn], Any], key: str | None = None) -> None:
+    """Run `work(progress)` as a background job and show its progress inside an st.status; on bad input show
+    the one-line error and stop, on success rerun so the page redraws from the store.
+
+    Give `key` = the recipe's hash: a recipe already in the store is then served at once (no job, no queue
+    behind other sessions' work, no rerun: this returns and the page draws it from the store), and a second
+    click, or a second session asking for the same recipe while it runs, joins the running job instead of
+    computing it twice. If the page is left or rerun meanwhile, the job still finishes and stores its result;
+    `pending_jobs()` shows it until then. The workspace's baseline, if it is still training, is waited for
+    first (it is the first thing any work would need)."""
+    if key is not None and workspace.store().get_result(key) is not None:
+        return  # stored: nothing to run; the page goes on and draws it from the store in this same run
+    key = key or f"run:{uuid.uuid4().hex}"
+    with st.status(label, expanded=True) as status:
+        base = workspace.baseline_job(workspace.baseline_recipe())
+        if base is not None and base.running and base.key != key:
+            status.write("**baseline** — waiting for the workspace's baseline to finish training")
+            follow(base, status)
+        job = jobs.start_job(key, label, work)
+        _pending()[key] = PendingWork(label, st.session_state.get(_SHOWN_PAGE, ""))
+        follow(job, status)
+        _pending().pop(key, None)
+        if job.crash is not None:
+            status.update(label="Failed", state="error", expanded=True)
+            raise job.crash
+        if job.error:
+            status.update(label="Could not finish", state="error", expanded=True)
+            st.error(job.error)
+            st.stop()
+        status.update(label="Measured and stored", state="complete", expanded=False)
+    st.rerun()
+
+
+def pending_jobs(page: str) -> None:
+    """Work this session started that a rerun left running: its progress at the top of every page (polled),
+    and its errors, shown once. `page` is the url path of the page this run draws."""
+    st.session_state[_SHOWN_PAGE] = page
+    found = [(key, jobs.find_job(key)) for key in list(_pending())]
+    for key, job in found:
+        if job is None or not job.running:
+            work = _pending().pop(key)
+            if job is not None and job.error:
+                st.error(f"{work.label}: {job.error}")
+    if any(job is not None and job.running for _, job in found):
+        st.fragment(_pending_progress, run_every=1.0)()
+
+
+def _pending_progress() -> None:
+    """Polled: a bar per running job. Once work of the page shown is done, the app redraws (its result
+    appears); work of another page just leaves (its error, if any, shows here): a redraw of the whole app
+    there would change nothing, and would race a sidebar link clicked at that moment."""
+    running = [(work, job) for key, work in list(_pending().items()) if (job := jobs.find_job(key)) is not None]
+    if any(not job.running and work.page == st.session_state.get(_SHOWN_PAGE) for work, job in running):
+        st.rerun()
+    for work, job in running:
+        if job.running:
+            st.progress(job.fraction, text=f"Still running — {work.label}: {job.status_text()}")
+        elif job.error:
+            st.error(f"{work.label}: {job.error}")
+
+
+def runnable(recipe: Recipe) -> Recipe | None:
+    """`recipe` if it can run, else None after its one-line error on the page: validated, and, once the
+    workspace's baseline is trained (its data on disk), checked against the model as the pipeline would."""
+    try:
+        recipe.validate()
+        from compression import pipeline
+
+        if pipeline.stored_weights(workspace.store(), recipe.baseline()) is not None:
+            pipeline.check_feasible(recipe, pipeline.load_splits(recipe.dataset, recipe.seed))
+    except CompressionError as exc:
+        st.error(str(exc))
+        return None
+    return recipe
+
+
+def measured(recipe: Recipe | None, clicked: bool, label: str) -> Result | None:
+    """The stored Result of `recipe` (None if it cannot run or is not measured yet), after running it in a
+    background job under the status `label` when its Run button was `clicked` (a stored recipe is never
+    recomputed)."""
+    if recipe is None:
+        return None
+    store = workspace.store()
+    if clicked:
+        def work(progress: jobs.ProgressFn) -> None:
+            from compression import pipeline  # torch loads in the job's thread
+            pipeline.run(recipe, store, progress)
+        run_in_status(label, work, key=recipe.hash)
+    return store.get_result(recipe.hash)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A technique page's recipe (the sidebar's baseline with the page's stage), whether it can run, its stored
+    Result (None while not measured) and the workspace it belongs to."""
+
+    recipe: Recipe
+    runnable: bool
+    result: Result | None
+    space: Workspace
+    button: str
+
+    def note_not_measured(self, what: str = "") -> None:
+        """Say that these settings are not measured yet, and what the button does (`what`: its work before it
+        stores the result)."""
+        if self.result is None and self.runnable:
+            st.info(f"Not measured with these settings yet: **{self.button}** {what}stores the result, and it shows "
+                    "here at once whenever these settings are chosen again.", icon=":material/science:")
+
+
+def experiment(box, recipe: Recipe, button: str, label: str) -> Experiment:
+    """Under a page's settings (in `box`): the recipe's check (a one-line error) and its Run `button`; a click
+    runs it in a background job with the status `label`."""
+    with box:
+        checked = runnable(recipe)  # refused before any work, as the pipeline would
+        clicked = st.button(button, type="primary", disabled=checked is None)
+    result = measured(checked, clicked, label)
+    return Experiment(recipe, checked is not None, result, load_workspace(recipe, workspace.store()), button)
+
+
+def start_sweep(recipes: list[Recipe], workers: int) -> jobs.Job:
+    """Start (or join) the background job that sweeps `recipes` on `workers` processes; its status line is the
+    sweep's progress line, and a dead worker or failed recipes end it with a message, not a crash."""
+    from compression import sweep
+
+    store = workspace.store()
+
+    def work(progress: jobs.ProgressFn) -> None:
+        from compression.train import Progress
+
+        def relay(event: sweep.SweepProgress) -> None:
+            progress(Progress("sweep", message=event.line.removeprefix("[sweep] ")))
+        try:
+            sweep.run(recipes, store, workers, relay)
+        except sweep.SweepStopped as exc:
+            raise CompressionError(str(exc)) from exc
+    key = "sweep:" + hashlib.sha256(",".join(sorted(r.hash for r in recipes)).encode()).hexdigest()[:16]
+    return jobs.start_job(key, f"Sweep of {len(recipes)} recipes", work)
+
+
+def follow_sweep(job: jobs.Job, recipes: list[Recipe], draw: Callable[[list[Result], Any], None],
+                 state_key: str) -> None:
+    """Show a running sweep until it ends: done / total with its status line, and `draw(results, container)`
+    called again as each result is stored. Each redraw is where Streamlit may stop this script; the sweep goes
+    on (the session remembers it under `state_key`, forgotten once it ends). An error ends the page with its
+    one line; success reruns it."""
+    store = workspace.store()
+    bar, live = st.progress(0.0), st.empty()
+    shown = -1
+    while True:
+        finished = job.done.wait(0.5)
+        results = [r for r in (store.get_result(recipe.hash) for recipe in recipes) if r is not None]
+        bar.progress(len(results) / len(recipes), text=job.status_text())
+        if len(results) != shown:
+            shown = len(results)
+            draw(results, live)
+        if finished:
+            break
+    st.session_state.pop(state_key, None)
+    if job.crash is not None:
+        raise job.crash
+    if job.error:
+        st.error(job.error)
+        st.stop()
+    st.rerun()

@@ -1,0 +1,165 @@
+"""The app's tables: stored results as pandas DataFrames (every figure with its provenance, a recipe's path stage
+by stage, two results side by side, the prunings / distillations / quantizations of one baseline, the
+sensitivity curves), how their columns are shown, and drawing them."""
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import streamlit as st
+
+from compression import describe, pareto
+from compression.recipe import Recipe
+from compression.result import QuantReport, Result, SensitivityTable, StageRecord
+from ui import text
+
+if TYPE_CHECKING:  # the quantize module loads torch; this one stays light
+    from compression.quantize import BitPoint
+
+
+def percent_column(decimals: int = 2) -> st.column_config.NumberColumn:
+    """A table column of fractions shown as percentages with exactly `decimals` decimals ('97.50%'); Streamlit's
+    bare "percent" format drops trailing zeros (97.5% next to 97.78%) and takes the decimals from `step`."""
+    return st.column_config.NumberColumn(format="percent", step=10.0 ** -(decimals + 2))
+
+
+ACCURACY_COLUMN = percent_column()
+RATIO_COLUMN = st.column_config.NumberColumn(format="%.3f")
+COUNT_COLUMN = st.column_config.NumberColumn(format="localized")  # 53,002
+POINTS_COLUMN = st.column_config.NumberColumn(format="%+.2f")
+RESULT_COLUMNS = {  # how the pages show results_table's numbers
+    "test accuracy": ACCURACY_COLUMN,
+    "vs baseline (pts)": POINTS_COLUMN,
+    "size (KB)": st.column_config.NumberColumn(format="%.1f"),
+    "gzip (KB)": st.column_config.NumberColumn(format="%.1f", help="empty: a simulated format has no file"),
+    "size ×": RATIO_COLUMN, "FLOPs ×": RATIO_COLUMN,
+    "latency (ms)": st.column_config.NumberColumn(format="%.4f", help="baseline p50 / speed-up; empty: not timed"),
+    "speed-up ×": st.column_config.NumberColumn(format="%.2f"), "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
+    "zero weights": percent_column(0),
+}
+STAGE_COLUMNS = {  # how stages_table's numbers show
+    "test accuracy": ACCURACY_COLUMN, "size (KB)": RESULT_COLUMNS["size (KB)"], "MFLOPs": RESULT_COLUMNS["MFLOPs"],
+    "non-zero parameters": COUNT_COLUMN,
+    "seconds": st.column_config.NumberColumn(format="%.1f", help="time spent in the stage itself when it was first "
+                                                                 "computed (reused prefixes cost nothing)"),
+}
+
+
+def show_table(table: pd.DataFrame, columns: dict) -> None:
+    """`table` full width, without its index, its columns shown as `columns` (column_config) say. Percent
+    columns are rounded to their step first: Streamlit cuts the digits beyond it (0.980556 would read 98.05%,
+    where the rest of the app says 98.06%)."""
+    steps = {name: config["type_config"]["step"] for name, config in columns.items()
+             if config["type_config"].get("format") == "percent" and name in table}
+    shown = table.round({name: round(-math.log10(step)) for name, step in steps.items()})
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=columns)
+
+
+def results_table(results: Sequence[Result], baseline: Result | None) -> pd.DataFrame:
+    """One row a result with every figure and its provenance."""
+    rows = []
+    for r in results:
+        rows.append({
+            "technique": r.technique, "recipe": describe.recipe(r.recipe), "test accuracy": r.accuracy,
+            "vs baseline (pts)": (round(100 * (r.accuracy - baseline.accuracy), 4) or 0.0) if baseline else None,
+            "accuracy": text.accuracy_mark(r), "size (KB)": r.size_bytes / 1024,
+            "size ×": r.size_bytes / baseline.size_bytes if baseline else r.size_ratio_vs_baseline,
+            "size source": r.size_source, "gzip (KB)": None if r.file_gzip_bytes is None else r.file_gzip_bytes / 1024,
+            "latency (ms)": pareto.metric_value(r, "latency", baseline),
+            "speed-up ×": r.speedup_vs_baseline if r.latency_measured else None,
+            "MFLOPs": r.flops / 1e6, "FLOPs ×": r.flops / baseline.flops if baseline else r.flops_ratio_vs_baseline,
+            "zero weights": r.sparsity, "workspace": describe.workspace(r.recipe), "stored": r.created_at,
+            "hash": r.recipe_hash,
+        })
+    return pd.DataFrame(rows)
+
+
+def compare_rows(a: Result, b: Result, baseline: Result | None) -> pd.DataFrame:
+    """Two results' figures side by side, with B relative to A."""
+    def ratio(x: float | None, y: float | None) -> str:
+        return f"{y / x:.2f}×" if x and y is not None else "—"
+
+    def latency(value: float | None) -> str:
+        return "not timed" if value is None else f"{value:.4f} ms"
+
+    def gzip(r: Result) -> str:
+        return "no file (simulated)" if r.file_gzip_bytes is None else text.fmt_bytes(r.file_gzip_bytes)
+
+    lat_a, lat_b = (pareto.metric_value(r, "latency", baseline) for r in (a, b))
+    rows = [
+        ("technique", a.technique, b.technique, ""),
+        ("test accuracy", f"{a.accuracy:.2%}", f"{b.accuracy:.2%}", text.points(b.accuracy - a.accuracy)),
+        ("accuracy is", text.accuracy_mark(a), text.accuracy_mark(b), ""),
+        ("size", text.fmt_bytes(a.size_bytes), text.fmt_bytes(b.size_bytes), ratio(a.size_bytes, b.size_bytes)),
+        ("size is", a.size_source, b.size_source, ""),
+        ("gzip size", gzip(a), gzip(b), ratio(a.file_gzip_bytes, b.file_gzip_bytes)),
+        ("latency p50 (normalised)", latency(lat_a), latency(lat_b), ratio(lat_a, lat_b)),
+        ("FLOPs / sample", text.fmt_count(a.flops), text.fmt_count(b.flops), ratio(a.flops, b.flops)),
+        ("non-zero parameters", f"{a.params_nonzero:,}", f"{b.params_nonzero:,}",
+         ratio(a.params_nonzero, b.params_nonzero)),
+        ("stages", describe.recipe(a.recipe), describe.recipe(b.recipe), ""),
+        ("stored", a.created_at, b.created_at, ""),
+    ]
+    return pd.DataFrame(rows, columns=["", "A", "B", "B vs A"])
+
+
+def stages_table(stages: Sequence[StageRecord]) -> pd.DataFrame:
+    """A recipe's StageRecords, the baseline first."""
+    return pd.DataFrame([{
+        "stage": describe.STAGE_NAMES.get(s.stage, s.stage), "test accuracy": s.accuracy,
+        "accuracy": text.accuracy_mark(s), "size (KB)": s.size_bytes / 1024, "size is": s.size_source,
+        "non-zero parameters": s.params_nonzero, "MFLOPs": s.flops / 1e6, "seconds": s.seconds,
+    } for s in stages])
+
+
+def prunings(results: Sequence[Result]) -> pd.DataFrame:
+    """Single-stage prunings, one row each, sorted by their settings then the fraction removed; 'settings' is
+    everything but the fraction, so that each of its values is one curve."""
+    rows = []
+    for r in results:
+        spec = Recipe.from_dict(r.recipe).prune
+        rows.append({"settings": f"{spec.method} ({describe.prune_settings(spec)})", "fraction removed": spec.ratio,
+                     "rounds": spec.steps, "fine-tune epochs": spec.finetune_epochs, "test accuracy": r.accuracy,
+                     "latency ×": 1 / r.speedup_vs_baseline, "FLOPs ×": r.flops_ratio_vs_baseline,
+                     "gzip ×": r.size_gzip_ratio_vs_baseline})
+    return pd.DataFrame(rows).sort_values(["settings", "fraction removed"])
+
+
+PRUNING_COLUMNS = {"test accuracy": ACCURACY_COLUMN, "fraction removed": st.column_config.NumberColumn(format="%.2f"),
+                   "latency ×": st.column_config.NumberColumn(format="%.2f"), "FLOPs ×": RATIO_COLUMN,
+                   "gzip ×": RATIO_COLUMN}
+
+
+def distillations(results: Sequence[Result]) -> pd.DataFrame:
+    """Single-stage distillations, one row each: the student's settings, its accuracy with KD and without."""
+    rows = [{"student": d.student, "width": d.width, "T": d.temperature, "α": d.alpha, "epochs": d.epochs,
+             "KD student": d.student_accuracy, "labels only": d.control_accuracy, "KD gain (pts)": 100 * d.kd_gain,
+             "params": d.student_params, "accuracy": text.accuracy_kind(r)}
+            for r in results if (d := r.distill) is not None]
+    return pd.DataFrame(rows).sort_values(["student", "width", "T", "α", "epochs"]) if rows else pd.DataFrame()
+
+
+DISTILLATION_COLUMNS = {"KD student": ACCURACY_COLUMN, "labels only": ACCURACY_COLUMN,
+                        "KD gain (pts)": POINTS_COLUMN, "params": COUNT_COLUMN}
+
+
+def activation_ranges(report: QuantReport) -> pd.DataFrame:
+    """Each quantized layer input's observed range beside the clip range, scale and zero point quantization
+    used (empty where activations are not quantized)."""
+    return pd.DataFrame([{"layer": layer.name, **vars(layer.activation)} for layer in report.layers
+                         if layer.activation is not None])
+
+
+def sensitivity(table: SensitivityTable) -> pd.DataFrame:
+    """One row a layer and ratio: the validation accuracy with that layer alone pruned."""
+    return pd.DataFrame([{"layer": layer.name, "fraction removed": r, "validation accuracy": accuracy}
+                         for layer in table.layers for r, accuracy in zip(table.ratios, layer.accuracy)])
+
+
+def bit_points(points: Sequence["BitPoint"]) -> pd.DataFrame:
+    """The accuracy-against-bit-width points, by series then bits, with each point's settings in words."""
+    rows = [{"series": p.series, "bits": p.bits, "test accuracy": p.result.accuracy,
+             "source": text.accuracy_kind(p.result),
+             "settings": describe.stage(Recipe.from_dict(p.result.recipe), "quant")} for p in points]
+    return pd.DataFrame(rows).sort_values(["series", "bits"]) if rows else pd.DataFrame()

@@ -1,0 +1,107 @@
+"""Numbers and provenance in words, as every page, table and hover box writes them: sizes, counts, times,
+accuracy differences and relative changes, and how each figure of a Result was obtained (measured,
+computed, simulated, not timed). No Streamlit here, no computation: formatting only."""
+
+from compression import pareto
+from compression.result import Result, StageRecord, is_measured
+
+
+def fmt_bytes(n: float) -> str:
+    """Bytes as B / KB / MB / GB (powers of 1024)."""
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} GB"
+
+
+def fmt_count(n: float) -> str:
+    """A count with a k / M / G suffix."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:,.2f} {unit}"
+    return f"{n:,.0f}"
+
+
+def fmt_time(iso: str) -> str:
+    """A stored result's UTC timestamp to the minute, '2026-11-22 20:20 UTC'. Never HH:MM:SS in markdown:
+    Streamlit reads ':20:' as an emoji shortcode and loads its emoji table (259 KB of JavaScript) for the
+    page."""
+    return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 else iso
+
+
+def points(difference: float) -> str:
+    """An accuracy difference (a fraction) in signed percentage points, e.g. '+0.25 pts'; no difference reads
+    '±0.00 pts' (never '-0.00', and st.metric greys a delta that starts with ±)."""
+    value = round(100 * difference, 2)
+    return f"{value:+.2f} pts" if value else "±0.00 pts"
+
+
+def change(value: float, reference: float) -> str:
+    """A signed relative change, e.g. '-75%'; '±0%' for none, 'n/a' against zero. Short, so that six metrics
+    in a row are not cut off."""
+    if reference == 0:
+        return "n/a"
+    percent = round(100 * (value / reference - 1))
+    return f"{percent:+d}%" if percent else "±0%"
+
+
+def accuracy_kind(record: Result | StageRecord) -> str:
+    """'measured' (the file run in onnxruntime) or 'simulated' (torch), for legends and tables."""
+    return "measured" if is_measured(record) else "simulated"
+
+
+def accuracy_mark(record: Result | StageRecord) -> str:
+    """'measured (onnxruntime)' or 'simulated (torch-simulated)'."""
+    return f"{accuracy_kind(record)} ({record.accuracy_source})"
+
+
+def accuracy_note(record: Result | StageRecord) -> str:
+    """'measured · onnxruntime, test split', as a caption under a figure."""
+    return f"{accuracy_kind(record)} · {record.accuracy_source}, test split"
+
+
+def size_note(result: Result) -> str:
+    if result.size_source == "onnx file":
+        return "measured · ONNX file bytes"
+    return "computed · " + result.size_source.removeprefix("computed: ").removeprefix("computed")
+
+
+def latency_note(result: Result) -> str:
+    if not result.latency_measured or result.latency_ms is None:
+        return "not timed · no runtime executes a simulated format"
+    lat = result.latency_ms
+    return f"measured · onnxruntime, batch {lat.batch}, {lat.threads} thread(s)"
+
+
+def latency_text(result: Result, baseline: Result | None) -> str:
+    """'0.123 ms (×0.87)': the latency normalised to the baseline, and its ratio; or why there is none."""
+    value = pareto.metric_value(result, "latency", baseline)
+    if value is None:
+        return "not timed (simulated format)"
+    return f"{value:.3f} ms (×{1 / result.speedup_vs_baseline:.2f})"
+
+
+def provenance_caption(result: Result) -> str:
+    """One paragraph saying how each number of `result` was obtained (markdown)."""
+    parts = []
+    if is_measured(result):
+        parts.append("**Accuracy** measured: the exported ONNX file run in onnxruntime on the test split.")
+    else:
+        parts.append(f"**Accuracy** simulated ({result.accuracy_source}): no CPU runtime executes this format, so "
+                     "the test split is scored in torch with fake quantization.")
+    if result.size_source == "onnx file":
+        parts.append("**Size**: bytes of the ONNX file, and of its gzip (level 9), where zeros show.")
+    else:
+        parts.append(f"**Size** computed, not a file: {result.size_source.removeprefix('computed: ')}.")
+    parts.append("**FLOPs** counted per sample on the exported model (a masked weight still costs a FLOP).")
+    if result.latency_measured and result.latency_ms is not None:
+        lat, p = result.latency_ms, result.provenance
+        parts.append(f"**Latency** measured in {p.runtime if p else 'onnxruntime'}: batch {lat.batch}, "
+                     f"{lat.threads} intra-op thread(s), p50 of {lat.runs} runs, timed interleaved with the baseline "
+                     f"in the same process; CPU flags {p.flags_on if p else 'unknown'}.")
+    else:
+        parts.append("**Latency** not timed: a simulated format has no runtime to time.")
+    parts.append(f"{'Measured' if is_measured(result) else 'Computed'} {fmt_time(result.created_at)} and stored "
+                 f"as `{result.recipe_hash}`: these settings chosen again show it without recomputing.")
+    return " ".join(parts)
