@@ -13,7 +13,7 @@ from compression.store import Store
 
 
 def test_grid_view_maps_a_trained_layer_onto_the_grid(trained_cnn):
-    weight = trained_cnn.features[0].weight
+    weight = trained_cnn.features[0].weight.detach()
     four = quantize.grid_view(trained_cnn, "features.0", Format(4, "asymmetric"))
     assert four.levels == 16 and len(four.grid) == 16 and four.lo <= 0 <= four.hi
     assert four.grid[0] == pytest.approx(four.clip_min) and four.grid[-1] == pytest.approx(four.clip_max)
