@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# The interface the app listens on: this machine only; `make run ADDRESS=0.0.0.0` lets other machines reach it.
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test bench clean-venv
 
@@ -19,7 +21,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(PY)
 	touch $@ $(VENV)/.runtime
 
 run: $(VENV)/.runtime
-	$(PY) serve.py --server.port $(PORT)
+	$(PY) serve.py --server.port $(PORT) --server.address $(ADDRESS)
 
 test: $(VENV)/.dev
 	$(PY) -m pytest

@@ -19,13 +19,17 @@ def main() -> None:
     """The app: page config, navigation, the Workspace sidebar, pending work, then the chosen page."""
     import streamlit as st  # here, not at the top: a sweep worker re-running this script needs neither
 
+    from compression.errors import CompressionError
     from ui import progress, workspace
     st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
     page = st.navigation([st.Page(file, title=title, icon=icon, default=file == PAGES[0][0])
                           for file, title, icon in PAGES])
-    workspace.sidebar()  # after st.navigation: before it, the first sidebar change of a new server is dropped
-    progress.pending_jobs(page.url_path)
-    page.run()
+    try:
+        workspace.sidebar()  # after st.navigation: before it, the first sidebar change of a new server is dropped
+        progress.pending_jobs(page.url_path)
+        page.run()
+    except CompressionError as exc:  # e.g. a store that cannot be opened: one line, as everywhere
+        st.error(str(exc))
 
 
 # Streamlit runs this script as __main__. A sweep's spawned worker processes re-run __main__ as __mp_main__:

@@ -77,7 +77,7 @@ def page() -> None:
                 "below is measured on a held-out test split, on the exported file a user would ship.")
     families()
     try:
-        recipe.validate()
+        ws.check(recipe)
     except CompressionError as exc:
         st.error(str(exc))
         st.stop()

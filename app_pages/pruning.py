@@ -10,7 +10,7 @@ from compression import pipeline, prune
 from compression.catalog import PRUNE_METHODS
 from compression.recipe import PruneSpec, Recipe
 from compression.result import Result
-from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, text
+from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, tasks, text
 from ui import workspace as ws
 from ui.forms import PERSIST
 
@@ -73,9 +73,7 @@ def sensitivity(recipe: Recipe) -> None:
     if table is not None:
         figures.chart(outcomes.sensitivity_figure(table), title=f"Sensitivity ({method}, validation split, torch)")
     elif st.button("Compute sensitivity"):
-        store = ws.store()
-        progress.run_in_status("Pruning each layer alone…",
-                               lambda report: pipeline.sensitivity_table(recipe, method, store, report),
+        progress.run_in_status("Pruning each layer alone…", tasks.sensitivity, recipe, method, str(ws.store().root),
                                key=f"sensitivity:{recipe.sensitivity_key(method)}")
 
 

@@ -10,8 +10,7 @@ import streamlit as st
 from compression import describe, quantize, workspace
 from compression.recipe import QuantSpec, Recipe
 from compression.result import LayerQuant, Result
-from compression.train import Progress
-from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, text
+from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, tasks, text
 from ui import workspace as ws
 from ui.forms import PERSIST, QuantChoice
 
@@ -98,16 +97,8 @@ def bit_width(recipe: Recipe, space: workspace.Workspace, simulated: QuantSpec) 
     label = (f"Measure the curve: {len(missing)} point{'s' if len(missing) > 1 else ''} to compute (PTQ and QAT "
              f"{qat} epochs at {', '.join(map(str, quantize.PTQ_BITS))} bits)")
     if st.button(label, key="quant_curve"):
-        store = ws.store()
-
-        def measure_curve(report) -> None:
-            from compression import pipeline
-
-            for i, point in enumerate(missing, 1):
-                report(Progress("curve", f"point {i}/{len(missing)}: {describe.stage(point, 'quant')}"))
-                pipeline.run(point, store, report)
-        progress.run_in_status("Measuring accuracy against bit width…", measure_curve,
-                               key="quant-curve:" + "-".join(sorted(c.hash for c in missing)))
+        progress.run_in_status("Measuring accuracy against bit width…", tasks.run_recipes, missing, "quant",
+                               str(ws.store().root), key="quant-curve:" + "-".join(sorted(c.hash for c in missing)))
 
 
 def page() -> None:

@@ -3,6 +3,7 @@ capabilities, implementation), the data set names, the ranges each setting may t
 Import-light on purpose (no torch), so that the CLI can validate, hash and serve a stored result without
 loading the deep-learning stack. How to add a technique: docs/ARCHITECTURE.md."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,8 @@ class Bounds:
     step: float = 1
 
     def text(self) -> str:
-        """'0 … 0.95'."""
-        return f"{self.low:g} … {self.high:g}"
+        """'0 … 0.95', '0 … 4,294,967,295'."""
+        return " … ".join(f"{v:g}" if abs(v) < 1e6 else f"{int(v):,}" for v in (self.low, self.high))
 
 
 # ------------------------------------------------------------------------------------------ pruning
@@ -137,8 +138,21 @@ MODELS: Registry[ModelFamily] = Registry("model", [
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
 IMAGEFOLDER = "imagefolder:"
 STAGES: tuple[str, ...] = ("distill", "prune", "quant")
-SEEDS = Bounds(0, 2**31 - 1)
+SEEDS = Bounds(0, 2**32 - 1)  # numpy's seeds are 32-bit
 BASELINE_EPOCHS = Bounds(1, 200)  # the sidebar's range; the CLI also takes 0 (a pretrained model as it is)
+
+# Hard limits of any recipe, from the CLI, a grid or the app: beyond them a run is a mistake or an attack (a
+# server job that trains for a year), refused before any work.
+MAX_EPOCHS = 10_000  # any training length: the longest fine-tuning ever cross-validated here is 2560
+MAX_BATCH = 4096
+MAX_PRUNE_STEPS = 100
+MAX_ROUND_TO = 1024
+MAX_CALIB_SAMPLES = 100_000
+
+
+def max_threads() -> int:
+    """The most onnxruntime intra-op threads a recipe may time with: four per core of this machine."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def imagefolder_path(name: str) -> Path:
@@ -151,10 +165,14 @@ def check_dataset(name: str) -> None:
     if name.startswith(IMAGEFOLDER):
         if not name[len(IMAGEFOLDER):].strip():
             raise CompressionError("imagefolder: give a folder, e.g. imagefolder:/data/my_images")
-        path = imagefolder_path(name)
-        if not path.exists():
+        try:
+            path = imagefolder_path(name)
+            exists, is_dir = path.exists(), path.is_dir()
+        except (OSError, RuntimeError) as err:  # a name too long, a ~user without a home
+            raise CompressionError(f"imagefolder: cannot use that folder name ({type(err).__name__})") from None
+        if not exists:
             raise CompressionError(f"imagefolder: {path} does not exist")
-        if not path.is_dir():
+        if not is_dir:
             raise CompressionError(f"imagefolder: {path} is not a directory")
         return
     if name not in DATASETS:

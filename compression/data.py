@@ -10,23 +10,33 @@ normalisation with statistics of the train split only.
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import stat
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import torch
+from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torchvision import datasets, transforms
 
+from compression import folders
 from compression.catalog import IMAGEFOLDER, check_dataset, imagefolder_path
 from compression.errors import CompressionError
+from compression.folders import DATASET_BYTES_VARIABLE, MAX_DATASET_BYTES, MAX_PIXELS, PIXELS_VARIABLE, limit
 from compression.settings import data_dir
 
 TEST_FRACTION = 0.2  # held out for test where a data set has no official test split
+
+# The decoders of the formats folders.IMG_EXTENSIONS names (PPM reads .pgm): a file's content picks among these only,
+# so a file named .png is never handed to a plugin such as EPS, which runs Ghostscript.
+_IMAGE_FORMATS = ("BMP", "JPEG", "PNG", "PPM", "TIFF", "WEBP")
 
 
 @dataclass(frozen=True)
@@ -76,10 +86,89 @@ def _read_idx(source: _Source, root: Path, train: bool) -> tuple[_Raw, list[str]
     return _Raw(ds.data.unsqueeze(1), ds.targets.long(), 255.0), list(ds.classes)
 
 
+class _ArrayType:
+    """Stands for numpy.ndarray in a CIFAR pickle: the array reconstruction takes it as an argument, but a pickle
+    cannot call it (numpy.ndarray(shape) would allocate any size a hostile file names)."""
+
+
+_RECONSTRUCT = np.empty(0).__reduce__()[0]  # numpy's array reconstruction, however this numpy spells its module
+
+
+def _empty_array(subtype: object, shape: object, dtype: object) -> np.ndarray:
+    """numpy's array reconstruction as an array pickle calls it: an empty ndarray that the pickle's state then
+    fills with the bytes it carries (so its size is bounded by the file's)."""
+    if not isinstance(subtype, _ArrayType) or shape != (0,):
+        raise pickle.UnpicklingError("array reconstruction asked for something other than an empty ndarray")
+    return _RECONSTRUCT(np.ndarray, (0,), dtype)
+
+
+def _latin1(text: str, encoding: str) -> bytes:
+    """_codecs.encode as a Python 3 pickle of bytes uses it (protocol 2 writes bytes as latin-1 text)."""
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"bytes encoded as {encoding[:20]!r}, not latin-1")
+    return text.encode("latin-1")
+
+
+# Every global a CIFAR-10 python batch needs (the official Python 2 files, and batches written by Python 3 with
+# protocol 2, as the tests write them); none can run code or allocate more than the file holds.
+_CIFAR_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _empty_array,
+    ("numpy._core.multiarray", "_reconstruct"): _empty_array,
+    ("numpy", "ndarray"): _ArrayType(),
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1,
+}
+# What a malformed pickle raises while it is read or its arrays are rebuilt.
+_MALFORMED_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+                     KeyError, OverflowError)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads a CIFAR-10 python batch (latin1, for the Python 2 pickles) and refuses any other global."""
+
+    def __init__(self, file: BinaryIO, path: Path) -> None:
+        super().__init__(file, encoding="latin1")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _CIFAR_GLOBALS:
+            return _CIFAR_GLOBALS[module, name]
+        wanted = f"{module}.{name}"[:100]  # shown quoted: a hostile name may hold line breaks
+        raise CompressionError(f"cifar10: {self.path} is not a CIFAR-10 batch: it asks to load {wanted!r}")
+
+
 def _unpickle(path: Path) -> dict:
-    """Load one CIFAR python batch the way torchvision does (latin1, for the Python 2 pickles)."""
-    with path.open("rb") as f:
-        return pickle.load(f, encoding="latin1")
+    """One CIFAR-10 python batch as a dict, read without running anything the file asks for; any other
+    content is a one-line error."""
+    try:
+        with path.open("rb") as f:
+            batch = _CifarUnpickler(f, path).load()
+    except CompressionError:
+        raise
+    except _MALFORMED_PICKLE as err:
+        raise CompressionError(f"cifar10: cannot read {path} as a CIFAR-10 batch ({type(err).__name__})") from None
+    if not isinstance(batch, dict):
+        raise CompressionError(f"cifar10: {path} is not a CIFAR-10 batch: it holds a {type(batch).__name__}")
+    return batch
+
+
+def _batch_rows(batch: dict, path: Path, classes: int) -> tuple[np.ndarray, list[int]]:
+    """A batch's images (N rows of 3072 uint8) and its N labels, each a class index; else a one-line error."""
+    data, labels = batch.get("data"), batch.get("labels")
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072
+            and isinstance(labels, list) and len(labels) == len(data)
+            and all(type(label) is int and 0 <= label < classes for label in labels)):
+        raise CompressionError(f"cifar10: {path} is not a CIFAR-10 batch: it needs uint8 'data' rows of 3072 "
+                               f"pixels and one 'labels' entry below {classes} for each")
+    return data, labels
+
+
+def _class_names(meta: dict, path: Path) -> list[str]:
+    """The class names of batches.meta; else a one-line error."""
+    names = meta.get("label_names")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise CompressionError(f"cifar10: {path} is not CIFAR-10's batches.meta: it needs a 'label_names' list")
+    return names
 
 
 def _read_cifar(source: _Source, root: Path, train: bool) -> tuple[_Raw, list[str]]:
@@ -90,11 +179,11 @@ def _read_cifar(source: _Source, root: Path, train: bool) -> tuple[_Raw, list[st
     torchvision is used only to download.
     """
     folder = root / source.folder
+    classes = _class_names(_unpickle(folder / "batches.meta"), folder / "batches.meta")
     names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
-    batches = [_unpickle(folder / name) for name in names]
-    x = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
-    y = torch.tensor([label for b in batches for label in b["labels"]], dtype=torch.int64)
-    classes = list(_unpickle(folder / "batches.meta")["label_names"])
+    rows = [_batch_rows(_unpickle(folder / name), folder / name, len(classes)) for name in names]
+    x = np.concatenate([data for data, _ in rows]).reshape(-1, 3, 32, 32)
+    y = torch.tensor([label for _, labels in rows for label in labels], dtype=torch.int64)
     return _Raw(torch.from_numpy(x), y, 255.0), classes
 
 
@@ -150,32 +239,54 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[_Raw, _Raw
     return train, test, classes
 
 
+def _check_decoded_size(images: int, image_size: int, path: Path) -> None:
+    """Refuse, before decoding anything, a set whose resized RGB pixels would pass the byte limit."""
+    size, most = images * 3 * image_size ** 2, limit(DATASET_BYTES_VARIABLE, MAX_DATASET_BYTES)
+    if size > most:
+        raise CompressionError(f"imagefolder: {images} images of {path} at {image_size}x{image_size} take {size} "
+                               f"bytes decoded, over the limit of {most} (set {DATASET_BYTES_VARIABLE} to raise it)")
+
+
+def _open_regular(file: str) -> BinaryIO:
+    """`file` opened for reading if it is still a regular file: the walk checked, but it may have been replaced
+    by a FIFO since. Non-blocking, so even opening that could not wait forever."""
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CompressionError(f"imagefolder: {file} is no longer a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _decode(file: str, to_tensor: Callable[[Image.Image], torch.Tensor], max_pixels: int) -> torch.Tensor:
+    """One image file as the model's RGB uint8 tensor. Pillow refuses (with the warning made an error) an image
+    whose header declares more than `max_pixels` before decoding it; every refusal is one line."""
+    try:
+        with _open_regular(file) as f, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f, formats=_IMAGE_FORMATS) as image:
+                return to_tensor(image.convert("RGB"))
+    except CompressionError:  # already one line (a file that stopped being a regular one)
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise CompressionError(f"imagefolder: {file} has more than {max_pixels} pixels (the limit; set "
+                               f"{PIXELS_VARIABLE} to raise it)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as err:  # not an image, truncated, or unreadable
+        raise CompressionError(f"imagefolder: cannot read image {file} ({type(err).__name__})") from None
+
+
 def _load_imagefolder(path: Path, image_size: int) -> tuple[_Raw, None, list[str]]:
-    """The user's images (one sub-folder per class), as RGB resized to image_size; no test split."""
+    """The user's images (one sub-folder per class, images at any depth below it), as RGB resized to
+    image_size; no test split. Every bound of the walk and of decoding is checked before work it guards."""
     if image_size < 1:
         raise CompressionError(f"image_size must be positive, got {image_size}")
+    classes, samples = folders.scan(path)
+    _check_decoded_size(len(samples), image_size, path)
+    max_pixels = limit(PIXELS_VARIABLE, MAX_PIXELS)
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's bomb guard is process-wide: the project's bound is its bound
     to_tensor = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.PILToTensor()])
-    try:
-        ds = datasets.ImageFolder(str(path), transform=to_tensor, allow_empty=True)
-    except FileNotFoundError:
-        raise CompressionError(
-            f"imagefolder: no class folders in {path} (expected one sub-folder of images per class)"
-        ) from None
-    if not ds.samples:
-        raise CompressionError(f"imagefolder: no images found in the class folders of {path}")
-    empty = sorted(set(ds.classes) - {ds.classes[t] for t in ds.targets})
-    if empty:
-        raise CompressionError(f"imagefolder: class folders without images in {path}: {', '.join(empty)}")
-    if len(ds.classes) < 2:
-        raise CompressionError(f"imagefolder: {path} has {len(ds.classes)} class folder; need at least 2")
-    images = []
-    for index, (file, _) in enumerate(ds.samples):
-        try:
-            images.append(ds[index][0])
-        except OSError as err:
-            raise CompressionError(f"imagefolder: cannot read image {file} ({type(err).__name__})") from None
-    labels = torch.tensor(ds.targets, dtype=torch.int64)
-    return _Raw(torch.stack(images), labels, 255.0), None, list(ds.classes)
+    images = [_decode(file, to_tensor, max_pixels) for file, _ in samples]
+    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
+    return _Raw(torch.stack(images), labels, 255.0), None, classes
 
 
 def _split_indices(y: torch.Tensor, fraction: float, seed: int, part: str) -> tuple[np.ndarray, np.ndarray]:

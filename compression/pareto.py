@@ -7,6 +7,7 @@ in one process, which repeats far better on a shared machine than absolute times
 so a result's latency is the stored baseline's p50 divided by the result's speed-up.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,6 @@ from typing import Any
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.result import Result
-from compression.store import Store
 
 METRICS: tuple[str, ...] = ("size", "latency", "flops")
 # How each metric is shown and asked for: (unit, value of one unit in the metric's own unit, axis title).
@@ -121,6 +121,8 @@ class Budget:
         check_metric(self.metric)
         if self.kind not in ("under", "within"):
             raise CompressionError(f"unknown budget kind '{self.kind}': choose under or within")
+        if not math.isfinite(self.value):
+            raise CompressionError(f"a budget must be a finite number, got {self.value:g} for {self.metric}")
         if self.value < 0:
             raise CompressionError(f"a budget must not be negative, got {self.value:g} for {self.metric}")
 
@@ -148,12 +150,6 @@ def default_budgets(baseline: Result) -> list[Budget]:
     if baseline.latency_ms is not None:
         budgets.append(Budget("under", "latency", baseline.latency_ms.p50 / 2))
     return budgets
-
-
-def stored_results(store: Store, dataset: str | None = None, model: str | None = None) -> list[Result]:
-    """Every stored result (optionally of one data set / model) whose artifacts are present, oldest first."""
-    results = (store.get_result(payload["recipe_hash"]) for payload in store.list("result", dataset, model))
-    return [r for r in results if r is not None]
 
 
 def summary(result: Result, baseline: Result | None = None) -> dict[str, Any]:

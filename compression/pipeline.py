@@ -2,7 +2,7 @@
 ONNX, measure by the protocol of docs/ARCHITECTURE.md and store. A recipe already in the store is never
 recomputed."""
 
-import tempfile
+import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +19,7 @@ from compression import data, distill, models, quantize
 from compression.data import Splits
 from compression.export import export_named, save_deployable
 from compression.measure import (count_flops, count_params, file_sizes, layer_sparsity, onnx_accuracy,
-                                 provenance, time_interleaved)
+                                 provenance, session, time_interleaved)
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
 from compression.recipe import QuantSpec, Recipe
@@ -30,7 +30,17 @@ from compression.train import Progress, ProgressFn, evaluate, fit, seed_everythi
 WEIGHTS = "model.pt"
 ONNX = "model.onnx"
 NAMED_ONNX = "exported.onnx"
-CHECKPOINT = "model.pkl"
+CHECKPOINT = "model-state.pt"  # a stage's model as its state_dict: tensors only, loaded with weights_only
+PICKLED_CHECKPOINT = "model.pkl"  # what older versions stored (a pickled module): never loaded, recomputed
+# The layers whose shapes structured pruning changes, and the attributes that give their tensors' shapes.
+SHAPE_ATTRIBUTES: dict[type[nn.Module], tuple[str, ...]] = {
+    nn.Conv2d: ("in_channels", "out_channels", "groups"),
+    nn.Linear: ("in_features", "out_features"),
+    nn.BatchNorm2d: ("num_features",),
+}
+# What loading a damaged or hostile checkpoint raises: a file that is not tensors, or tensors of another model.
+_UNLOADABLE = (pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError,
+               AttributeError)
 
 
 class StageClock:
@@ -72,15 +82,19 @@ def baseline_model(store: Store, recipe: Recipe, splits: Splits, progress: Progr
     trained now and stored."""
     path = stored_weights(store, recipe)
     if path is not None:
-        progress(Progress("train", f"trained weights served from the store ({recipe.training_key})"))
         model = models.build_model(recipe.model, splits.input_shape, splits.num_classes)
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval()
+        try:
+            model.load_state_dict(torch.load(path, weights_only=True))
+        except _UNLOADABLE as err:  # damaged, or weights of another architecture: trained again below
+            store.quarantine("weights", recipe.training_key, f"weights do not load ({type(err).__name__})")
+        else:
+            progress(Progress("train", f"trained weights served from the store ({recipe.training_key})"))
+            return model.eval()
     model = train_baseline(recipe, splits, progress)
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.save(model.state_dict(), Path(tmp) / WEIGHTS)
+    with store.workdir() as tmp:
+        torch.save(model.state_dict(), tmp / WEIGHTS)
         store.put("weights", recipe.training_key, {"dataset": recipe.dataset, "model": recipe.model,
-                                                   "recipe": recipe.to_dict()}, {WEIGHTS: Path(tmp) / WEIGHTS})
+                                                   "recipe": recipe.to_dict()}, {WEIGHTS: tmp / WEIGHTS})
     return model.eval()
 
 
@@ -179,21 +193,87 @@ def _quant_so_far(recipe: Recipe, stage: str) -> QuantSpec | None:
     return recipe.quant if "quant" in done else None
 
 
-def _load_checkpoint(store: Store, key: str) -> tuple[nn.Module, StageRecord, dict[str, Any] | None] | None:
-    """A stored model after a recipe prefix, with its stage record and report, if present."""
+def _shape_attributes(module: nn.Module) -> tuple[str, ...]:
+    """The shape attributes of `module` if it is a layer structured pruning resizes, else ()."""
+    return next((names for kind, names in SHAPE_ATTRIBUTES.items() if isinstance(module, kind)), ())
+
+
+def layer_shapes(model: nn.Module) -> dict[str, dict[str, int]]:
+    """Every conv, linear and batch-norm layer of `model` by name, with its shape attributes: what rebuilds a
+    structurally pruned model's architecture from the one it started as."""
+    return {name: {attr: getattr(module, attr) for attr in attrs} for name, module in model.named_modules()
+            if (attrs := _shape_attributes(module))}
+
+
+def _tensor_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    """The shapes a layer's parameters and buffers take for its shape attributes."""
+    if isinstance(module, nn.Conv2d):
+        return {"weight": (module.out_channels, module.in_channels // module.groups, *module.kernel_size),
+                "bias": (module.out_channels,)}
+    if isinstance(module, nn.Linear):
+        return {"weight": (module.out_features, module.in_features), "bias": (module.out_features,)}
+    features = (module.num_features,)
+    return {"weight": features, "bias": features, "running_mean": features, "running_var": features}
+
+
+def _reshape(model: nn.Module, shapes: dict[str, dict[str, int]]) -> None:
+    """Give each recorded layer of `model` its recorded shape attributes, and empty parameters and buffers of
+    the shapes those imply, for load_state_dict to fill (and to refuse tensors of any other shape)."""
+    for name, recorded in shapes.items():
+        module = model.get_submodule(name)
+        attrs = _shape_attributes(module)
+        if set(recorded) != set(attrs):
+            raise ValueError(f"layer {name} is not a layer of this architecture")
+        for attr in attrs:
+            setattr(module, attr, int(recorded[attr]))
+        for tensor, shape in _tensor_shapes(module).items():
+            old = getattr(module, tensor)
+            if old is not None:
+                new = torch.empty(shape, dtype=old.dtype)
+                setattr(module, tensor, nn.Parameter(new, old.requires_grad) if isinstance(old, nn.Parameter) else new)
+
+
+def _stage_architecture(recipe: Recipe, index: int, splits: Splits) -> nn.Module:
+    """A fresh model of the architecture the recipe's first `index` + 1 stages start from: the student once a
+    distill stage has run, else the baseline. Its random init is drawn from a forked generator (the checkpoint
+    overwrites it), so loading a checkpoint leaves torch's global generator as it found it."""
+    with torch.random.fork_rng(devices=[]):
+        if "distill" in recipe.stages[:index + 1]:
+            return distill.build_student(recipe.model, recipe.distill, splits.input_shape, splits.num_classes)
+        return models.build_model(recipe.model, splits.input_shape, splits.num_classes)
+
+
+def _load_checkpoint(store: Store, key: str, recipe: Recipe, index: int,
+                     splits: Splits) -> tuple[nn.Module, StageRecord, dict[str, Any] | None] | None:
+    """The stored model after the recipe's first `index` + 1 stages (key `key`), with its stage record and report,
+    if present: its architecture rebuilt from the recipe and the recorded layer shapes, its tensors loaded
+    with weights_only (nothing in the file can run). A row that cannot give that (an old pickled module, a
+    file that does not load) is quarantined, so the stage is computed again and stored anew."""
     stored = store.get("checkpoint", key)
-    path = store.root / stored["artifacts"][CHECKPOINT] if stored else None
-    if path is None or not path.exists():
+    if stored is None:
         return None
-    model = torch.load(path, weights_only=False)
-    return model.eval(), StageRecord(**stored["record"]), stored["report"]
+    if CHECKPOINT not in stored.get("artifacts", {}):
+        store.quarantine("checkpoint", key, f"an old pickled checkpoint ({PICKLED_CHECKPOINT}): never unpickled")
+        return None
+    try:
+        model = _stage_architecture(recipe, index, splits)
+        _reshape(model, stored["layer_shapes"])
+        model.load_state_dict(torch.load(store.root / stored["artifacts"][CHECKPOINT], weights_only=True),
+                              strict=True)
+        record = StageRecord(**stored["record"])
+    except _UNLOADABLE as err:
+        store.quarantine("checkpoint", key, f"checkpoint does not load ({type(err).__name__})")
+        return None
+    return model.eval(), record, stored["report"]
 
 
 def _save_checkpoint(store: Store, key: str, recipe: Recipe, model: nn.Module, record: StageRecord,
                      report: dict[str, Any] | None, workdir: Path) -> None:
-    torch.save(model, workdir / CHECKPOINT)
+    """Store the model after a stage prefix: its state_dict, and in the row its layer shapes, record and report."""
+    torch.save(model.state_dict(), workdir / CHECKPOINT)
     store.put("checkpoint", key, {"dataset": recipe.dataset, "model": recipe.model, "record": asdict(record),
-                                  "report": report}, {CHECKPOINT: workdir / CHECKPOINT})
+                                  "report": report, "layer_shapes": layer_shapes(model)},
+              {CHECKPOINT: workdir / CHECKPOINT})
 
 
 @dataclass
@@ -213,7 +293,7 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
     baseline, records, report, deployed = model, [_baseline_record(base)], None, None
     for index, name in enumerate(recipe.stages):
         key = recipe.stage_key(index)
-        loaded = _load_checkpoint(store, key)
+        loaded = _load_checkpoint(store, key, recipe, index, splits)
         if loaded is not None:
             progress(Progress(name, f"model after {'+'.join(recipe.stages[:index + 1])} served from the store"))
             model, record, stage_report, deployed = *loaded, None
@@ -276,25 +356,49 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
     if cached is not None:
         progress(Progress("store", f"served from the store ({recipe.hash})"))
         return cached
+    _clean_once(store)
     clock = StageClock()
     with clock.stage("load"):
         splits = load_splits(recipe.dataset, recipe.seed)
     check_feasible(recipe, splits)
-    base = None if recipe.is_baseline else run(recipe.baseline(), store, progress)
+    base = None if recipe.is_baseline else _timeable_baseline(recipe, store, progress)
     with clock.stage("train"):
         model = baseline_model(store, recipe.baseline(), splits, progress)
-    with tempfile.TemporaryDirectory() as tmp:
+    with store.workdir() as tmp:
         if base is None:
             with clock.stage("export"):
-                compressed = Compressed(model, deploy(model, None, splits, Path(tmp)), [], None)
+                compressed = Compressed(model, deploy(model, None, splits, tmp), [], None)
         else:
-            compressed = _apply_stages(recipe, model, base, splits, store, Path(tmp), clock, progress)
+            compressed = _apply_stages(recipe, model, base, splits, store, tmp, clock, progress)
         progress(Progress("measure", "latency, size, FLOPs"))
         result = _measure(recipe, compressed.model, splits, compressed.deployed, base,
                           store.path(base, ONNX) if base else None, clock, progress)
         result.stages, result.distill = compressed.records, _distill_result(compressed)
         files = {ONNX: compressed.deployed.onnx} if compressed.deployed.runnable else {}
         return store.put_result(result, files)
+
+
+@lru_cache(maxsize=None)
+def _cleaned(root: Path) -> list[Path]:
+    return Store(root).clean_orphans()
+
+
+def _clean_once(store: Store) -> None:
+    """Remove what killed runs left in the store (old staging and work folders, unnamed artifact folders),
+    once per process and store: the next computing run is what tidies up after a crash."""
+    _cleaned(store.root.resolve())
+
+
+def _timeable_baseline(recipe: Recipe, store: Store, progress: ProgressFn) -> Result:
+    """The baseline Result of `recipe`, its ONNX file checked to load in onnxruntime (the compressed model is
+    timed beside it): a stored one whose file does not load is quarantined and measured again."""
+    base = run(recipe.baseline(), store, progress)
+    try:
+        session(store.path(base, ONNX))
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own error types for a file it cannot run
+        store.quarantine("result", base.recipe_hash, f"{ONNX} does not load in onnxruntime ({type(err).__name__})")
+        base = run(recipe.baseline(), store, progress)
+    return base
 
 
 def _distill_result(compressed: Compressed) -> DistillReport | None:

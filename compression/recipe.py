@@ -6,8 +6,9 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, MODELS, PRUNE_LAMBDA, PRUNE_METHODS,
-                                 PRUNE_RATIO, QUANT_MODES, QUANT_SCHEMES, STAGES, TEMPERATURE, WIDTH, Bounds, PruneMethod, QuantMode, check_dataset, check_model)
+from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, MAX_BATCH, MAX_CALIB_SAMPLES, MAX_EPOCHS,
+                                 MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
+                                 QUANT_MODES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
 from compression.errors import CompressionError
 
 
@@ -38,11 +39,14 @@ class PruneSpec:
         _within("prune ratio", self.ratio, PRUNE_RATIO)
         if self.steps < 1:
             raise CompressionError(f"prune steps must be at least 1, got {self.steps}")
+        _at_most("prune steps", self.steps, MAX_PRUNE_STEPS)
         if self.finetune_epochs < 0:
             raise CompressionError(f"fine-tune epochs must not be negative, got {self.finetune_epochs}")
+        _at_most("fine-tune epochs", self.finetune_epochs, MAX_EPOCHS)
         _within("prune lambda", self.lam, PRUNE_LAMBDA)
         if self.round_to < 1:
             raise CompressionError(f"prune round-to must be at least 1, got {self.round_to}")
+        _at_most("prune round-to", self.round_to, MAX_ROUND_TO)
         if self.round_to > 1 and not self.structured:
             raise CompressionError(f"prune round-to applies to channel pruning only, not to {self.method}")
 
@@ -65,9 +69,15 @@ def _choice(what: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def _within(what: str, value: float, bounds: Bounds) -> None:
-    """Raise a one-line CompressionError unless bounds.low <= value <= bounds.high."""
+    """Raise a one-line CompressionError unless bounds.low <= value <= bounds.high (NaN is never within)."""
     if not bounds.low <= value <= bounds.high:
         raise CompressionError(f"{what} must be within {bounds.text()}, got {value}")
+
+
+def _at_most(what: str, value: int, limit: int) -> None:
+    """Raise a one-line CompressionError if `value` exceeds the hard `limit`."""
+    if value > limit:
+        raise CompressionError(f"{what} must be at most {limit:,}, got {value:,}")
 
 
 @dataclass(frozen=True)
@@ -123,8 +133,10 @@ class QuantSpec:
             raise CompressionError(f"--bits {self.bits} needs --quant fake: {self.mode} has a fixed width")
         if self.calib_samples < 1:
             raise CompressionError(f"calibration samples must be at least 1, got {self.calib_samples}")
+        _at_most("calibration samples", self.calib_samples, MAX_CALIB_SAMPLES)
         if self.qat_epochs < 0:
             raise CompressionError(f"QAT epochs must not be negative, got {self.qat_epochs}")
+        _at_most("QAT epochs", self.qat_epochs, MAX_EPOCHS)
         if self.qat_epochs and not mode.supports_qat:
             raise CompressionError(f"QAT applies to {' and '.join(QUANT_MODES.where(supports_qat=True))}, "
                                    f"not to {self.mode}")
@@ -153,6 +165,7 @@ class DistillSpec:
         _within("distill alpha", self.alpha, ALPHA)
         if self.epochs < 1:
             raise CompressionError(f"distill epochs must be at least 1, got {self.epochs}")
+        _at_most("distill epochs", self.epochs, MAX_EPOCHS)
         student = self.student or teacher
         if self.student is not None:
             check_model(self.student)
@@ -215,10 +228,14 @@ class Recipe:
         check_model(self.model, self.pretrained)
         if self.epochs < 0:
             raise CompressionError(f"epochs must not be negative, got {self.epochs}")
+        _at_most("epochs", self.epochs, MAX_EPOCHS)
+        _within("seed", self.seed, SEEDS)
         if self.threads < 1:
             raise CompressionError(f"threads must be at least 1, got {self.threads}")
+        _at_most("threads (4 per core of this machine)", self.threads, max_threads())
         if self.batch < 1:
             raise CompressionError(f"latency batch must be at least 1, got {self.batch}")
+        _at_most("latency batch", self.batch, MAX_BATCH)
         self._validate_order()
         if self.prune is not None:
             self.prune.validate()

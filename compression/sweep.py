@@ -16,8 +16,10 @@ while a running one is producing its trained weights, baseline or a stage prefix
 
 import itertools
 import json
+import math
 import multiprocessing
 import os
+import signal
 import time
 import typing
 from collections.abc import Callable, Sequence
@@ -33,6 +35,7 @@ from compression.store import Store
 
 SPECS: dict[str, type] = {"prune": PruneSpec, "quant": QuantSpec, "distill": DistillSpec}
 TOP_FIELDS: dict[str, Any] = {f.name: f.type for f in fields(Recipe) if f.name not in SPECS}
+MAX_RECIPES = 5000  # a sweep beyond this is a mistake: at a minute a recipe it would run for days
 _PRESENT = "present"  # marks a stage given as an object, so that a stage of all-default fields exists
 
 
@@ -154,10 +157,17 @@ class Grid:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CompressionError(f"grid is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise CompressionError("grid is nested too deeply to be a grid") from None
         return cls.from_dict(data, base)
 
     def recipes(self) -> list[Recipe]:
-        """Every validated recipe of the grid, in grid order, each once (the first of equal hashes)."""
+        """Every validated recipe of the grid, in grid order, each once (the first of equal hashes); a grid of
+        more than MAX_RECIPES combinations is refused before any is built."""
+        combinations = math.prod(len(values) for values in self.axes.values())
+        if combinations > MAX_RECIPES:
+            raise CompressionError(f"the grid makes {combinations:,} combinations: a sweep takes at most "
+                                   f"{MAX_RECIPES:,}; split it into smaller grids")
         unique: dict[str, Recipe] = {}
         for combination in itertools.product(*self.axes.values()):
             values = {**_flatten(self.base), **_flatten(dict(zip(self.axes, combination)))}
@@ -199,6 +209,10 @@ class SweepStopped(RuntimeError):
     """The sweep could not finish (a worker died or recipes failed); finished results are stored."""
 
 
+class SweepInterrupted(SweepStopped):
+    """The user stopped the sweep (Ctrl-C); its message says how much is stored."""
+
+
 class _Tally:
     """Counts landed results and reports each to the progress callback."""
 
@@ -225,9 +239,11 @@ class _Tally:
 
 
 def _init_worker() -> None:
-    """One torch thread per worker process: the workers share the cores instead of fighting over them."""
+    """One torch thread per worker process (the workers share the cores instead of fighting over them), and
+    Ctrl-C left to the parent: it stops the workers itself, so that none prints a traceback."""
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
@@ -286,11 +302,26 @@ def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -
         join = True
         raise SweepStopped(f"a worker process died: {tally.done} of {tally.total} results are stored; "
                            "run the same sweep again to finish the rest") from None
+    except KeyboardInterrupt:
+        _stop_workers(pool)
+        join = True
+        stored = tally.total - len(recipes) + stored_count(recipes, store)  # also what a worker stored just now
+        raise SweepInterrupted(f"{stored} of {tally.total} results are stored; run the same sweep again to "
+                               "finish the rest") from None
     finally:
         pool.shutdown(wait=join, cancel_futures=True)
     if failures:
         raise SweepStopped(f"{len(failures)} recipe(s) failed, the others are stored; first: {failures[0]}")
     return results
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's worker processes now (they ignore Ctrl-C; a recipe they are computing is not
+    stored: a store write is atomic). ProcessPoolExecutor has no public way to stop a running task."""
+    for process in list(pool._processes.values()):  # noqa: SLF001
+        process.terminate()
+    for process in list(pool._processes.values()):  # noqa: SLF001
+        process.join(10)
 
 
 def _collect(future: Future, results: dict[str, Result], failures: list[str], tally: _Tally) -> None:

@@ -30,13 +30,13 @@ class Workspace:
 def load(recipe: Recipe, store: Store) -> Workspace:
     """The workspace of `recipe`'s baseline, read from the store."""
     base = recipe.baseline()
-    group = pareto.groups([Result.from_dict(p) for p in store.list("result", base.dataset, base.model)])
+    group = pareto.groups(store.results(base.dataset, base.model))
     return Workspace(store.get_result(base.hash), [r for r in group.get(base.hash, []) if r.recipe_hash != base.hash])
 
 
 def measured(store: Store) -> dict[str, Workspace]:
     """Every workspace whose baseline is stored, by baseline recipe hash, from the results whose artifacts are
     present."""
-    groups = pareto.groups(pareto.stored_results(store))
+    groups = pareto.groups(store.results())
     return {key: Workspace(baseline, [r for r in results if r.recipe_hash != key])
             for key, results in groups.items() if (baseline := pareto.baseline_of(results)) is not None}

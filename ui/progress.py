@@ -1,6 +1,7 @@
 """Long work as a page shows it: a recipe checked before anything runs (a one-line error, never a traceback),
-its Run button, the background job it starts followed in a status box with a progress bar, and work that a
-rerun left running shown at the top of every page until it is done. The jobs themselves are ui/jobs.py."""
+its Run button, the background job it starts followed in a status box with a progress bar and a Cancel button,
+and work that a rerun left running shown at the top of every page until it is done. Every way a job fails is
+its one line (st.error). The jobs themselves are ui/jobs.py, the work they run ui/tasks.py."""
 
 from __future__ import annotations
 
@@ -17,23 +18,42 @@ from compression.recipe import Recipe
 from compression.workspace import Workspace
 from compression.workspace import load as load_workspace
 from compression.result import Result
-from ui import jobs, workspace
+from ui import jobs, tasks, workspace
 
 _SHOWN_PAGE = "_shown_page"  # session state: the url path of the page this session draws
+_SESSION = "_session_id"     # session state: this session's id, the owner of the jobs it starts
 
 
-def follow(job: jobs.Job, status) -> None:
-    """Show `job`'s progress inside `status` until it finishes. Polls and redraws the bar a few times a second:
-    each redraw is also where Streamlit stops this script if a rerun was asked for — the job goes on."""
+def session_id() -> str:
+    """This browser session's id: the owner of the jobs it starts, and so the only one that may cancel them."""
+    return st.session_state.setdefault(_SESSION, uuid.uuid4().hex)
+
+
+def cancel_button(job: jobs.Job, where: str) -> None:
+    """A Cancel button for `job` if this session started it (`where`: the place's own widget key prefix).
+    The click's rerun runs the callback first: the job has ended before the page is drawn again."""
+    if job.running and job.owner == session_id():
+        st.button("Cancel", key=f"cancel_{where}_{job.key}", icon=":material/cancel:",
+                  on_click=jobs.cancel, args=(job.key, session_id()))
+
+
+def follow(job: jobs.Job) -> None:
+    """Show `job`'s messages, progress bar and Cancel button until it ends. Polls and redraws the bar a few
+    times a second: each redraw is also where Streamlit stops this script if a rerun was asked for (a click of
+    Cancel is one) — the job goes on, unless it was cancelled."""
+    log = st.container()
     bar = st.progress(job.fraction, text=job.status_text())
+    with (button := st.empty()):
+        cancel_button(job, "status")
     shown = 0
     while True:
         finished = job.done.wait(0.25)
         for message in job.messages[shown:]:
-            status.write(message)
+            log.write(message)
         shown = len(job.messages)
         bar.progress(job.fraction, text=job.status_text())
         if finished:
+            button.empty()  # nothing left to cancel
             return
 
 
@@ -50,9 +70,10 @@ def _pending() -> dict[str, PendingWork]:
     return st.session_state.setdefault("_pending_jobs", {})
 
 
-def run_in_status(label: str, work: Callable[[jobs.ProgressFn], Any], key: str | None = None) -> None:
-    """Run `work(progress)` as a background job and show its progress inside an st.status; on bad input show
-    the one-line error and stop, on success rerun so the page redraws from the store.
+def run_in_status(label: str, fn: Callable[..., Any], *args: Any, key: str | None = None) -> None:
+    """Run `fn(*args, progress)` (a task of ui/tasks.py) as a background job of this session and show its
+    progress inside an st.status, with a Cancel button; if it fails (bad input, a bug, its time limit, a
+    cancel) show its one-line error and stop, on success rerun so the page redraws from the store.
 
     Give `key` = the recipe's hash: a recipe already in the store is then served at once (no job, no queue
     behind other sessions' work, no rerun: this returns and the page draws it from the store), and a second
@@ -67,14 +88,11 @@ def run_in_status(label: str, work: Callable[[jobs.ProgressFn], Any], key: str |
         base = workspace.baseline_job(workspace.baseline_recipe())
         if base is not None and base.running and base.key != key:
             status.write("**baseline** — waiting for the workspace's baseline to finish training")
-            follow(base, status)
-        job = jobs.start_job(key, label, work)
+            follow(base)
+        job = jobs.start_job(key, label, fn, *args, owner=session_id())
         _pending()[key] = PendingWork(label, st.session_state.get(_SHOWN_PAGE, ""))
-        follow(job, status)
+        follow(job)
         _pending().pop(key, None)
-        if job.crash is not None:
-            status.update(label="Failed", state="error", expanded=True)
-            raise job.crash
         if job.error:
             status.update(label="Could not finish", state="error", expanded=True)
             st.error(job.error)
@@ -107,6 +125,7 @@ def _pending_progress() -> None:
     for work, job in running:
         if job.running:
             st.progress(job.fraction, text=f"Still running — {work.label}: {job.status_text()}")
+            cancel_button(job, "pending")
         elif job.error:
             st.error(f"{work.label}: {job.error}")
 
@@ -134,10 +153,7 @@ def measured(recipe: Recipe | None, clicked: bool, label: str) -> Result | None:
         return None
     store = workspace.store()
     if clicked:
-        def work(progress: jobs.ProgressFn) -> None:
-            from compression import pipeline  # torch loads in the job's thread
-            pipeline.run(recipe, store, progress)
-        run_in_status(label, work, key=recipe.hash)
+        run_in_status(label, tasks.run_recipe, recipe, str(store.root), key=recipe.hash)
     return store.get_result(recipe.hash)
 
 
@@ -171,23 +187,11 @@ def experiment(box, recipe: Recipe, button: str, label: str) -> Experiment:
 
 
 def start_sweep(recipes: list[Recipe], workers: int) -> jobs.Job:
-    """Start (or join) the background job that sweeps `recipes` on `workers` processes; its status line is the
-    sweep's progress line, and a dead worker or failed recipes end it with a message, not a crash."""
-    from compression import sweep
-
-    store = workspace.store()
-
-    def work(progress: jobs.ProgressFn) -> None:
-        from compression.train import Progress
-
-        def relay(event: sweep.SweepProgress) -> None:
-            progress(Progress("sweep", message=event.line.removeprefix("[sweep] ")))
-        try:
-            sweep.run(recipes, store, workers, relay)
-        except sweep.SweepStopped as exc:
-            raise CompressionError(str(exc)) from exc
+    """Start (or join) the background job of this session that sweeps `recipes` on `workers` processes; its
+    status line is the sweep's progress line, and a dead worker or failed recipes end it with a message."""
     key = "sweep:" + hashlib.sha256(",".join(sorted(r.hash for r in recipes)).encode()).hexdigest()[:16]
-    return jobs.start_job(key, f"Sweep of {len(recipes)} recipes", work)
+    return jobs.start_job(key, f"Sweep of {len(recipes)} recipes", tasks.sweep, recipes, workers,
+                          str(workspace.store().root), owner=session_id())
 
 
 def follow_sweep(job: jobs.Job, recipes: list[Recipe], draw: Callable[[list[Result], Any], None],
@@ -195,9 +199,12 @@ def follow_sweep(job: jobs.Job, recipes: list[Recipe], draw: Callable[[list[Resu
     """Show a running sweep until it ends: done / total with its status line, and `draw(results, container)`
     called again as each result is stored. Each redraw is where Streamlit may stop this script; the sweep goes
     on (the session remembers it under `state_key`, forgotten once it ends). An error ends the page with its
-    one line; success reruns it."""
+    one line; success reruns it. This session's own sweep has a Cancel button under its bar."""
     store = workspace.store()
-    bar, live = st.progress(0.0), st.empty()
+    bar = st.progress(0.0)
+    with (button := st.empty()):
+        cancel_button(job, "sweep")
+    live = st.empty()
     shown = -1
     while True:
         finished = job.done.wait(0.5)
@@ -208,9 +215,8 @@ def follow_sweep(job: jobs.Job, recipes: list[Recipe], draw: Callable[[list[Resu
             draw(results, live)
         if finished:
             break
+    button.empty()
     st.session_state.pop(state_key, None)
-    if job.crash is not None:
-        raise job.crash
     if job.error:
         st.error(job.error)
         st.stop()

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from compression import describe, settings
-from compression.catalog import BASELINE_EPOCHS, DATASETS, IMAGEFOLDER, MODELS, SEEDS
+from compression.catalog import BASELINE_EPOCHS, DATASETS, IMAGEFOLDER, MODELS, SEEDS, imagefolder_path
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.store import Store
-from ui import jobs, metrics
+from ui import jobs, metrics, tasks
 from ui.forms import PERSIST
 
 if TYPE_CHECKING:  # torch: loaded by the pages that show a model, not by the sidebar
@@ -63,6 +63,19 @@ def baseline_recipe() -> Recipe:
                   epochs=int(st.session_state.get("epochs", Recipe.epochs)))
 
 
+def check(recipe: Recipe) -> None:
+    """Raise CompressionError unless `recipe` may run on this server: an image folder must lie inside the data
+    roots (checked first, so that a folder elsewhere gets the same line whether it exists or not), then the
+    recipe's own checks. The CLI reads any folder; a web page only these."""
+    if recipe.dataset.startswith(IMAGEFOLDER) and recipe.dataset[len(IMAGEFOLDER):].strip():
+        try:
+            path = imagefolder_path(recipe.dataset)
+        except RuntimeError:  # '~someone' without a home
+            raise CompressionError(settings.OUTSIDE_ROOTS) from None
+        settings.check_within_roots(path, settings.data_roots())
+    recipe.validate()
+
+
 def page_head(title: str, lead: str) -> Recipe:
     """A page's title and lead paragraph over the sidebar's valid baseline Recipe (see valid_recipe)."""
     recipe = valid_recipe()
@@ -76,7 +89,7 @@ def valid_recipe() -> Recipe:
     or its baseline could not be trained: e.g. a data set that is not on disk and cannot download)."""
     recipe = baseline_recipe()
     try:
-        recipe.validate()
+        check(recipe)
     except CompressionError as exc:
         st.error(str(exc))
         st.stop()
@@ -100,19 +113,17 @@ def baseline_error(recipe: Recipe) -> str | None:
 
 
 def _train_baseline(recipe: Recipe) -> jobs.Job:
-    target = store()
-
-    def work(progress: jobs.ProgressFn) -> None:
-        from compression import pipeline  # torch loads in the job's thread, not in the page's
-        pipeline.run(recipe, target, progress)
-    return jobs.start_job(recipe.baseline().hash, f"Training the {describe.workspace(recipe)} baseline", work)
+    """Start (or join) the job training `recipe`'s baseline. It has no owner, so no session can cancel it: the
+    sidebar starts it by itself for everyone on this workspace, and every other job needs it first."""
+    return jobs.start_job(recipe.baseline().hash, f"Training the {describe.workspace(recipe)} baseline",
+                          tasks.run_recipe, recipe.baseline(), str(store().root))
 
 
 def baseline_card() -> None:
     """The workspace baseline's card: its measured figures, its training progress, or why it cannot train."""
     recipe = baseline_recipe()
     try:
-        recipe.validate()
+        check(recipe)
     except CompressionError as exc:
         st.error(str(exc))
         return

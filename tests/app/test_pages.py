@@ -23,7 +23,7 @@ from compression.data import screen_image
 from compression.result import Histogram
 from compression.recipe import PruneSpec, QuantSpec, Recipe
 from compression.store import Store
-from ui import figures, jobs
+from ui import figures, jobs, tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -237,7 +237,8 @@ def test_missing_dataset_is_a_clear_error_not_a_traceback():
     assert not at.exception
 
 
-def test_image_folder_path_that_does_not_exist_is_a_clear_error(tmp_path):
+def test_image_folder_path_that_does_not_exist_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESSION_DATA_ROOTS", str(tmp_path))  # inside the roots: the folder's own error
     at = start(dataset_choice="image folder…", imagefolder_path=str(tmp_path / "nowhere"))
     assert "does not exist" in at.error[0].value and not at.button
 
@@ -260,28 +261,33 @@ def test_pruning_page_prunes_and_compares_with_the_baseline(stored):
 def test_a_job_outlives_the_page_that_started_it(stored):
     """Long work runs in a background job: a rerun interrupts the page, not the work, which still stores."""
     recipe = replace(BASE, prune=PruneSpec("l1-unstructured", 0.3, finetune_epochs=0))
-    job = jobs.start_job(recipe.hash, "prune", lambda progress: pipeline.run(recipe, Store(stored), progress))
-    assert jobs.start_job(recipe.hash, "again", lambda progress: None) is job  # joined, not started twice
+    job = jobs.start_job(recipe.hash, "prune", tasks.run_recipe, recipe, str(stored))
+    assert jobs.start_job(recipe.hash, "again", tasks.run_recipe, recipe, str(stored)) is job  # joined, not twice
     assert job.done.wait(120) and job.error is None
     assert Store(stored).get_result(recipe.hash) is not None
     assert job.messages, "the job reports progress for the page that follows it"
 
 
+def wait_for_file(path: str, progress) -> None:
+    """A job's work (run in its child process): wait, at most a minute, until `path` exists."""
+    deadline = time.monotonic() + 60
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_a_job_belongs_to_its_store(tmp_path, monkeypatch):
     """The same recipe asked of another store ($COMPRESSION_HOME) is that store's own job: a test run moves
     through several stores in one process, and a job joined across them would store into the wrong one."""
-    import threading
-
-    release = threading.Event()
+    release = tmp_path / "release"
     monkeypatch.setenv("COMPRESSION_HOME", str(tmp_path / "a"))
-    first = jobs.start_job("same-recipe", "wait", lambda progress: release.wait(30))
+    first = jobs.start_job("same-recipe", "wait", wait_for_file, str(release))
     assert jobs.find_job("same-recipe") is first
     monkeypatch.setenv("COMPRESSION_HOME", str(tmp_path / "b"))
     assert jobs.find_job("same-recipe") is None
-    second = jobs.start_job("same-recipe", "other", lambda progress: None)
+    second = jobs.start_job("same-recipe", "other", wait_for_file, str(tmp_path))  # there: it returns at once
     assert second is not first and jobs.find_job("same-recipe") is second
-    release.set()  # jobs run one at a time: the second waits for the first
-    assert first.done.wait(30) and second.done.wait(30) and not first.error and not second.error
+    release.touch()  # jobs run one at a time: the second waits for the first
+    assert first.done.wait(60) and second.done.wait(60) and not first.error and not second.error
 
 
 def stage_widgets(at: AppTest, prefix: str) -> dict[str, tuple]:

@@ -154,7 +154,32 @@ def _pickle(path: Path, obj: dict) -> None:
         pickle.dump(obj, f, protocol=2)
 
 
-def test_cifar10_from_python_batches(tmp_path):
+class _Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2 wrote CIFAR-10's official batches: strings and bytes as Python 2 str (BINSTRING),
+    numpy's functions under numpy 1's module names."""
+
+    def save_bytes(self, obj: bytes) -> None:
+        n = len(obj)
+        header = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
+        self.write(header + obj)
+
+    def save_str(self, obj: str) -> None:
+        self.save_bytes(obj.encode("latin-1"))
+
+    def save_global(self, obj, name=None) -> None:
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
+
+    dispatch = {**pickle._Pickler.dispatch, bytes: save_bytes, str: save_str}
+
+
+def _pickle_as_python2(path: Path, obj: dict) -> None:
+    with path.open("wb") as f:
+        _Python2Pickler(f, protocol=2).dump(obj)
+
+
+@pytest.mark.parametrize("write", [_pickle, _pickle_as_python2])
+def test_cifar10_from_python_batches(tmp_path, write):
     rng = np.random.default_rng(1)
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -163,10 +188,10 @@ def test_cifar10_from_python_batches(tmp_path):
     for b in range(5):  # 5 train batches of 10, then the test batch
         rows = slice(10 * b, 10 * b + 10)
         batch = {"data": images[rows].reshape(10, 3072), "labels": labels[rows]}
-        _pickle(folder / f"data_batch_{b + 1}", batch)
-    _pickle(folder / "test_batch", {"data": images[50:].reshape(10, 3072), "labels": labels[50:]})
+        write(folder / f"data_batch_{b + 1}", batch)
+    write(folder / "test_batch", {"data": images[50:].reshape(10, 3072), "labels": labels[50:]})
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    _pickle(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": 10, "num_vis": 3072})
+    write(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": 10, "num_vis": 3072})
 
     s = load_dataset("cifar10", root=tmp_path, download=False)
 

@@ -319,7 +319,7 @@ def test_report_is_one_offline_file_with_every_result(resumed, tmp_path):
     text = out.read_text()
     page = _Page()
     page.feed(text)
-    results = pareto.stored_results(Store(resumed["home"]))
+    results = Store(resumed["home"]).results()
     assert {r.recipe_hash for r in results} <= set(page.cells)
     assert all(describe.recipe(r.recipe) in page.cells for r in results)
     assert not [s for s in page.scripts if "src" in s]  # nothing fetched: plotly.js is inline
@@ -334,7 +334,7 @@ def test_pareto_cli_answers_budgets_from_the_store(resumed):
     done = cli("pareto", "--epochs", "3", "--within-points", "2", "--max-ms", "1000", "--json", home=resumed["home"])
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    results = pareto.stored_results(Store(resumed["home"]))
+    results = Store(resumed["home"]).results()
     baseline = pareto.baseline_of(results)
     for metric in pareto.METRICS:
         assert [p["recipe_hash"] for p in answer["frontiers"][metric]] == \

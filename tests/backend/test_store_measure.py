@@ -14,7 +14,7 @@ from compression.measure import (TimingPlan, count_flops, count_params, cpu_flag
                                  onnx_accuracy, time_interleaved)
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
 from compression.result import Latency, LayerSparsity, Result
-from compression.store import Store
+from compression.store import Store, StoreError
 
 
 def make_result(recipe: Recipe) -> Result:
@@ -74,22 +74,24 @@ def test_store_round_trips_a_result_with_its_artifacts(tmp_path):
 def test_a_failed_write_leaves_no_result(tmp_path):
     store = Store(tmp_path / "store")
     recipe = Recipe()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(StoreError, match="No such file"):
         store.put_result(make_result(recipe), {"model.onnx": tmp_path / "missing.onnx"})
     assert store.get_result(recipe.hash) is None
     assert list(store.artifacts.iterdir()) == []
 
 
-def test_rewriting_a_result_replaces_its_artifacts_and_removes_the_old_folder(tmp_path):
+def test_storing_a_result_again_keeps_the_first_and_never_deletes_what_it_names(tmp_path):
+    """Two processes that computed the same recipe: the first complete row wins, the second copy is discarded,
+    and the folder the first names (which another process may be reading) is never deleted."""
     store = Store(tmp_path / "store")
     artifact = tmp_path / "model.onnx"
     artifact.write_bytes(b"first")
     first = store.put_result(make_result(Recipe()), {"model.onnx": artifact})
     artifact.write_bytes(b"second")
     second = store.put_result(make_result(Recipe()), {"model.onnx": artifact})
-    assert store.path(store.get_result(Recipe().hash), "model.onnx").read_bytes() == b"second"
-    assert not store.path(first, "model.onnx").exists() and store.path(second, "model.onnx").exists()
-    assert len(list(store.artifacts.iterdir())) == 1
+    assert second.artifacts == first.artifacts and store.path(second, "model.onnx").read_bytes() == b"first"
+    assert store.path(store.get_result(Recipe().hash), "model.onnx").read_bytes() == b"first"
+    assert len(list(store.artifacts.iterdir())) == 1  # the second copy is gone
 
 
 def test_a_result_whose_artifact_vanished_is_not_served(tmp_path):

@@ -1,8 +1,8 @@
 """The real app in headless Chromium, on one server with an empty store: the Workspace sidebar trains the
 digits/cnn baseline on its own, every page renders, a pruning experiment runs through the UI and lands on the
 Pareto chart, two sessions run experiments at the same time, work survives leaving the page, a stored recipe
-shows at once, and bad settings are clear messages. The tests share one server, one store and (mostly) one
-page, and run in file order (each builds on the one before)."""
+shows at once, bad settings are clear messages, and image folders outside the data roots are refused. The tests
+share one server, one store and (mostly) one page, and run in file order (each builds on the one before)."""
 
 from __future__ import annotations
 
@@ -243,14 +243,37 @@ def test_offline_mnist_is_a_clear_error(page, app_url):
     expect(page.locator(EXCEPTION)).to_have_count(0)
 
 
-def test_missing_image_folder_is_a_clear_error(page, app_url):
-    shown(page, app_url)
-    choose(page, sidebar(page), "Data set", "image folder…")
+def image_folder_error(page, path: str):
+    """Type `path` as the Workspace's image folder; the error it shows, once its run has ended."""
     folder = sidebar(page).get_by_label("Folder of class sub-folders")
-    folder.fill("/nonexistent/my-images")
+    folder.fill(path)
     folder.press("Enter")
     wait_idle(page)
-    expect(page.locator("[data-testid='stAlertContentError']").first).to_contain_text(
-        "imagefolder: /nonexistent/my-images does not exist")
+    return page.locator("[data-testid='stAlertContentError']").first
+
+
+def test_image_folders_outside_the_data_roots_are_refused_without_a_word_about_the_server(page, app_url, server):
+    """The server's data root is its store's data folder: /proc, a folder elsewhere (existing or not) and a
+    `..` escape get one line that names no path, with no walk of the folder (no training starts)."""
+    shown(page, app_url)
+    choose(page, sidebar(page), "Data set", "image folder…")
+    secret = server.home.parent / "secret-images"
+    (secret / "cat").mkdir(parents=True, exist_ok=True)
+    for path in ("/proc", "/nonexistent/my-images", str(secret), f"{server.home}/data/../../secret-images"):
+        started = time.monotonic()
+        error = image_folder_error(page, path)
+        expect(error).to_have_text("imagefolder: only folders inside the server's data roots can be read "
+                                   "(set by COMPRESSION_DATA_ROOTS)")
+        assert time.monotonic() - started < 10, path  # refused, not walked (the refusal itself: < 1 ms)
+        expect(page.locator(EXCEPTION)).to_have_count(0)
+        expect(sidebar(page).locator("[data-testid='stMetric']")).to_have_count(0)
+        expect(sidebar(page).locator("[data-testid='stProgress']")).to_have_count(0)  # nothing trains
+
+
+def test_missing_image_folder_inside_the_data_roots_is_a_clear_error(page, app_url, server):
+    shown(page, app_url)
+    choose(page, sidebar(page), "Data set", "image folder…")
+    missing = server.home / "data" / "my-images"
+    expect(image_folder_error(page, str(missing))).to_contain_text(f"imagefolder: {missing} does not exist")
     expect(page.locator(EXCEPTION)).to_have_count(0)
     expect(sidebar(page).locator("[data-testid='stMetric']")).to_have_count(0)

@@ -1,0 +1,89 @@
+"""The CLI's shared pieces: a parser whose errors are one line and exit 2, number types that refuse NaN and
+infinities, the flags every recipe command takes, the budget flags, and progress lines on stderr."""
+
+import argparse
+import math
+import sys
+from typing import TYPE_CHECKING, NoReturn
+
+from compression.catalog import DATASETS, MODELS
+from compression.pareto import METRICS, UNITS, Budget
+from compression.recipe import Recipe
+from compression.registry import Registry
+
+if TYPE_CHECKING:
+    from compression.train import Progress
+
+EXIT_BAD_INPUT = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def number(text: str) -> float:
+    """A finite float from the command line (argparse's float takes 'nan' and 'inf')."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def entries(registry: Registry) -> str:
+    """A flag's help listing each registered choice with its help text (argparse's % escaped)."""
+    return "; ".join(entry.label for entry in registry.entries).replace("%", "%%")
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """The flags of a baseline recipe: data, model, training, timing setup, output."""
+    parser.add_argument("--dataset", default="digits",
+                        help=f"one of {', '.join(DATASETS)}, or imagefolder:PATH (default digits)")
+    parser.add_argument("--model", default="cnn", help=entries(MODELS) + " (default cnn)")
+    parser.add_argument("--epochs", type=int, default=Recipe.epochs, help="baseline training epochs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data split, init and training")
+    parser.add_argument("--pretrained", action="store_true", help="start from torchvision's pretrained weights")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads for latency")
+    parser.add_argument("--batch", type=int, default=32, help="batch size for latency")
+    parser.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
+
+
+def baseline_from(args: argparse.Namespace) -> Recipe:
+    """The baseline Recipe of the common flags."""
+    return Recipe(dataset=args.dataset, model=args.model, seed=args.seed, epochs=args.epochs,
+                  pretrained=args.pretrained, threads=args.threads, batch=args.batch)
+
+
+def add_budgets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-kb", type=number, help="budget: the most accurate result of at most this ONNX size")
+    parser.add_argument("--max-ms", type=number, help="budget: the most accurate result of at most this latency "
+                                                      "p50 (normalised to the baseline)")
+    parser.add_argument("--max-mflops", type=number, help="budget: the most accurate result of at most this many "
+                                                          "MFLOPs per sample")
+    parser.add_argument("--within-points", type=number, help="budget: the smallest, fastest and fewest-FLOPs "
+                                                             "results within this many accuracy points of the "
+                                                             "baseline")
+
+
+def budgets_from(args: argparse.Namespace) -> list[Budget] | None:
+    """The budget questions the flags ask (limits converted to bytes / ms / FLOPs), or None for none."""
+    limits = {"size": args.max_kb, "latency": args.max_ms, "flops": args.max_mflops}
+    budgets = [Budget("under", metric, value * UNITS[metric][1]) for metric, value in limits.items()
+               if value is not None]
+    if args.within_points is not None:
+        budgets += [Budget("within", metric, args.within_points) for metric in METRICS]
+    return budgets or None
+
+
+def print_progress(event: "Progress") -> None:
+    """Progress on stderr: stage messages, and one line per finished training epoch."""
+    if event.message:
+        print(f"[{event.stage}] {event.message}", file=sys.stderr, flush=True)
+    elif event.batch == event.batches:
+        print(f"[{event.stage}] epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  "
+              f"train acc {event.accuracy:.2%}", file=sys.stderr, flush=True)

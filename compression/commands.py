@@ -1,0 +1,150 @@
+"""The CLI's commands over a grid and the store: `sweep`, `report`, `pareto` and `store check`. Each returns what
+to print as JSON (a sweep prints a line per result as it lands); bad input is a CompressionError."""
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from compression import folders, pareto, settings
+from compression.cli_flags import add_budgets, add_common, baseline_from, budgets_from
+from compression.errors import CompressionError
+from compression.pareto import METRICS
+from compression.store import Store
+
+SWEEP_BASE_FLAGS: dict[str, type] = {"dataset": str, "model": str, "epochs": int, "seed": int, "threads": int,
+                                     "batch": int}
+MAX_GRID_BYTES = 1_000_000  # a grid document is a few hundred bytes; a megabyte is a mistake
+
+
+def add_tools(commands: argparse._SubParsersAction) -> None:
+    """The sweep, report, pareto and store subcommands."""
+    sweep = commands.add_parser("sweep", help="measure every recipe of a grid; one JSON line per result")
+    sweep.add_argument("--grid", required=True, help='grid JSON file, "-" for stdin, or the JSON itself: '
+                       '{"base": {"epochs": 20}, "grid": {"prune.method": ["channel-l2"], "prune.ratio": [0.3, 0.5]}}')
+    for name, kind in SWEEP_BASE_FLAGS.items():
+        sweep.add_argument(f"--{name}", type=kind, default=None, help="base field, over the grid's base")
+    sweep.add_argument("--workers", type=int, default=os.cpu_count(),
+                       help="worker processes (default: the machine's cores)")
+    report = commands.add_parser("report", help="write a self-contained HTML report of the stored results")
+    report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    report.add_argument("--dataset", default=None, help="only this data set's results")
+    report.add_argument("--model", default=None, help="only this model's results")
+    report.add_argument("--title", default="Compression report")
+    report.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
+    add_budgets(report)
+    front = commands.add_parser("pareto", help="Pareto frontiers and budget answers over a stored baseline's results")
+    add_common(front)
+    add_budgets(front)
+    store = commands.add_parser("store", help="the store's health")
+    actions = store.add_subparsers(dest="action", required=True, parser_class=type(store))
+    check = actions.add_parser("check", help="check every row and artifact; --repair quarantines the damaged ones "
+                                             "and removes folders left by killed runs")
+    check.add_argument("--repair", action="store_true", help="mend what the check finds")
+    check.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
+
+
+def _grid_text(value: str) -> str:
+    """The grid JSON --grid names: stdin for "-", the text itself if it is JSON, else a file's contents."""
+    if value.lstrip().startswith(("{", "[")):
+        return value
+    if value == "-":
+        source, data = "stdin", sys.stdin.buffer.read(MAX_GRID_BYTES + 1)
+    else:
+        path = Path(value)
+        if path.is_dir():
+            raise CompressionError(f"grid file {value} is a folder: give a JSON file")
+        if not path.is_file():
+            raise CompressionError(f"grid file {value} not found")
+        source = f"grid file {value}"
+        with path.open("rb") as f:
+            data = f.read(MAX_GRID_BYTES + 1)
+    if len(data) > MAX_GRID_BYTES:
+        raise CompressionError(f"{source} is larger than {MAX_GRID_BYTES:,} bytes: a grid is a small JSON document")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CompressionError(f"{source} is not UTF-8 text (byte {data[exc.start]:#04x} at {exc.start})") from None
+
+
+def sweep_command(args: argparse.Namespace) -> None:
+    """Measure every recipe of the grid: each Result as one compact JSON line on stdout as it lands (exactly
+    what `run --json` prints), a progress line on stderr. Bad input fails before anything starts."""
+    from compression import sweep
+
+    if args.workers < 1:
+        raise CompressionError(f"--workers must be at least 1, got {args.workers}")
+    given = {name: getattr(args, name) for name in SWEEP_BASE_FLAGS if getattr(args, name) is not None}
+    recipes = sweep.Grid.from_json(_grid_text(args.grid), given).recipes()
+    store = Store()
+    folders.preflight(r.dataset for r in recipes if store.get_result(r.hash) is None)
+
+    def show(event: sweep.SweepProgress) -> None:
+        if event.result is not None:
+            print(json.dumps(event.result.to_dict(), separators=(",", ":")), flush=True)
+        print(event.line, file=sys.stderr, flush=True)
+    sweep.run(recipes, store, args.workers, show)
+
+
+def _writable_file(out: Path) -> Path:
+    """`out` if a file can be written there, else a one-line CompressionError saying why."""
+    if out.is_dir():
+        raise CompressionError(f"--out: {out} is a folder: give a file name, e.g. {out / 'report.html'}")
+    if not out.parent.is_dir():
+        raise CompressionError(f"--out: folder {out.parent} does not exist")
+    return out
+
+
+def report_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Write the HTML report of the stored results (optionally of one data set / model); say what it holds."""
+    from compression import report
+
+    out = _writable_file(args.out)
+    results = Store().results(args.dataset, args.model)
+    if not results:
+        raise CompressionError("no stored results to report: run a baseline or a sweep first")
+    try:
+        report.write(out, results, budgets_from(args), args.title)
+    except OSError as exc:
+        raise CompressionError(f"--out: cannot write {out} ({exc.strerror or exc})") from None
+    groups = pareto.groups(results)
+    return {"out": str(out.resolve()), "results": len(results),
+            "workspaces": [{"baseline": key, "dataset": group[0].dataset, "model": group[0].model,
+                            "results": len(group)} for key, group in groups.items()]}
+
+
+def pareto_command(args: argparse.Namespace) -> dict[str, Any]:
+    """The frontiers (size, latency, FLOPs) of the stored results of the baseline the flags describe, and the
+    answers to the budget flags (default: pareto.default_budgets)."""
+    base = baseline_from(args)
+    base.validate()
+    store = Store()
+    baseline = store.get_result(base.hash)
+    if baseline is None:
+        raise CompressionError(f"no stored baseline for {base.dataset} / {base.model} (seed {base.seed}, "
+                               f"{base.epochs} epochs): run `python -m compression baseline` first")
+    results = pareto.groups(store.results(base.dataset, base.model))[base.hash]
+    answers = [(b, b.answer(results, baseline)) for b in budgets_from(args) or pareto.default_budgets(baseline)]
+    return {
+        "baseline": pareto.summary(baseline, baseline),
+        "frontiers": {m: [pareto.summary(r, baseline) for r in pareto.frontier(results, m, baseline)] for m in METRICS},
+        "answers": [{"question": b.question, "kind": b.kind, "metric": b.metric, "value": b.value,
+                     "answer": pareto.summary(r, baseline) if r else None} for b, r in answers],
+    }
+
+
+def store_command(args: argparse.Namespace) -> dict[str, Any]:
+    """`store check [--repair]`: the store's health as JSON, its summary on stderr; exit 1 while damage found
+    stays unrepaired."""
+    from compression import health
+
+    found = health.check(settings.home(), args.repair)
+    print(found.summary(), file=sys.stderr)
+    args.exit_code = 0 if found.healthy or args.repair else 1
+    return asdict(found)
+
+
+TOOLS = {"sweep": sweep_command, "report": report_command, "pareto": pareto_command, "store": store_command}

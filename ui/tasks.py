@@ -1,0 +1,52 @@
+"""The work the app's jobs run (ui/jobs.py), one module-level function a kind of work: a job's child process
+imports its task by name and gets its arguments pickled — recipes (frozen dataclasses) and the
+store as its root path. Each task takes the job's progress callback last and runs in the child: torch and the
+pipeline load there, never in the server. No Streamlit here."""
+
+from __future__ import annotations
+
+from compression import describe
+from compression.errors import CompressionError
+from compression.recipe import Recipe
+from compression.store import Store
+from ui.jobs import ProgressFn
+
+
+def run_recipe(recipe: Recipe, root: str, progress: ProgressFn) -> None:
+    """Measure `recipe` and store its Result in the store at `root` (pipeline.run)."""
+    from compression import pipeline
+
+    pipeline.run(recipe, Store(root), progress)
+
+
+def run_recipes(recipes: list[Recipe], stage: str, root: str, progress: ProgressFn) -> None:
+    """Measure each of `recipes` in turn into the store at `root`, each announced by its `stage` in words
+    (e.g. the points of the Quantization page's accuracy-against-bit-width curve)."""
+    from compression import pipeline
+    from compression.train import Progress
+
+    store = Store(root)
+    for i, recipe in enumerate(recipes, 1):
+        progress(Progress("curve", f"point {i}/{len(recipes)}: {describe.stage(recipe, stage)}"))
+        pipeline.run(recipe, store, progress)
+
+
+def sensitivity(recipe: Recipe, method: str, root: str, progress: ProgressFn) -> None:
+    """Compute and store the per-layer pruning sensitivity of `recipe`'s baseline under `method`."""
+    from compression import pipeline
+
+    pipeline.sensitivity_table(recipe, method, Store(root), progress)
+
+
+def sweep(recipes: list[Recipe], workers: int, root: str, progress: ProgressFn) -> None:
+    """Sweep `recipes` on `workers` processes of their own into the store at `root`; the sweep's progress lines
+    are the job's, and a sweep that stops (a dead worker, failed recipes) ends the job with its one line."""
+    from compression import sweep as sweeps
+    from compression.train import Progress
+
+    def relay(event: sweeps.SweepProgress) -> None:
+        progress(Progress("sweep", message=event.line.removeprefix("[sweep] ")))
+    try:
+        sweeps.run(recipes, Store(root), workers, relay)
+    except sweeps.SweepStopped as exc:
+        raise CompressionError(str(exc)) from exc
