@@ -20,9 +20,11 @@ import math
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import MISSING, dataclass, fields
@@ -247,13 +249,33 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+@contextmanager
+def _workers_born_deaf() -> Iterator[None]:
+    """Ctrl-C ignored while the pool may start a worker (a submit can): a worker inherits the ignored SIGINT
+    from its first instruction, so one interrupted while it unpickles its start-up data prints no traceback.
+    (`_init_worker` ignores it too, for a worker started otherwise.) Only the main thread can set signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future:
+    with _workers_born_deaf():
+        return pool.submit(fn, *args)
+
+
 def _check_feasible(recipes: list[Recipe]) -> None:
     """Raise the pipeline's one-line CompressionError for a recipe that cannot apply to its data or model
     (runs in a worker: needs torch and the data)."""
     from compression import pipeline
 
     for recipe in recipes:
-        pipeline.check_feasible(recipe, pipeline.load_splits(recipe.dataset, recipe.seed))
+        pipeline.check_feasible(recipe, pipeline.splits_for(recipe))
 
 
 def _measure(recipe: Recipe, root: str) -> Result:
@@ -281,7 +303,7 @@ def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -
     join = False  # shut down waiting for the pool's thread: not while a worker may still be computing
     try:
         tally.computing(f"{len(recipes)} recipe(s) to compute on {size} worker process(es)")
-        pool.submit(_check_feasible, recipes).result()
+        _submit(pool, _check_feasible, recipes).result()
         pending, running = list(recipes), {}
         while pending or running:
             busy = set().union(*running.values())
@@ -289,7 +311,7 @@ def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -
                 claims = _claims(recipe, store)
                 if len(running) < size and not claims & busy:
                     pending.remove(recipe)
-                    running[pool.submit(_measure, recipe, str(store.root))] = claims
+                    running[_submit(pool, _measure, recipe, str(store.root))] = claims
                     busy |= claims
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
