@@ -5,6 +5,7 @@ is one line too, exit 1, with the traceback in a log file it names."""
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import traceback
@@ -127,6 +128,8 @@ def execute(args: argparse.Namespace, argv: Sequence[str]) -> Any:
     torch is even imported, so a repeated command returns at once."""
     if args.command in TOOLS:
         return TOOLS[args.command](args)
+    if getattr(args, "device", None):  # the processes this one starts (sweep workers, none here) inherit it
+        os.environ["COMPRESSION_DEVICE"] = args.device
     recipe = recipe_from(args, stages_given(argv) if args.command == "run" else set())
     recipe.validate()
     store = Store()

@@ -118,6 +118,14 @@ class ModelFamily(Entry):
 
     scalable: bool = False
     pretrainable: bool = False
+    imported: bool = False  # a user's model imported into the store (compression/imports.py): measured as given
+
+
+def _imported_model(name: str) -> ModelFamily | None:
+    """The model imported into the current store under `name`, if any (the model registry's fallback)."""
+    from compression import imports  # torch-free; the store's module, which reads the catalog
+
+    return imports.family(name)
 
 
 MODELS: Registry[ModelFamily] = Registry("model", [
@@ -131,7 +139,7 @@ MODELS: Registry[ModelFamily] = Registry("model", [
                 "compression.models:torchvision_resnet18", pretrainable=True),
     ModelFamily("mobilenet_v3_small", "torchvision's MobileNetV3-Small (pretrained ImageNet weights on request)",
                 "compression.models:torchvision_mobilenet_v3_small", pretrainable=True),
-])
+], fallback=_imported_model)
 
 # --------------------------------------------------------------------------------- data and training
 
@@ -172,8 +180,8 @@ def check_dataset(name: str) -> None:
             raise CompressionError(f"imagefolder: cannot use that folder name ({type(err).__name__})") from None
         if not exists:
             raise CompressionError(f"imagefolder: {path} does not exist")
-        if not is_dir:
-            raise CompressionError(f"imagefolder: {path} is not a directory")
+        if not is_dir and not path.name.lower().endswith(".zip"):
+            raise CompressionError(f"imagefolder: {path} is neither a folder nor a .zip of class folders")
         return
     if name not in DATASETS:
         choices = ", ".join((*DATASETS, "imagefolder:PATH"))

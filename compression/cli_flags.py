@@ -50,6 +50,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrained", action="store_true", help="start from torchvision's pretrained weights")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads for latency")
     parser.add_argument("--batch", type=int, default=32, help="batch size for latency")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+                        help="where training, fine-tuning and distillation run (default auto: CUDA, else MPS, else "
+                             "CPU; also $COMPRESSION_DEVICE); latency is always measured on onnxruntime's CPU")
     parser.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
 
 

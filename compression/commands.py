@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from compression import folders, pareto, settings
-from compression.cli_flags import add_budgets, add_common, baseline_from, budgets_from
+from compression.cli_flags import add_budgets, add_common, baseline_from, budgets_from, number, print_progress
 from compression.errors import CompressionError
 from compression.pareto import METRICS
 from compression.store import Store
@@ -45,6 +45,23 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
                                              "and removes folders left by killed runs")
     check.add_argument("--repair", action="store_true", help="mend what the check finds")
     check.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
+    bring = commands.add_parser("import", help="import your own model (ONNX, or torchvision weights) under a name, "
+                                               "then measure it as the baseline; --model NAME works everywhere after")
+    bring.add_argument("file", type=Path, help="an .onnx file, or weights (.safetensors, .pt, .pth) with --arch")
+    bring.add_argument("--name", required=True, help="the name to use it by (--model NAME)")
+    bring.add_argument("--dataset", default="digits", help="the data set to measure it on (default digits)")
+    bring.add_argument("--arch", default=None, help="the torchvision architecture of the weights (resnet18, "
+                                                    "mobilenet_v3_small, resnet50, efficientnet_b0, …)")
+    bring.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                       help="input height and width of --arch weights (default 224 224)")
+    bring.add_argument("--mean", type=number, nargs="+", default=None,
+                       help="per-channel mean of inputs in 0 … 1 the model was trained with (default: ImageNet's "
+                            "for --arch, the data's train statistics for ONNX)")
+    bring.add_argument("--std", type=number, nargs="+", default=None, help="per-channel std, with --mean")
+    bring.add_argument("--seed", type=int, default=0, help="seed of the data split")
+    bring.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads for latency")
+    bring.add_argument("--batch", type=int, default=32, help="batch size for latency")
+    bring.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
 
 
 def _grid_text(value: str) -> str:
@@ -147,4 +164,23 @@ def store_command(args: argparse.Namespace) -> dict[str, Any]:
     return asdict(found)
 
 
-TOOLS = {"sweep": sweep_command, "report": report_command, "pareto": pareto_command, "store": store_command}
+def import_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Import a model file under a name and measure it as the baseline on the data set: the import and the
+    baseline Result as JSON. Every check is one line, and nothing is stored unless all pass."""
+    from compression import imports, pipeline
+    from compression.recipe import Recipe
+
+    if args.input_size is not None and min(args.input_size) < 1:
+        raise CompressionError(f"--input-size must be positive, got {args.input_size[0]} {args.input_size[1]}")
+    request = imports.ImportRequest(args.file, args.name, args.dataset, args.arch,
+                                    tuple(args.input_size) if args.input_size else None,
+                                    tuple(args.mean) if args.mean else None, tuple(args.std) if args.std else None)
+    timing = {"seed": args.seed, "threads": args.threads, "batch": args.batch}
+    Recipe(dataset=args.dataset, **timing).validate()
+    folders.preflight([args.dataset])
+    imported = imports.import_model(request)
+    baseline = pipeline.run(Recipe(dataset=args.dataset, model=args.name, **timing), progress=print_progress)
+    return {"imported": asdict(imported), "baseline": baseline.to_dict()}
+
+
+TOOLS = {"import": import_command, "sweep": sweep_command, "report": report_command, "pareto": pareto_command, "store": store_command}

@@ -26,7 +26,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torchvision import datasets, transforms
 
-from compression import folders
+from compression import archives, folders
 from compression.catalog import IMAGEFOLDER, check_dataset, imagefolder_path
 from compression.errors import CompressionError
 from compression.folders import DATASET_BYTES_VARIABLE, MAX_DATASET_BYTES, MAX_PIXELS, PIXELS_VARIABLE, limit
@@ -37,6 +37,14 @@ TEST_FRACTION = 0.2  # held out for test where a data set has no official test s
 # The decoders of the formats folders.IMG_EXTENSIONS names (PPM reads .pgm): a file's content picks among these only,
 # so a file named .png is never handed to a plugin such as EPS, which runs Ghostscript.
 _IMAGE_FORMATS = ("BMP", "JPEG", "PNG", "PPM", "TIFF", "WEBP")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel mean and std of inputs in 0 … 1, as a model was trained with."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -239,11 +247,11 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[_Raw, _Raw
     return train, test, classes
 
 
-def _check_decoded_size(images: int, image_size: int, path: Path) -> None:
+def _check_decoded_size(images: int, image_size: tuple[int, int], path: Path) -> None:
     """Refuse, before decoding anything, a set whose resized RGB pixels would pass the byte limit."""
-    size, most = images * 3 * image_size ** 2, limit(DATASET_BYTES_VARIABLE, MAX_DATASET_BYTES)
+    size, most = images * 3 * math.prod(image_size), limit(DATASET_BYTES_VARIABLE, MAX_DATASET_BYTES)
     if size > most:
-        raise CompressionError(f"imagefolder: {images} images of {path} at {image_size}x{image_size} take {size} "
+        raise CompressionError(f"imagefolder: {images} images of {path} at {image_size[0]}x{image_size[1]} take {size} "
                                f"bytes decoded, over the limit of {most} (set {DATASET_BYTES_VARIABLE} to raise it)")
 
 
@@ -274,16 +282,16 @@ def _decode(file: str, to_tensor: Callable[[Image.Image], torch.Tensor], max_pix
         raise CompressionError(f"imagefolder: cannot read image {file} ({type(err).__name__})") from None
 
 
-def _load_imagefolder(path: Path, image_size: int) -> tuple[_Raw, None, list[str]]:
+def _load_imagefolder(path: Path, image_size: tuple[int, int]) -> tuple[_Raw, None, list[str]]:
     """The user's images (one sub-folder per class, images at any depth below it), as RGB resized to
     image_size; no test split. Every bound of the walk and of decoding is checked before work it guards."""
-    if image_size < 1:
+    if min(image_size) < 1:
         raise CompressionError(f"image_size must be positive, got {image_size}")
     classes, samples = folders.scan(path)
     _check_decoded_size(len(samples), image_size, path)
     max_pixels = limit(PIXELS_VARIABLE, MAX_PIXELS)
     Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's bomb guard is process-wide: the project's bound is its bound
-    to_tensor = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.PILToTensor()])
+    to_tensor = transforms.Compose([transforms.Resize(image_size), transforms.PILToTensor()])
     images = [_decode(file, to_tensor, max_pixels) for file, _ in samples]
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     return _Raw(torch.stack(images), labels, 255.0), None, classes
@@ -322,17 +330,25 @@ def _standardised(x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: tor
 
 
 def _make_splits(
-    name: str, pool: _Raw, test: _Raw | None, classes: list[str], seed: int, val_fraction: float
+    name: str, pool: _Raw, test: _Raw | None, classes: list[str], seed: int, val_fraction: float,
+    norm: Normalisation | None = None,
 ) -> Splits:
-    """Split off test (when there is no official one) and validation, then normalise with train statistics."""
+    """Split off test (when there is no official one) and validation, then normalise with train statistics
+    (or with `norm`: the statistics a model was trained with)."""
     if test is None:
         rest, held = _split_indices(pool.y, TEST_FRACTION, seed, "test")
         pool, test = _subset(pool, rest), _subset(pool, held)
     train_index, val_index = _split_indices(pool.y, val_fraction, seed, "validation")
     train_raw, val_raw = _subset(pool, train_index), _subset(pool, val_index)
     train_x = _scaled(train_raw)
-    var, mean = torch.var_mean(train_x, dim=(0, 2, 3), correction=0)
-    std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
+    if norm is not None:
+        mean, std = torch.tensor(norm.mean), torch.tensor(norm.std)
+        if len(mean) != train_x.shape[1]:
+            raise CompressionError(f"{name} has {train_x.shape[1]} channel(s); the model's normalisation is for "
+                                   f"{len(mean)}")
+    else:
+        var, mean = torch.var_mean(train_x, dim=(0, 2, 3), correction=0)
+        std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
     train = _standardised(train_x, train_raw.y, mean, std)
     return Splits(
         name=name,
@@ -394,21 +410,24 @@ def load_dataset(
     root: Path | None = None,
     download: bool = True,
     val_fraction: float = 0.1,
-    image_size: int = 32,
+    image_size: int | tuple[int, int] = 32,
+    norm: Normalisation | None = None,
 ) -> Splits:
     """Load a data set by name into normalised train/val/test splits, deterministic in seed.
 
     root is where torchvision data sets live (default: settings.data_dir()); download
-    lets torchvision fetch missing files; image_size applies to imagefolder only.
+    lets torchvision fetch missing files; image_size (side, or height and width) applies to imagefolder
+    only; `norm` replaces the train statistics (a model imported with its own).
     """
     check_dataset(name)
     if not 0 < val_fraction < 1:
         raise CompressionError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     if name.startswith(IMAGEFOLDER):
-        pool, test, classes = _load_imagefolder(imagefolder_path(name), image_size)
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        pool, test, classes = _load_imagefolder(archives.image_folder(imagefolder_path(name)), size)
     elif name == "digits":
         pool, test, classes = _load_digits()
     else:
         source_root = Path(root) if root is not None else data_dir()
         pool, test, classes = _load_torchvision(name, source_root, download)
-    return _make_splits(name, pool, test, classes, seed, val_fraction)
+    return _make_splits(name, pool, test, classes, seed, val_fraction, norm)

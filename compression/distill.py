@@ -68,7 +68,8 @@ def teacher_loss(teacher: nn.Module, train: Split, temperature: float = DistillS
     """The KD loss of a batch against the teacher's logits, computed now, once for the whole split (so the
     teacher may change afterwards: a model pruned in place can teach its own fine-tuning)."""
     targets = predict(teacher, train.x)
-    return lambda logits, idx: kd_loss(logits, targets[idx], train.y[idx], temperature, alpha)
+    return lambda logits, idx: kd_loss(logits, targets[idx].to(logits.device), train.y[idx].to(logits.device),
+                                       temperature, alpha)
 
 
 def train_student(student: nn.Module, teacher: nn.Module | None, train: Split, spec: DistillSpec, seed: int,

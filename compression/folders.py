@@ -147,6 +147,8 @@ def scan(path: Path) -> tuple[list[str], list[tuple[str, int]]]:
 def preflight(datasets: Iterable[str]) -> None:
     """Walk the image folder of each `imagefolder:PATH` among `datasets` and refuse one that cannot be used, in
     about a second and before any work loads torch (the other names need no walk)."""
+    from compression.archives import image_folder  # it reads this module's limits
+
     for name in sorted(set(datasets)):
         if name.startswith(IMAGEFOLDER):
-            scan(imagefolder_path(name))
+            scan(image_folder(imagefolder_path(name)))

@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from compression import settings
 from compression.data import Split
 from compression.result import Latency, LayerSparsity, Provenance
+from compression.train import training_device
 
 
 @dataclass(frozen=True)
@@ -141,4 +142,4 @@ def provenance(threads: int, batch: int) -> Provenance:
     return Provenance(runtime=f"onnxruntime {ort.__version__} CPUExecutionProvider", threads=threads, batch=batch,
                       cpu=platform.processor() or platform.machine(), cpu_count=os.cpu_count(),
                       cpu_flags=cpu_flags(), python=platform.python_version(),
-                      versions={p: metadata.version(p) for p in packages})
+                      versions={p: metadata.version(p) for p in packages}, training_device=str(training_device()))

@@ -146,6 +146,11 @@ def build_model(name: str, input_shape: InputShape, num_classes: int, pretrained
     if width <= 0:
         raise CompressionError(f"width multiplier must be positive, got {width}")
     family = MODELS[name]
+    if family.imported:
+        if width != 1.0:
+            raise CompressionError(f"an imported model has no width multiplier: distil '{name}' into a built-in "
+                                   f"student ({', '.join(MODELS.where(scalable=True))})")
+        return family.load()(name, tuple(input_shape), num_classes)
     if family.scalable:
         return family.load()(tuple(input_shape), num_classes, width)
     if width != 1.0:

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from compression import data, distill, models, quantize
+from compression import data, distill, imports, models, quantize
+from compression.catalog import MODELS
 from compression.data import Splits
 from compression.export import export_named, save_deployable
 from compression.measure import (count_flops, count_params, file_sizes, layer_sparsity, onnx_accuracy,
@@ -25,7 +26,7 @@ from compression.errors import CompressionError
 from compression.recipe import QuantSpec, Recipe
 from compression.result import DistillReport, QuantReport, Result, SensitivityTable, StageRecord, from_json
 from compression.store import Store
-from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent
+from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent, training_device
 
 WEIGHTS = "model.pt"
 ONNX = "model.onnx"
@@ -56,10 +57,37 @@ class StageClock:
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
+@dataclass(frozen=True)
+class DataView:
+    """How a model sees a data set: image folders resized to `size` (height, width; default 32 × 32), inputs
+    normalised with `norm` (default: the train split's statistics). Built-in models take the defaults; an
+    imported model its own."""
+
+    size: tuple[int, int] | None = None
+    norm: data.Normalisation | None = None
+
+
+def data_view(model: str) -> DataView:
+    """The DataView of the model called `model`."""
+    found = imports.stored(model) if MODELS.get(model) is not None and MODELS[model].imported else None
+    return view_of(found) if found is not None else DataView()
+
+
+def view_of(imported: imports.Imported) -> DataView:
+    """How the imported model sees data: at its input size, with its normalisation (if it has one)."""
+    norm = data.Normalisation(imported.mean, imported.std) if imported.mean is not None else None
+    return DataView(imported.input_shape[1:], norm)
+
+
 @lru_cache(maxsize=4)
-def load_splits(dataset: str, seed: int) -> Splits:
-    """The data set's splits for a seed, loaded once per process."""
-    return data.load_dataset(dataset, seed=seed)
+def load_splits(dataset: str, seed: int, view: DataView = DataView()) -> Splits:
+    """The data set's splits for a seed as a model with `view` sees them, loaded once per process."""
+    return data.load_dataset(dataset, seed=seed, image_size=view.size or 32, norm=view.norm)
+
+
+def splits_for(recipe: Recipe) -> Splits:
+    """The splits `recipe` runs on: its data set and seed, as its model sees them."""
+    return load_splits(recipe.dataset, recipe.seed, data_view(recipe.model))
 
 
 def train_baseline(recipe: Recipe, splits: Splits, progress: ProgressFn = silent) -> nn.Module:
@@ -106,7 +134,7 @@ def check_feasible(recipe: Recipe, splits: Splits) -> None:
             arch = distill.build_student(recipe.model, recipe.distill, splits.input_shape, splits.num_classes)
         elif name == "prune" and recipe.prune.structured:
             check_structured_ratio(arch, recipe.prune.ratio, recipe.prune.round_to)
-        elif name == "quant" and recipe.quant.calib_samples > len(splits.train.y):
+        elif name == "quant" and recipe.quant.calibrates and recipe.quant.calib_samples > len(splits.train.y):
             raise CompressionError(f"calibration samples ({recipe.quant.calib_samples}) exceed the train split "
                                    f"({len(splits.train.y)} images)")
 
@@ -356,10 +384,11 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
     if cached is not None:
         progress(Progress("store", f"served from the store ({recipe.hash})"))
         return cached
+    training_device()  # a device asked for and not present: one line before any work
     _clean_once(store)
     clock = StageClock()
     with clock.stage("load"):
-        splits = load_splits(recipe.dataset, recipe.seed)
+        splits = splits_for(recipe)
     check_feasible(recipe, splits)
     base = None if recipe.is_baseline else _timeable_baseline(recipe, store, progress)
     with clock.stage("train"):
@@ -421,7 +450,7 @@ def sensitivity_table(recipe: Recipe, method: str, store: Store | None = None,
         progress(Progress("store", f"served from the store ({recipe.sensitivity_key(method)})"))
         return cached
     base = run(recipe.baseline(), store, progress)
-    splits = load_splits(recipe.dataset, recipe.seed)
+    splits = splits_for(recipe)
     model = baseline_model(store, recipe.baseline(), splits, progress)
     table = SensitivityTable(
         dataset=recipe.dataset, model=recipe.model, method=method, baseline_hash=base.recipe_hash,

@@ -169,6 +169,9 @@ class DistillSpec:
         student = self.student or teacher
         if self.student is not None:
             check_model(self.student)
+        elif MODELS[teacher].imported:
+            raise CompressionError(f"an imported model distils into a built-in student: name one of "
+                                   f"{', '.join(MODELS.where(scalable=True))} (--distill-student)")
         if self.width != 1.0 and not MODELS[student].scalable:
             raise CompressionError(f"a width multiplier applies to {', '.join(MODELS.where(scalable=True))}; for {student} "
                                    f"name a smaller student model instead")
@@ -212,6 +215,10 @@ class Recipe:
         object.__setattr__(self, "order", _canonical_order(tuple(self.order), present))
         if self.distill is not None and self.distill.student == self.model:  # the default student, named
             object.__setattr__(self, "distill", replace(self.distill, student=None))
+        family = MODELS.get(self.model)
+        if family is not None and family.imported:  # measured as given: no baseline training to vary
+            object.__setattr__(self, "epochs", 0)
+            object.__setattr__(self, "pretrained", False)
 
     @property
     def _specs(self) -> dict[str, Any]:

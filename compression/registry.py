@@ -5,7 +5,7 @@ help and dispatch all read the registry, so adding a technique is one entry (doc
 Import-light (no torch): an entry names its implementation as "module:attribute", imported only when it is
 called, so that the CLI can validate and serve a stored result without loading the deep-learning stack."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from importlib import import_module
 from typing import Any, Generic, TypeVar
@@ -39,8 +39,11 @@ class Registry(Generic[E]):
     """The entries of one kind, in their order. Iterating gives the names, so a registry serves as the
     `choices` of an argument or a select box; `registry[name]` gives the entry or a one-line error."""
 
-    def __init__(self, kind: str, entries: Sequence[E]) -> None:
+    def __init__(self, kind: str, entries: Sequence[E], fallback: Callable[[str], E | None] | None = None) -> None:
+        """`fallback(name)` finds an entry that is not registered (e.g. a model imported into the current store):
+        `registry[name]` and `get` consult it; the listings (iteration, names, entries) hold registered entries."""
         self.kind = kind
+        self._fallback = fallback
         self._entries = {entry.name: entry for entry in entries}
         if len(self._entries) != len(entries):
             raise ValueError(f"{kind}: two entries share a name")
@@ -56,9 +59,10 @@ class Registry(Generic[E]):
 
     def __getitem__(self, name: str) -> E:
         """The entry called `name`; a one-line CompressionError naming the choices otherwise."""
-        if name not in self._entries:
+        entry = self.get(name)
+        if entry is None:
             raise CompressionError(f"unknown {self.kind} '{name}': choose one of {', '.join(self)}")
-        return self._entries[name]
+        return entry
 
     def register(self, entry: E) -> E:
         """Add `entry` (a technique defined outside this package, e.g. in a notebook); every choice list, check
@@ -69,8 +73,11 @@ class Registry(Generic[E]):
         return entry
 
     def get(self, name: str) -> E | None:
-        """The entry called `name`, or None."""
-        return self._entries.get(name)
+        """The entry called `name` (registered, else found by the fallback), or None."""
+        entry = self._entries.get(name)
+        if entry is None and self._fallback is not None:
+            entry = self._fallback(name)
+        return entry
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -166,6 +166,7 @@ class Provenance:
     cpu_flags: dict[str, bool]
     python: str
     versions: dict[str, str]
+    training_device: str = "cpu"  # where this run trained or fine-tuned (measurement is on the runtime's CPU)
 
     @property
     def flags_on(self) -> str:

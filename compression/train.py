@@ -1,4 +1,6 @@
-"""Fit, fine-tune and evaluate on CPU, repeatably, reporting progress through a callback."""
+"""Fit, fine-tune and evaluate, repeatably, reporting progress through a callback. Training runs on the device
+$COMPRESSION_DEVICE names (auto: CUDA, else Apple MPS, else the CPU); every model is handed back on the CPU, where
+it is exported and measured."""
 
 import os
 import random
@@ -12,6 +14,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from compression.data import Split
+from compression.errors import CompressionError
+
+DEVICE_VARIABLE = "COMPRESSION_DEVICE"
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -98,15 +104,32 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def _label_loss(split: Split) -> LossFn:
     """Cross-entropy against the split's labels: the plain training loss."""
-    return lambda logits, idx: F.cross_entropy(logits, split.y[idx])
+    return lambda logits, idx: F.cross_entropy(logits, split.y[idx].to(logits.device))
+
+
+def training_device(choice: str | None = None) -> torch.device:
+    """Where training runs: `choice` (default $COMPRESSION_DEVICE, else auto). auto takes CUDA if present, else
+    Apple's MPS, else the CPU; asking for a device this machine does not have is a one-line error."""
+    choice = (choice or os.environ.get(DEVICE_VARIABLE) or "auto").strip().lower()
+    if choice not in DEVICES:
+        raise CompressionError(f"device must be one of {', '.join(DEVICES)}, got {choice[:40]!r}")
+    present = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if choice == "auto":
+        return torch.device(next(d for d in ("cuda", "mps", "cpu") if present[d]))
+    if not present[choice]:
+        raise CompressionError(f"device {choice} is not available on this machine: use --device auto or cpu")
+    return torch.device(choice)
 
 
 def fit(model: nn.Module, split: Split, epochs: int, *, seed: int, lr: float = LEARNING_RATE, batch_size: int = 64,
         stage: str = "train", progress: ProgressFn = silent, loss_fn: LossFn | None = None) -> nn.Module:
     """Train `model` on `split` for `epochs` with Adam, a one-cycle learning rate peaking at `lr`, and
-    cross-entropy (or `loss_fn`); deterministic for a seed on CPU."""
+    cross-entropy (or `loss_fn`), on the training device; deterministic for a seed on CPU. The model comes back
+    on the CPU."""
     if epochs == 0:
         return model.eval()
+    device = training_device()
+    model.to(device)
     criterion = loss_fn or _label_loss(split)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -119,16 +142,15 @@ def fit(model: nn.Module, split: Split, epochs: int, *, seed: int, lr: float = L
         total_loss = 0.0
         for batch, start in enumerate(range(0, len(order), batch_size), 1):
             idx = order[start:start + batch_size]
-            logits = model(split.x[idx])
+            logits = model(split.x[idx].to(device))
             loss = criterion(logits, idx)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
             seen += len(idx)
-            correct += (logits.argmax(1) == split.y[idx]).sum().item()
+            correct += (logits.argmax(1).cpu() == split.y[idx]).sum().item()
             total_loss += loss.item() * len(idx)
             progress(Progress(stage, epoch=epoch, epochs=epochs, batch=batch, batches=batches,
                               loss=total_loss / seen, accuracy=correct / seen))
-    model.eval()
-    return model
+    return model.cpu().eval()

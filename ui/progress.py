@@ -70,7 +70,8 @@ def _pending() -> dict[str, PendingWork]:
     return st.session_state.setdefault("_pending_jobs", {})
 
 
-def run_in_status(label: str, fn: Callable[..., Any], *args: Any, key: str | None = None) -> None:
+def run_in_status(label: str, fn: Callable[..., Any], *args: Any, key: str | None = None,
+                  stop_on_error: bool = True) -> None:
     """Run `fn(*args, progress)` (a task of ui/tasks.py) as a background job of this session and show its
     progress inside an st.status, with a Cancel button; if it fails (bad input, a bug, its time limit, a
     cancel) show its one-line error and stop, on success rerun so the page redraws from the store.
@@ -80,7 +81,8 @@ def run_in_status(label: str, fn: Callable[..., Any], *args: Any, key: str | Non
     click, or a second session asking for the same recipe while it runs, joins the running job instead of
     computing it twice. If the page is left or rerun meanwhile, the job still finishes and stores its result;
     `pending_jobs()` shows it until then. The workspace's baseline, if it is still training, is waited for
-    first (it is the first thing any work would need)."""
+    first (it is the first thing any work would need). `stop_on_error=False` (work started from the sidebar)
+    shows the error and returns, so that the page below still draws."""
     if key is not None and workspace.store().get_result(key) is not None:
         return  # stored: nothing to run; the page goes on and draws it from the store in this same run
     key = key or f"run:{uuid.uuid4().hex}"
@@ -96,7 +98,9 @@ def run_in_status(label: str, fn: Callable[..., Any], *args: Any, key: str | Non
         if job.error:
             status.update(label="Could not finish", state="error", expanded=True)
             st.error(job.error)
-            st.stop()
+            if stop_on_error:
+                st.stop()
+            return
         status.update(label="Measured and stored", state="complete", expanded=False)
     st.rerun()
 
@@ -138,7 +142,7 @@ def runnable(recipe: Recipe) -> Recipe | None:
         from compression import pipeline
 
         if pipeline.stored_weights(workspace.store(), recipe.baseline()) is not None:
-            pipeline.check_feasible(recipe, pipeline.load_splits(recipe.dataset, recipe.seed))
+            pipeline.check_feasible(recipe, pipeline.splits_for(recipe))
     except CompressionError as exc:
         st.error(str(exc))
         return None

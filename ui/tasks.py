@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from compression import describe
 from compression.errors import CompressionError
+from compression.imports import ImportRequest
 from compression.recipe import Recipe
 from compression.store import Store
 from ui.jobs import ProgressFn
@@ -17,6 +18,18 @@ def run_recipe(recipe: Recipe, root: str, progress: ProgressFn) -> None:
     from compression import pipeline
 
     pipeline.run(recipe, Store(root), progress)
+
+
+def import_model(request: ImportRequest, seed: int, root: str, progress: ProgressFn) -> None:
+    """Import the model file of `request` into the store at `root` (imports.import_model: every check one line,
+    nothing stored unless all pass), then measure it as its data set's baseline on the split of `seed`."""
+    from compression import imports, pipeline
+    from compression.train import Progress
+
+    store = Store(root)
+    progress(Progress("import", f"checking {request.path.name}: it runs, converts to torch and fits the data"))
+    imports.import_model(request, store)
+    pipeline.run(Recipe(dataset=request.dataset, model=request.name, seed=seed), store, progress)
 
 
 def run_recipes(recipes: list[Recipe], stage: str, root: str, progress: ProgressFn) -> None:

@@ -15,7 +15,7 @@ from compression.catalog import BASELINE_EPOCHS, DATASETS, IMAGEFOLDER, MODELS, 
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.store import Store
-from ui import jobs, metrics, tasks
+from ui import jobs, metrics, tasks, uploads
 from ui.forms import PERSIST
 
 if TYPE_CHECKING:  # torch: loaded by the pages that show a model, not by the sidebar
@@ -33,7 +33,8 @@ def store() -> Store:
 
 
 def sidebar() -> None:
-    """The Workspace: data set (or an image folder), model, seed, baseline epochs, and the baseline's card. A
+    """The Workspace: data set (or an image folder, or an uploaded zip of one), model (built in or imported),
+    seed, baseline epochs, the baseline's card, and a model to bring (ui/uploads.py). A
     workspace whose baseline is not stored starts training it at once (in the background, with a progress bar
     on the card); a stored one shows instantly."""
     st.html(ROOT / "assets" / "style.css")
@@ -44,14 +45,19 @@ def sidebar() -> None:
         if choice == IMAGEFOLDER_CHOICE:
             st.text_input("Folder of class sub-folders", key="imagefolder_path", placeholder="/data/my-images",
                           **PERSIST)
-        st.selectbox("Model", MODELS.names, key="model",
-                     help="The base model every technique compresses: " + "; ".join(m.label for m in MODELS.entries))
+            uploads.images_upload()
+        uploads.select_imported(store())
+        model = st.selectbox("Model", uploads.model_names(store()), key="model", help=uploads.model_help(store()))
+        imported = uploads.is_imported(model, store())
         left, right = st.columns(2)
         left.number_input("Seed", min_value=int(SEEDS.low), max_value=int(SEEDS.high), value=Recipe.seed, step=1,
                           key="seed", help="Fixes the data split, the initial weights and the training order.")
         right.number_input("Baseline epochs", min_value=int(BASELINE_EPOCHS.low), max_value=int(BASELINE_EPOCHS.high),
-                           value=Recipe.epochs, step=1, key="epochs")
+                           value=Recipe.epochs, step=1, key="epochs", disabled=imported)
+        if imported:
+            st.caption(uploads.IMPORTED_NOTE)
         baseline_card()
+        uploads.model_upload(baseline_recipe().dataset, store())
 
 
 def baseline_recipe() -> Recipe:
@@ -158,7 +164,7 @@ def _cached_baseline(root: str, training_key: str, recipe_json: str) -> nn.Modul
     from compression import pipeline
 
     recipe = Recipe.from_dict(json.loads(recipe_json))
-    splits = pipeline.load_splits(recipe.dataset, recipe.seed)
+    splits = pipeline.splits_for(recipe)
     return pipeline.baseline_model(Store(root), recipe, splits)
 
 

@@ -19,10 +19,12 @@ FOLDER = "image folder…"
 
 
 def start(**choices) -> AppTest:
+    """A session of the app with the sidebar's `choices` (baseline epochs 1 unless given), run once."""
     at = AppTest.from_file(APP, default_timeout=60)
     for key, value in {"epochs": 1, **choices}.items():
         at.session_state[key] = value
     at.run()
+    assert not at.exception, at.exception
     return at
 
 

@@ -240,7 +240,7 @@ def test_imagefolder_errors(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     cases = {
         "missing": "does not exist",
-        "file.txt": "not a directory",
+        "file.txt": "neither a folder nor a .zip",
         "empty": "no class folders",
         "noimages": "no images",
         "one": "at least 2",
