@@ -360,11 +360,16 @@ def _check_runs(path: Path, input_shape: tuple[int, int, int], file: str) -> int
     import numpy as np
     import onnxruntime as ort
 
+    outputs = []
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        outputs = [session.run(None, {name: np.zeros((n, *input_shape), np.float32)})[0] for n in (1, 3)]
+        for n in (1, 3):
+            outputs.append(session.run(None, {name: np.zeros((n, *input_shape), np.float32)})[0])
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors have no common base
+        if outputs:  # a batch of 1 ran: the graph fixes its batch size somewhere inside (a Reshape, …)
+            raise CompressionError(f"{file} runs one image at a time only: its batch size is fixed inside the "
+                                   f"graph; export it with a dynamic batch dimension") from None
         raise CompressionError(f"onnxruntime cannot run {file}: {_first_line(exc)}") from None
     if [o.shape[0] for o in outputs] != [1, 3] or any(o.ndim != 2 for o in outputs):
         raise CompressionError(f"{file} does not give one row of class scores per image for any batch size "

@@ -204,3 +204,29 @@ def test_a_zip_of_class_folders_is_a_data_set_on_the_cli_and_a_hostile_one_is_on
                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: zip: entry '../escaped/x.png'"), bad.stderr
     assert bad.stderr.count("\n") == 1 and not (tmp_path / "escaped").exists()
+
+
+def _graph(path: Path, nodes, batch: int | str = "N") -> Path:
+    """An ONNX file of `nodes` from an image input x (batch × 1 × 8 × 8) to scores y (batch × 10)."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=[
+        helper.make_tensor("shape", TensorProto.INT64, [2], [1, 64]),
+        helper.make_tensor("w", TensorProto.FLOAT, [64, 10], [0.01] * 640)])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("example.custom", 1)]
+    onnx.save_model(helper.make_model(graph, opset_imports=opsets), str(path))
+    return path
+
+
+def test_a_graph_onnxruntime_cannot_run_or_with_its_batch_baked_in_is_one_line(tmp_path):
+    from onnx import helper
+
+    custom = _graph(tmp_path / "custom.onnx", [helper.make_node("Mystery", ["x"], ["f"], domain="example.custom"),
+                                               helper.make_node("Reshape", ["f", "shape"], ["r"]),
+                                               helper.make_node("MatMul", ["r", "w"], ["y"])])
+    refused(ImportRequest(custom, "a", "digits"), "onnxruntime cannot run custom.onnx")
+    baked = _graph(tmp_path / "baked.onnx", [helper.make_node("Reshape", ["x", "shape"], ["r"]),  # batch of 1 only
+                                             helper.make_node("MatMul", ["r", "w"], ["y"])], batch=1)
+    refused(ImportRequest(baked, "a", "digits"), "baked.onnx runs one image at a time only")
