@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,8 @@ from compression.store import Store, StoreError
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from compression.data import Splits
 
 KIND = "import"  # the store's rows of imported models, keyed by name
 SOURCE_ONNX = "model-source.onnx"
@@ -98,17 +100,18 @@ def names(store: Store | None = None) -> list[str]:
 def build(name: str, input_shape: tuple[int, ...], classes: int) -> nn.Module:
     """A torch model of the import `name` with its weights, for inputs of `input_shape` and `classes` outputs
     (both must be the import's own: an imported model is not rebuilt for other data)."""
-    found = stored(name)
-    if found is None:
+    store = Store()
+    row = store.get(KIND, name)
+    if row is None:
         raise CompressionError(f"no model imported as '{name}' in this store")
+    found = Imported.from_dict(row)
     if tuple(input_shape) != found.input_shape or classes != found.classes:
         raise CompressionError(f"model '{name}' takes {_shape(found.input_shape)} images and gives "
                                f"{found.classes} classes; the data has {_shape(input_shape)} and {classes}")
-    store = Store()
-    row = store.get(KIND, name)
     if found.source == "onnx":
         return _torch_of_onnx(str(store.root / row["artifacts"][SOURCE_ONNX]), found.input_shape)
-    return _torchvision_model(found.arch, classes, _safetensors(store.root / row["artifacts"][WEIGHTS]))
+    weights = store.root / row["artifacts"][WEIGHTS]
+    return _torchvision_model(found.arch, classes, _weights(weights, _read(weights)))
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -212,16 +215,6 @@ def _torchvision_model(arch: str, classes: int, state: dict[str, Any]) -> nn.Mod
     return model.eval()
 
 
-def _safetensors(path: Path) -> dict[str, Any]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CompressionError(f"{path.name} is not a readable safetensors file: {_first_line(exc)}") from None
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
@@ -271,9 +264,7 @@ def import_model(request: ImportRequest, store: Store | None = None) -> Imported
 def _check_fits_data(imported: Imported) -> None:
     """Refuse, before anything is stored, a model whose input channels, size or class count the data set does
     not match (an image folder is resized to the model's size; other data sets have one size)."""
-    from compression import pipeline
-
-    splits = pipeline.load_splits(imported.dataset, 0, pipeline.view_of(imported))
+    splits = _splits_seen_by(imported)
     if tuple(splits.input_shape) != imported.input_shape or splits.num_classes != imported.classes:
         raise CompressionError(f"{imported.file} takes {_shape(imported.input_shape)} images into "
                                f"{imported.classes} classes; {imported.dataset} has {_shape(splits.input_shape)} "
@@ -414,13 +405,12 @@ def _import_torchvision(request: ImportRequest, data: bytes, digest: str,
         raise CompressionError(f"--arch {request.arch} is not a torchvision classification model (e.g. "
                                "resnet18, resnet50, mobilenet_v3_small, efficientnet_b0)")
     state = _weights(request.path, data)
-    classes = _classes_of(request.dataset)
-    _torchvision_model(request.arch, classes, state)  # refuses weights of another shape
     size = request.input_size or (DEFAULT_SIZE, DEFAULT_SIZE)
-    imported = Imported(request.name, "torchvision", request.arch, (3, *size), classes,
-                        request.mean or IMAGENET_MEAN, request.std or IMAGENET_STD, digest, request.path.name,
-                        request.dataset)
-    _check_normalisation(imported)
+    draft = Imported(request.name, "torchvision", request.arch, (3, *size), 0, request.mean or IMAGENET_MEAN,
+                     request.std or IMAGENET_STD, digest, request.path.name, request.dataset)
+    _check_normalisation(draft)
+    imported = replace(draft, classes=_splits_seen_by(draft).num_classes)  # the data set's class count
+    _torchvision_model(request.arch, imported.classes, state)  # refuses weights of another shape
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / WEIGHTS))
     return imported, {WEIGHTS: tmp / WEIGHTS}
 
@@ -454,11 +444,12 @@ def _weights(path: Path, data: bytes) -> dict[str, Any]:
     return state
 
 
-def _classes_of(dataset: str) -> int:
-    """The class count of `dataset` (its splits as a built-in model loads them)."""
+def _splits_seen_by(imported: Imported) -> Splits:
+    """The splits of the import's data set as the model sees them (its input size and normalisation; its class
+    count plays no part): loaded once per process for the import's checks and its baseline."""
     from compression import pipeline
 
-    return pipeline.load_splits(dataset, 0).num_classes
+    return pipeline.load_splits(imported.dataset, 0, pipeline.view_of(imported))
 
 
 def _check_normalisation(imported: Imported) -> None:

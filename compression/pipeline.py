@@ -69,7 +69,7 @@ class DataView:
 
 def data_view(model: str) -> DataView:
     """The DataView of the model called `model`."""
-    found = imports.stored(model) if MODELS.get(model) is not None and MODELS[model].imported else None
+    found = None if model in MODELS else imports.stored(model)  # an import never takes a built-in name
     return view_of(found) if found is not None else DataView()
 
 
