@@ -4,7 +4,9 @@ Names: ``digits`` (scikit-learn, ships offline, the default), ``mnist``,
 ``fashion-mnist``, ``cifar10`` (torchvision's files and download) and
 ``imagefolder:PATH`` (one sub-folder of images per class). Every data set goes
 through one path: deterministic stratified split by seed, then per-channel
-normalisation with statistics of the train split only.
+normalisation with statistics of the train split only. An image folder is decoded
+once into the on-disk pixel cache (compression/pixels.py); one too large for memory
+stays there and its splits are read a batch at a time.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+from torch.utils.data import Dataset as TorchDataset
 from torchvision import datasets, transforms
 
 from compression import archives, folders
+from compression import pixels as pixel_cache
 from compression.catalog import IMAGEFOLDER, check_dataset, imagefolder_path
 from compression.errors import CompressionError
 from compression.folders import DATASET_BYTES_VARIABLE, MAX_DATASET_BYTES, MAX_PIXELS, PIXELS_VARIABLE, limit
@@ -49,9 +53,10 @@ class Normalisation:
 
 @dataclass(frozen=True)
 class Split:
-    """One split: float32 images (N, C, H, W) normalised with the train statistics, int64 labels (N,)."""
+    """One split: float32 images (N, C, H, W) normalised with the train statistics, int64 labels (N,). The
+    images are a tensor, or, for a data set too large for memory, a view of the pixel cache indexed alike."""
 
-    x: torch.Tensor
+    x: torch.Tensor | pixel_cache.StreamedImages
     y: torch.Tensor
 
 
@@ -268,6 +273,7 @@ def _open_regular(file: str) -> BinaryIO:
 def _decode(file: str, to_tensor: Callable[[Image.Image], torch.Tensor], max_pixels: int) -> torch.Tensor:
     """One image file as the model's RGB uint8 tensor. Pillow refuses (with the warning made an error) an image
     whose header declares more than `max_pixels` before decoding it; every refusal is one line."""
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's bomb guard is process-wide: the project's bound is its bound
     try:
         with _open_regular(file) as f, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -282,19 +288,43 @@ def _decode(file: str, to_tensor: Callable[[Image.Image], torch.Tensor], max_pix
         raise CompressionError(f"imagefolder: cannot read image {file} ({type(err).__name__})") from None
 
 
-def _load_imagefolder(path: Path, image_size: tuple[int, int]) -> tuple[_Raw, None, list[str]]:
+class _Decoder(TorchDataset):
+    """Image files decoded by position, resized to `image_size` (what DataLoader workers run to fill the pixel
+    cache); a file it refuses is its one-line reason, returned rather than raised across processes."""
+
+    def __init__(self, files: list[str], image_size: tuple[int, int], max_pixels: int) -> None:
+        self.files, self.max_pixels = files, max_pixels
+        self.to_tensor = transforms.Compose([transforms.Resize(image_size), transforms.PILToTensor()])
+
+    def __getitem__(self, i: int) -> torch.Tensor | str:
+        try:
+            return _decode(self.files[i], self.to_tensor, self.max_pixels)
+        except CompressionError as err:
+            return str(err)
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """An image folder decoded: its pixels in the on-disk cache, one label a row, and its class names."""
+
+    pixels: pixel_cache.MappedPixels
+    y: torch.Tensor
+    classes: list[str]
+
+
+def _load_imagefolder(path: Path, image_size: tuple[int, int]) -> _Folder:
     """The user's images (one sub-folder per class, images at any depth below it), as RGB resized to
-    image_size; no test split. Every bound of the walk and of decoding is checked before work it guards."""
+    image_size, decoded once into the pixel cache; no test split. Every bound of the walk and of decoding is
+    checked before work it guards."""
     if min(image_size) < 1:
         raise CompressionError(f"image_size must be positive, got {image_size}")
     classes, samples = folders.scan(path)
     _check_decoded_size(len(samples), image_size, path)
-    max_pixels = limit(PIXELS_VARIABLE, MAX_PIXELS)
-    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's bomb guard is process-wide: the project's bound is its bound
-    to_tensor = transforms.Compose([transforms.Resize(image_size), transforms.PILToTensor()])
-    images = [_decode(file, to_tensor, max_pixels) for file, _ in samples]
-    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
-    return _Raw(torch.stack(images), labels, 255.0), None, classes
+    files = [file for file, _ in samples]
+    decoder = _Decoder(files, image_size, limit(PIXELS_VARIABLE, MAX_PIXELS))
+    key = pixel_cache.cache_key(path, samples, image_size)
+    cached = pixel_cache.decoded(key, decoder, len(files), (3, *image_size))
+    return _Folder(cached, torch.tensor([label for _, label in samples], dtype=torch.int64), classes)
 
 
 def _split_indices(y: torch.Tensor, fraction: float, seed: int, part: str) -> tuple[np.ndarray, np.ndarray]:
@@ -329,6 +359,13 @@ def _standardised(x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: tor
     return Split(x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1)), y)
 
 
+def _check_channels(name: str, channels: int, norm: Normalisation) -> None:
+    """Refuse a model's normalisation made for another number of channels than the data set has."""
+    if len(norm.mean) != channels:
+        raise CompressionError(f"{name} has {channels} channel(s); the model's normalisation is for "
+                               f"{len(norm.mean)}")
+
+
 def _make_splits(
     name: str, pool: _Raw, test: _Raw | None, classes: list[str], seed: int, val_fraction: float,
     norm: Normalisation | None = None,
@@ -342,10 +379,8 @@ def _make_splits(
     train_raw, val_raw = _subset(pool, train_index), _subset(pool, val_index)
     train_x = _scaled(train_raw)
     if norm is not None:
+        _check_channels(name, train_x.shape[1], norm)
         mean, std = torch.tensor(norm.mean), torch.tensor(norm.std)
-        if len(mean) != train_x.shape[1]:
-            raise CompressionError(f"{name} has {train_x.shape[1]} channel(s); the model's normalisation is for "
-                                   f"{len(mean)}")
     else:
         var, mean = torch.var_mean(train_x, dim=(0, 2, 3), correction=0)
         std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
@@ -361,6 +396,28 @@ def _make_splits(
         mean=mean.tolist(),
         std=std.tolist(),
     )
+
+
+def _streamed_splits(name: str, folder: _Folder, seed: int, val_fraction: float,
+                     norm: Normalisation | None = None) -> Splits:
+    """The splits _make_splits cuts from the same images (same rows for a seed), left in the pixel cache and read
+    a batch at a time; train statistics come from exact per-channel histograms."""
+    rest, held = _split_indices(folder.y, TEST_FRACTION, seed, "test")
+    train_at, val_at = _split_indices(folder.y[torch.from_numpy(rest)], val_fraction, seed, "validation")
+    shape = tuple(folder.pixels.shape[1:])
+    if norm is not None:
+        _check_channels(name, shape[0], norm)
+        mean, std = torch.tensor(norm.mean), torch.tensor(norm.std)
+    else:
+        mean, std = pixel_cache.channel_statistics(folder.pixels, rest[train_at], 255.0)
+
+    def split(index: np.ndarray) -> Split:
+        images = pixel_cache.StreamedImages(folder.pixels, index, 255.0, mean, std)
+        return Split(images, folder.y[torch.from_numpy(index)])
+
+    return Splits(name=name, train=split(rest[train_at]), val=split(rest[val_at]), test=split(held),
+                  input_shape=shape, num_classes=len(folder.classes), classes=folder.classes,
+                  mean=mean.tolist(), std=std.tolist())
 
 
 @dataclass(frozen=True)
@@ -424,7 +481,11 @@ def load_dataset(
         raise CompressionError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     if name.startswith(IMAGEFOLDER):
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        pool, test, classes = _load_imagefolder(archives.image_folder(imagefolder_path(name)), size)
+        folder = _load_imagefolder(archives.image_folder(imagefolder_path(name)), size)
+        if pixel_cache.streams(len(folder.y), folder.pixels.shape[1:]):
+            return _streamed_splits(name, folder, seed, val_fraction, norm)
+        pool, test, classes = _Raw(torch.from_numpy(folder.pixels.rows(slice(None))), folder.y, 255.0), None, \
+            folder.classes
     elif name == "digits":
         pool, test, classes = _load_digits()
     else:

@@ -18,7 +18,7 @@ from compression.errors import CompressionError
 MAX_ENTRIES = 100_000  # directory entries a walk visits: ends a walk of a huge tree (/proc, /) within a second or so
 MAX_IMAGES = 50_000  # image files: CIFAR-10's training set; more is not a data set to train on a CPU here
 MAX_PIXELS = 50_000_000  # pixels of one image before it is decoded (150 MB as RGB): a decompression bomb's guard
-MAX_DATASET_BYTES = 1 << 30  # the whole set resized, as uint8; the float32 splits made from it take four times this
+MAX_DATASET_BYTES = 8 << 30  # the whole set resized, as uint8: the pixel cache it fills on disk (large sets stream)
 ENTRIES_VARIABLE = "COMPRESSION_MAX_ENTRIES"
 IMAGES_VARIABLE = "COMPRESSION_MAX_IMAGES"
 PIXELS_VARIABLE = "COMPRESSION_MAX_PIXELS"

@@ -5,7 +5,7 @@ it is exported and measured."""
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from compression.data import Split
 from compression.errors import CompressionError
+from compression.pixels import StreamedImages, runs
 
 DEVICE_VARIABLE = "COMPRESSION_DEVICE"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -121,6 +122,15 @@ def training_device(choice: str | None = None) -> torch.device:
     return torch.device(choice)
 
 
+def _batches(split: Split, order: torch.Tensor, batch_size: int,
+             device: torch.device) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, positions) of `split` for each `batch_size` run of `order`: sliced from memory, or read ahead from
+    the pixel cache by DataLoader workers when the split streams."""
+    if isinstance(split.x, StreamedImages):
+        return split.x.batches(order, batch_size, pin=device.type == "cuda")
+    return ((split.x[idx], idx) for idx in runs(order, batch_size))
+
+
 def fit(model: nn.Module, split: Split, epochs: int, *, seed: int, lr: float = LEARNING_RATE, batch_size: int = 64,
         stage: str = "train", progress: ProgressFn = silent, loss_fn: LossFn | None = None) -> nn.Module:
     """Train `model` on `split` for `epochs` with Adam, a one-cycle learning rate peaking at `lr`, and
@@ -140,9 +150,8 @@ def fit(model: nn.Module, split: Split, epochs: int, *, seed: int, lr: float = L
         order = torch.randperm(len(split.y), generator=generator)
         seen = correct = 0
         total_loss = 0.0
-        for batch, start in enumerate(range(0, len(order), batch_size), 1):
-            idx = order[start:start + batch_size]
-            logits = model(split.x[idx].to(device))
+        for batch, (x, idx) in enumerate(_batches(split, order, batch_size, device), 1):
+            logits = model(x.to(device))
             loss = criterion(logits, idx)
             optimizer.zero_grad()
             loss.backward()
