@@ -56,7 +56,7 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
                        help="input height and width of --arch weights (default 224 224)")
     bring.add_argument("--mean", type=number, nargs="+", default=None,
                        help="per-channel mean of inputs in 0 … 1 the model was trained with (default: ImageNet's "
-                            "for --arch, the data's train statistics for ONNX)")
+                            "for --arch; for ONNX the file's 'mean'/'std' metadata, else the data's train statistics)")
     bring.add_argument("--std", type=number, nargs="+", default=None, help="per-channel std, with --mean")
     bring.add_argument("--seed", type=int, default=0, help="seed of the data split")
     bring.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads for latency")

@@ -315,10 +315,35 @@ def _import_onnx(request: ImportRequest, data: bytes, digest: str, tmp: Path) ->
     onnx.save_model(model, str(path))
     classes = _check_runs(path, input_shape, request.path.name)
     _check_conversion(model, path, input_shape)
-    imported = Imported(request.name, "onnx", None, input_shape, classes, request.mean, request.std, digest,
-                        request.path.name, request.dataset)
+    mean, std = (request.mean, request.std) if request.mean or request.std else _metadata_normalisation(model, input_shape[0])
+    imported = Imported(request.name, "onnx", None, input_shape, classes, mean, std, digest, request.path.name,
+                        request.dataset)
     _check_normalisation(imported)
     return imported, {SOURCE_ONNX: path}
+
+
+def _metadata_normalisation(model: Any, channels: int) -> tuple[tuple[float, ...] | None, ...]:
+    """The input normalisation an ONNX file declares in its metadata, as `mean` and `std` entries of numbers for
+    inputs in 0 … 1 ("0.485,0.456,0.406"; commas, spaces or a JSON list), else (None, None). An entry that is
+    not one number per input channel is one line; _check_normalisation checks the rest."""
+    props = {p.key.strip().lower(): p.value for p in model.metadata_props}
+
+    def numbers(key: str) -> tuple[float, ...] | None:
+        if key not in props:
+            return None
+        try:
+            values = tuple(float(v) for v in re.split(r"[\s,]+", props[key].strip(" []")) if v)
+        except ValueError:
+            values = ()
+        if not values or not all(math.isfinite(v) for v in values):
+            raise CompressionError(f"the model's metadata entry '{key}' is not a list of numbers: "
+                                   f"{props[key][:40]!r}; give --mean and --std instead")
+        if len(values) != channels:
+            raise CompressionError(f"the model's metadata gives {len(values)} '{key}' value(s) for {channels} input "
+                                   f"channel(s); give --mean and --std instead")
+        return values
+
+    return numbers("mean"), numbers("std")
 
 
 def _image_input(model: Any, file: str) -> tuple[int, int, int]:

@@ -104,7 +104,8 @@ def _import_form(dataset: str, store: Store) -> ImportRequest | None:
     left, right = st.columns(2)
     mean = left.text_input("Mean (optional)", key="upload_model_mean", placeholder="0.485, 0.456, 0.406",
                            help="Per-channel mean of the inputs in 0 … 1 the model was trained with, comma-separated. "
-                                "Empty: ImageNet's for weights, the data set's own for ONNX.")
+                                "Empty: ImageNet's for weights; for ONNX the file's 'mean'/'std' metadata, else "
+                                "the data set's own.")
     std = right.text_input("Std (optional)", key="upload_model_std", placeholder="0.229, 0.224, 0.225",
                            help="Per-channel standard deviation, with the mean.")
     name = st.text_input("Name", key="upload_model_name", placeholder="my-model", max_chars=64,

@@ -230,3 +230,26 @@ def test_a_graph_onnxruntime_cannot_run_or_with_its_batch_baked_in_is_one_line(t
     baked = _graph(tmp_path / "baked.onnx", [helper.make_node("Reshape", ["x", "shape"], ["r"]),  # batch of 1 only
                                              helper.make_node("MatMul", ["r", "w"], ["y"])], batch=1)
     refused(ImportRequest(baked, "a", "digits"), "baked.onnx runs one image at a time only")
+
+
+def test_an_onnx_files_mean_and_std_metadata_is_its_normalisation_unless_flags_give_one(cnn_onnx, tmp_path):
+    model = onnx.load(cnn_onnx)
+    onnx.helper.set_model_props(model, {"mean": "0.25", "std": "[0.5]"})
+    declared = tmp_path / "declared.onnx"
+    onnx.save(model, declared)
+    imported = import_model(ImportRequest(declared, "declared", "digits"))
+    assert (imported.mean, imported.std) == ((0.25,), (0.5,))
+    assert pipeline.load_splits("digits", 0, pipeline.view_of(imported)).mean == [0.25]  # the data follows it
+    given = import_model(ImportRequest(declared, "given", "digits", mean=(0.1,), std=(0.2,)))
+    assert (given.mean, given.std) == ((0.1,), (0.2,))
+
+    onnx.helper.set_model_props(model, {"mean": "0.1,0.2,0.3", "std": "1,1,1"})  # three channels for a grey model
+    onnx.save(model, tmp_path / "wrong.onnx")
+    refused_import = ImportRequest(tmp_path / "wrong.onnx", "wrong", "digits")
+    with pytest.raises(CompressionError, match="metadata gives 3 'mean' value"):
+        import_model(refused_import)
+    onnx.helper.set_model_props(model, {"mean": "dark", "std": "1"})
+    onnx.save(model, tmp_path / "text.onnx")
+    with pytest.raises(CompressionError, match="metadata entry 'mean' is not a list of numbers"):
+        import_model(ImportRequest(tmp_path / "text.onnx", "text", "digits"))
+    assert imports.names() == ["declared", "given"]
