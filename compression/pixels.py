@@ -5,10 +5,12 @@ with workers. Pages a read touches are handed back to the kernel, so resident me
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,9 @@ STREAM_ABOVE_BYTES = 2 << 30  # float32 splits larger than this stream from the 
 WORKERS = min(2, os.cpu_count() or 1)  # DataLoader workers that decode a folder and read a streamed split ahead
 PARALLEL_FROM = 512  # images: below this, starting workers costs more than decoding in the calling process
 DISK_MARGIN = 256 << 20  # bytes left free on the cache's disk after writing one
+CACHE_VARIABLE = "COMPRESSION_MAX_PIXEL_CACHE_BYTES"
+MAX_CACHE_BYTES = 16 << 30  # decoded folders kept; the least recently used go first beyond this
+ORPHAN_SECONDS = 3600  # a partial decode this old was left by a killed process
 
 
 def cache_dir() -> Path:
@@ -169,6 +174,29 @@ def _rows_in_order(decoder: Dataset, count: int) -> Iterator[np.ndarray]:
         yield item.numpy() if isinstance(item, torch.Tensor) else item
 
 
+def _evict(folder: Path, incoming: int) -> None:
+    """Make room for `incoming` bytes within $COMPRESSION_MAX_PIXEL_CACHE_BYTES by deleting the least recently
+    used decodes (a process that has one mapped keeps reading it), and delete partial decodes of killed runs."""
+    now = time.time()
+    for partial in folder.glob(".*.partial"):
+        with contextlib.suppress(OSError):
+            if now - partial.stat().st_mtime > ORPHAN_SECONDS:
+                partial.unlink()
+    entries = []
+    for path in folder.glob("*.npy"):
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            entries.append((info.st_mtime, info.st_size, path))
+    budget = limit(CACHE_VARIABLE, MAX_CACHE_BYTES) - incoming
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= budget:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+        total -= size
+
+
 def decoded(key: str, decoder: Dataset, count: int, shape: tuple[int, int, int]) -> MappedPixels:
     """The cached decode `key` of `count` images of `shape`, written first if it is missing: rows decoded by
     `decoder[i]` (uint8 (C, H, W), or a string that refuses the file) streamed to a temporary file, which becomes
@@ -176,8 +204,10 @@ def decoded(key: str, decoder: Dataset, count: int, shape: tuple[int, int, int])
     folder = cache_dir()
     path = folder / f"{key}.npy"
     if path.is_file():
+        os.utime(path)  # its time is its last use: what eviction goes by
         return MappedPixels(path)
     folder.mkdir(parents=True, exist_ok=True)
+    _evict(folder, count * int(np.prod(shape)))
     _check_disk(folder, count * int(np.prod(shape)))
     partial = folder / f".{key}.{os.getpid()}.partial"
     try:

@@ -105,3 +105,25 @@ def test_a_cache_file_that_is_not_one_is_refused(tmp_path):
     np.save(path, np.zeros((2, 3), dtype=np.float32))
     with pytest.raises(CompressionError, match="not a decoded image cache"):
         pixels.MappedPixels(path)
+
+
+def test_the_cache_keeps_the_most_recently_used_decodes_within_its_bound(tmp_path, home, monkeypatch):
+    folders = [_folder(tmp_path / f"set{i}", per_class=4) for i in range(3)]
+    one = 12 * 3 * 8 * 8 + 128  # a decode of 12 images at 8x8 with its .npy header
+    monkeypatch.setenv("COMPRESSION_MAX_PIXEL_CACHE_BYTES", str(2 * one))
+    load_dataset(f"imagefolder:{folders[0]}", image_size=8)
+    [set0] = _caches(home)
+    load_dataset(f"imagefolder:{folders[1]}", image_size=8)
+    [set1] = set(_caches(home)) - {set0}
+    os.utime(set0, (1, 1))
+    os.utime(set1, (2, 2))
+    load_dataset(f"imagefolder:{folders[0]}", image_size=8)  # a use refreshes set0's: set1's is the oldest now
+    partial = home / "cache" / "pixels" / ".dead.1.partial"
+    partial.write_bytes(b"left by a killed decode")
+    os.utime(partial, (1, 1))
+
+    load_dataset(f"imagefolder:{folders[2]}", image_size=8)
+
+    kept = _caches(home)
+    assert len(kept) == 2 and set0 in kept and set1 not in kept and not partial.exists()
+    assert sum(p.stat().st_size for p in kept) <= 2 * one
