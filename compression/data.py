@@ -311,6 +311,10 @@ class _Folder:
     y: torch.Tensor
     classes: list[str]
 
+    def in_memory(self) -> _Raw:
+        """All of its pixels read into memory, with its labels."""
+        return _Raw(torch.from_numpy(self.pixels.rows(slice(None))), self.y, 255.0)
+
 
 def _load_imagefolder(path: Path, image_size: tuple[int, int]) -> _Folder:
     """The user's images (one sub-folder per class, images at any depth below it), as RGB resized to
@@ -359,11 +363,12 @@ def _standardised(x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: tor
     return Split(x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1)), y)
 
 
-def _check_channels(name: str, channels: int, norm: Normalisation) -> None:
-    """Refuse a model's normalisation made for another number of channels than the data set has."""
+def _model_statistics(name: str, channels: int, norm: Normalisation) -> tuple[torch.Tensor, torch.Tensor]:
+    """A model's mean and std as tensors; refused if made for another number of channels than the data set has."""
     if len(norm.mean) != channels:
         raise CompressionError(f"{name} has {channels} channel(s); the model's normalisation is for "
                                f"{len(norm.mean)}")
+    return torch.tensor(norm.mean), torch.tensor(norm.std)
 
 
 def _make_splits(
@@ -379,8 +384,7 @@ def _make_splits(
     train_raw, val_raw = _subset(pool, train_index), _subset(pool, val_index)
     train_x = _scaled(train_raw)
     if norm is not None:
-        _check_channels(name, train_x.shape[1], norm)
-        mean, std = torch.tensor(norm.mean), torch.tensor(norm.std)
+        mean, std = _model_statistics(name, train_x.shape[1], norm)
     else:
         var, mean = torch.var_mean(train_x, dim=(0, 2, 3), correction=0)
         std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
@@ -406,8 +410,7 @@ def _streamed_splits(name: str, folder: _Folder, seed: int, val_fraction: float,
     train_at, val_at = _split_indices(folder.y[torch.from_numpy(rest)], val_fraction, seed, "validation")
     shape = tuple(folder.pixels.shape[1:])
     if norm is not None:
-        _check_channels(name, shape[0], norm)
-        mean, std = torch.tensor(norm.mean), torch.tensor(norm.std)
+        mean, std = _model_statistics(name, shape[0], norm)
     else:
         mean, std = pixel_cache.channel_statistics(folder.pixels, rest[train_at], 255.0)
 
@@ -484,8 +487,7 @@ def load_dataset(
         folder = _load_imagefolder(archives.image_folder(imagefolder_path(name)), size)
         if pixel_cache.streams(len(folder.y), folder.pixels.shape[1:]):
             return _streamed_splits(name, folder, seed, val_fraction, norm)
-        pool, test, classes = _Raw(torch.from_numpy(folder.pixels.rows(slice(None))), folder.y, 255.0), None, \
-            folder.classes
+        pool, test, classes = folder.in_memory(), None, folder.classes
     elif name == "digits":
         pool, test, classes = _load_digits()
     else:

@@ -315,7 +315,8 @@ def _import_onnx(request: ImportRequest, data: bytes, digest: str, tmp: Path) ->
     onnx.save_model(model, str(path))
     classes = _check_runs(path, input_shape, request.path.name)
     _check_conversion(model, path, input_shape)
-    mean, std = (request.mean, request.std) if request.mean or request.std else _metadata_normalisation(model, input_shape[0])
+    given = request.mean or request.std
+    mean, std = (request.mean, request.std) if given else _metadata_normalisation(model, input_shape[0])
     imported = Imported(request.name, "onnx", None, input_shape, classes, mean, std, digest, request.path.name,
                         request.dataset)
     _check_normalisation(imported)

@@ -200,17 +200,19 @@ def _evict(folder: Path, incoming: int) -> None:
 def decoded(key: str, decoder: Dataset, count: int, shape: tuple[int, int, int]) -> MappedPixels:
     """The cached decode `key` of `count` images of `shape`, written first if it is missing: rows decoded by
     `decoder[i]` (uint8 (C, H, W), or a string that refuses the file) streamed to a temporary file, which becomes
-    the cache only once complete (a failed or killed decode leaves no cache behind)."""
+    the cache only once complete (a failed or killed decode leaves no cache behind). A cache folder that cannot
+    be written (read-only, full disk) is one line."""
     folder = cache_dir()
     path = folder / f"{key}.npy"
-    if path.is_file():
-        os.utime(path)  # its time is its last use: what eviction goes by
-        return MappedPixels(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    _evict(folder, count * int(np.prod(shape)))
-    _check_disk(folder, count * int(np.prod(shape)))
+    size = count * int(np.prod(shape))
     partial = folder / f".{key}.{os.getpid()}.partial"
     try:
+        if path.is_file():
+            os.utime(path)  # its time is its last use: what eviction goes by
+            return MappedPixels(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        _evict(folder, size)
+        _check_disk(folder, size)
         with partial.open("wb") as f:
             np.lib.format.write_array_header_2_0(
                 f, {"descr": "|u1", "fortran_order": False, "shape": (count, *shape)})
@@ -219,6 +221,10 @@ def decoded(key: str, decoder: Dataset, count: int, shape: tuple[int, int, int])
                     raise CompressionError(f"imagefolder: an image decoded to {row.shape}, not {shape}")
                 f.write(np.ascontiguousarray(row).tobytes())
         os.replace(partial, path)
+    except OSError as err:
+        raise CompressionError(f"imagefolder: cannot write the decoded images to {folder} "
+                               f"({err.strerror or type(err).__name__})") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # none was made, or the folder is unusable; a leftover is an orphan
+            partial.unlink()
     return MappedPixels(path)

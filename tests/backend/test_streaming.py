@@ -127,3 +127,12 @@ def test_the_cache_keeps_the_most_recently_used_decodes_within_its_bound(tmp_pat
     kept = _caches(home)
     assert len(kept) == 2 and set0 in kept and set1 not in kept and not partial.exists()
     assert sum(p.stat().st_size for p in kept) <= 2 * one
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line(tmp_path, home):
+    folder = _folder(tmp_path / "images", per_class=4)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "cache").write_text("a file where the cache folder goes")
+    with pytest.raises(CompressionError) as info:
+        load_dataset(f"imagefolder:{folder}", image_size=8)
+    assert "cannot write the decoded images" in str(info.value) and "\n" not in str(info.value)
