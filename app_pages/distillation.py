@@ -46,6 +46,8 @@ def measured(result: Result, base: Result | None) -> None:
 def soft_targets(recipe: Recipe, temperature: float) -> None:
     """Live: the teacher's softened outputs for a few validation images at the slider's temperature."""
     st.subheader(f"The teacher's soft targets at T = {temperature:g}")
+    if ws.without_torch_form(recipe, "Distillation"):
+        return
     teacher = ws.trained_baseline(recipe)  # read-only: shared across sessions
     if teacher is None:
         st.info("The soft targets appear once the workspace's baseline (the teacher) is trained: the sidebar shows "

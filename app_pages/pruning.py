@@ -36,6 +36,8 @@ def measured(spec: PruneSpec, result: Result, base: Result | None) -> None:
 def where_the_cut_falls(recipe: Recipe, spec: PruneSpec) -> None:
     """Live: the one-shot cut the chosen fraction implies on the stored baseline's weights."""
     st.subheader("Where the cut falls")
+    if ws.without_torch_form(recipe, "The live cut"):
+        return
     model = ws.trained_baseline(recipe)  # read-only: shared across sessions
     if model is None:
         st.info("The live view appears once the workspace's baseline is trained: the sidebar shows its progress.")
@@ -65,6 +67,8 @@ def every_pruning(results: list[Result], base: Result) -> None:
 def sensitivity(recipe: Recipe) -> None:
     """Per-layer sensitivity: stored, or a button that computes it."""
     st.subheader("Layer sensitivity")
+    if ws.without_torch_form(recipe, "Per-layer sensitivity"):
+        return
     st.caption("Each layer pruned alone at 0.1 … 0.9, no fine-tuning; accuracy measured in torch on the validation "
                "split (not the test split, not onnxruntime): flat lines are layers that tolerate pruning.")
     method = st.selectbox("Sensitivity method", PRUNE_METHODS.names, index=PRUNE_METHODS.index("channel-l2"),

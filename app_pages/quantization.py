@@ -45,6 +45,8 @@ def mapping(recipe: Recipe, choice: QuantChoice) -> None:
     """Live: the affine mapping of a layer's weights at the chosen format, its grid, and per-layer SQNR."""
     fmt = quantize.weight_format(choice.spec) or quantize.weight_format(choice.simulated)
     st.subheader(f"The mapping at {fmt.bits} bits, {fmt.scheme}, {fmt.granularity}")
+    if ws.without_torch_form(recipe, "The live weight mapping"):
+        return
     model = ws.trained_baseline(recipe)  # read-only: shared across sessions
     if model is None:
         st.info("The live view appears once the workspace's baseline is trained: the sidebar shows its progress.")
@@ -83,6 +85,8 @@ def mapping(recipe: Recipe, choice: QuantChoice) -> None:
 def bit_width(recipe: Recipe, space: workspace.Workspace, simulated: QuantSpec) -> None:
     """Accuracy against bit width: the stored points of this curve, and a button that measures the rest."""
     st.subheader("Accuracy against bit width")
+    if ws.without_torch_form(recipe, "The bit-width curve (simulated widths and QAT)"):
+        return
     points = tables.bit_points(quantize.bit_width_points(space.results, simulated))
     if not points.empty:
         figures.chart(outcomes.bit_width_figure(points, space.baseline), height=380)

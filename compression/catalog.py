@@ -119,6 +119,7 @@ class ModelFamily(Entry):
     scalable: bool = False
     pretrainable: bool = False
     imported: bool = False  # a user's model imported into the store (compression/imports.py): measured as given
+    runtime_only: str | None = None  # why an imported ONNX graph has no torch form: post-training formats only
 
 
 def _imported_model(name: str) -> ModelFamily | None:
@@ -144,6 +145,10 @@ MODELS: Registry[ModelFamily] = Registry("model", [
 # --------------------------------------------------------------------------------- data and training
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
+# onnxruntime's execution providers latency may be timed on (--provider); accuracy is always scored on the CPU one.
+PROVIDERS: dict[str, str] = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                             "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider",
+                             "coreml": "CoreMLExecutionProvider", "dml": "DmlExecutionProvider"}
 IMAGEFOLDER = "imagefolder:"
 STAGES: tuple[str, ...] = ("distill", "prune", "quant")
 SEEDS = Bounds(0, 2**32 - 1)  # numpy's seeds are 32-bit

@@ -6,7 +6,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
-from compression.catalog import DATASETS, MODELS
+from compression.catalog import DATASETS, MODELS, PROVIDERS
 from compression.pareto import METRICS, UNITS, Budget
 from compression.recipe import Recipe
 from compression.registry import Registry
@@ -48,18 +48,26 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=Recipe.epochs, help="baseline training epochs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data split, init and training")
     parser.add_argument("--pretrained", action="store_true", help="start from torchvision's pretrained weights")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads for latency")
-    parser.add_argument("--batch", type=int, default=32, help="batch size for latency")
+    add_timing(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
                         help="where training, fine-tuning and distillation run (default auto: CUDA, else MPS, else "
-                             "CPU; also $COMPRESSION_DEVICE); latency is always measured on onnxruntime's CPU")
+                             "CPU; also $COMPRESSION_DEVICE)")
     parser.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
+
+
+def add_timing(parser: argparse.ArgumentParser) -> None:
+    """The flags of how latency is timed: threads, batch and execution provider."""
+    parser.add_argument("--threads", type=int, default=Recipe.threads, help="onnxruntime intra-op threads for latency")
+    parser.add_argument("--batch", type=int, default=Recipe.batch, help="batch size for latency")
+    parser.add_argument("--provider", choices=tuple(PROVIDERS), default=Recipe.provider,
+                        help="onnxruntime execution provider latency is timed on (default cpu; accuracy is always "
+                             "scored on the CPU provider); one this onnxruntime lacks is refused")
 
 
 def baseline_from(args: argparse.Namespace) -> Recipe:
     """The baseline Recipe of the common flags."""
     return Recipe(dataset=args.dataset, model=args.model, seed=args.seed, epochs=args.epochs,
-                  pretrained=args.pretrained, threads=args.threads, batch=args.batch)
+                  pretrained=args.pretrained, threads=args.threads, batch=args.batch, provider=args.provider)
 
 
 def add_budgets(parser: argparse.ArgumentParser) -> None:

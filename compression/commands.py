@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from compression import folders, pareto, settings
-from compression.cli_flags import add_budgets, add_common, baseline_from, budgets_from, number, print_progress
+from compression.cli_flags import add_budgets, add_common, add_timing, baseline_from, budgets_from, number, print_progress
 from compression.errors import CompressionError
 from compression.pareto import METRICS
 from compression.store import Store
 
 SWEEP_BASE_FLAGS: dict[str, type] = {"dataset": str, "model": str, "epochs": int, "seed": int, "threads": int,
-                                     "batch": int}
+                                     "batch": int, "provider": str}
 MAX_GRID_BYTES = 1_000_000  # a grid document is a few hundred bytes; a megabyte is a mistake
 
 
@@ -59,8 +59,7 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
                             "for --arch; for ONNX the file's 'mean'/'std' metadata, else the data's train statistics)")
     bring.add_argument("--std", type=number, nargs="+", default=None, help="per-channel std, with --mean")
     bring.add_argument("--seed", type=int, default=0, help="seed of the data split")
-    bring.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads for latency")
-    bring.add_argument("--batch", type=int, default=32, help="batch size for latency")
+    add_timing(bring)
     bring.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
 
 
@@ -175,12 +174,16 @@ def import_command(args: argparse.Namespace) -> dict[str, Any]:
     request = imports.ImportRequest(args.file, args.name, args.dataset, args.arch,
                                     tuple(args.input_size) if args.input_size else None,
                                     tuple(args.mean) if args.mean else None, tuple(args.std) if args.std else None)
-    timing = {"seed": args.seed, "threads": args.threads, "batch": args.batch}
+    timing = {"seed": args.seed, "threads": args.threads, "batch": args.batch, "provider": args.provider}
     Recipe(dataset=args.dataset, **timing).validate()
     folders.preflight([args.dataset])
     imported = imports.import_model(request)
+    found = imports.techniques(imported)
+    for technique in found:
+        print(f"[import] {technique.name}: {'applies' if technique.applies else 'does not apply'} - {technique.why}",
+              file=sys.stderr)
     baseline = pipeline.run(Recipe(dataset=args.dataset, model=args.name, **timing), progress=print_progress)
-    return {"imported": asdict(imported), "baseline": baseline.to_dict()}
+    return {"imported": asdict(imported), "techniques": [asdict(t) for t in found], "baseline": baseline.to_dict()}
 
 
 TOOLS = {"import": import_command, "sweep": sweep_command, "report": report_command, "pareto": pareto_command, "store": store_command}

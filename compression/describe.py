@@ -19,6 +19,8 @@ def workspace(value: Recipe | dict[str, Any]) -> str:
     label = f"{r.dataset} / {r.model} · seed {r.seed} · {r.epochs} epochs"
     if (r.threads, r.batch) != (Recipe.threads, Recipe.batch):
         label += f" · {r.threads} thread(s), batch {r.batch}"
+    if r.provider != Recipe.provider:
+        label += f" · timed on {r.provider}"
     return label
 
 

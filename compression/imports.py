@@ -2,8 +2,10 @@
 .pt/.pth of tensors only), imported into the store under a name and from then on used like a built-in model
 (`--model NAME`). The imported model is the baseline, measured as given (never trained); every recipe
 compresses it. An ONNX graph is converted to torch with onnx2torch, so pruning, distillation (as the teacher)
-and QAT apply to it; a graph that cannot be converted, re-exported or run by onnxruntime is refused at import
-with one line saying why.
+and QAT apply to it. A graph onnxruntime runs but that cannot be converted faithfully (an op onnx2torch lacks,
+other outputs, no re-export) is imported *runtime-only*, with the reason: it keeps the runtime's own
+post-training formats (int8-static, int8-dynamic, fp16), measured from the file itself. A graph onnxruntime
+cannot run is refused at import with one line saying why.
 
 Torch-free at import: the model registry's fallback (`family`) reads the store only; torch, onnx and onnx2torch
 load when a model is imported or built."""
@@ -54,10 +56,11 @@ class Imported:
     sha256: str  # of the file imported
     file: str  # its name, as the user gave it
     dataset: str  # the data set it was imported with (checked against it)
+    runtime_only: str | None = None  # why the graph has no torch form (an ONNX file onnx2torch cannot convert)
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> Imported:
-        known = {k: payload[k] for k in cls.__dataclass_fields__}
+        known = {k: payload[k] for k in cls.__dataclass_fields__ if k in payload}
         return cls(**{**known, "input_shape": tuple(known["input_shape"]),
                       "mean": tuple(known["mean"]) if known["mean"] is not None else None,
                       "std": tuple(known["std"]) if known["std"] is not None else None})
@@ -65,7 +68,8 @@ class Imported:
     def label(self) -> str:
         """'imported ONNX model.onnx, 1×8×8, 10 classes'."""
         what = f"torchvision {self.arch} weights {self.file}" if self.source == "torchvision" else f"ONNX {self.file}"
-        return f"imported {what}, {'×'.join(map(str, self.input_shape))}, {self.classes} classes"
+        only = ", runtime-only (post-training formats)" if self.runtime_only else ""
+        return f"imported {what}, {'×'.join(map(str, self.input_shape))}, {self.classes} classes{only}"
 
 
 # ------------------------------------------------------------------------------ the registry's view (torch-free)
@@ -84,7 +88,17 @@ def family(name: str) -> ModelFamily | None:
     found = stored(name)
     if found is None:
         return None
-    return ModelFamily(name, found.label(), "compression.imports:build", imported=True)
+    return ModelFamily(name, found.label(), "compression.imports:build", imported=True, runtime_only=found.runtime_only)
+
+
+def runtime_source(name: str, store: Store | None = None) -> Path | None:
+    """The stored ONNX file of a runtime-only import `name` (what its baseline and conversions start from), or
+    None for any other model."""
+    store = store or Store()
+    row = store.get(KIND, name)
+    if row is None or not row.get("runtime_only"):
+        return None
+    return store.root / row["artifacts"][SOURCE_ONNX]
 
 
 def names(store: Store | None = None) -> list[str]:
@@ -93,6 +107,30 @@ def names(store: Store | None = None) -> list[str]:
         return [row["name"] for row in (store or Store()).list(KIND)]
     except StoreError:
         return []
+
+
+@dataclass(frozen=True)
+class Technique:
+    """Whether a compression family applies to an imported model, and why (or why not), in words."""
+
+    name: str
+    applies: bool
+    why: str
+
+
+def techniques(imported: Imported) -> list[Technique]:
+    """What every compression family can do with `imported`: all of them for a model with a torch form; the
+    runtime's post-training formats only for a runtime-only ONNX graph, the reason said."""
+    formats = "int8-static, int8-dynamic and fp16 by onnxruntime's quantization tools, from the ONNX file itself"
+    if imported.runtime_only is None:
+        torch_form = "torch form: converted by onnx2torch" if imported.source == "onnx" else "torchvision architecture"
+        return [Technique("pruning", True, f"structured and unstructured, on its {torch_form}"),
+                Technique("distillation", True, "as the teacher of a built-in student"),
+                Technique("quantization", True, f"{formats.split(' by ')[0]} through its re-export; QAT and "
+                                                "simulated bit widths in torch")]
+    why = f"needs a torch form, and this graph has none ({imported.runtime_only})"
+    return [Technique("pruning", False, why), Technique("distillation", False, why),
+            Technique("quantization", True, f"{formats}; not QAT or simulated bit widths, which train in torch")]
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -105,6 +143,8 @@ def build(name: str, input_shape: tuple[int, ...], classes: int) -> nn.Module:
     if row is None:
         raise CompressionError(f"no model imported as '{name}' in this store")
     found = Imported.from_dict(row)
+    if found.runtime_only:
+        raise CompressionError(f"'{name}' runs in onnxruntime only and has no torch form: {found.runtime_only}")
     if tuple(input_shape) != found.input_shape or classes != found.classes:
         raise CompressionError(f"model '{name}' takes {_shape(found.input_shape)} images and gives "
                                f"{found.classes} classes; the data has {_shape(input_shape)} and {classes}")
@@ -314,11 +354,11 @@ def _import_onnx(request: ImportRequest, data: bytes, digest: str, tmp: Path) ->
     path = tmp / SOURCE_ONNX
     onnx.save_model(model, str(path))
     classes = _check_runs(path, input_shape, request.path.name)
-    _check_conversion(model, path, input_shape)
+    runtime_only = _conversion_problem(model, path, input_shape)
     given = request.mean or request.std
     mean, std = (request.mean, request.std) if given else _metadata_normalisation(model, input_shape[0])
     imported = Imported(request.name, "onnx", None, input_shape, classes, mean, std, digest, request.path.name,
-                        request.dataset)
+                        request.dataset, runtime_only)
     _check_normalisation(imported)
     return imported, {SOURCE_ONNX: path}
 
@@ -392,6 +432,27 @@ def _check_runs(path: Path, input_shape: tuple[int, int, int], file: str) -> int
         raise CompressionError(f"{file} does not give one row of class scores per image for any batch size "
                                f"(output shape {outputs[1].shape} for a batch of 3)")
     return int(outputs[0].shape[1])
+
+
+def _conversion_problem(model: Any, path: Path, input_shape: tuple[int, int, int]) -> str | None:
+    """None if the graph converts to torch faithfully; else why not, once its float file is checked to make the
+    deployable file the runtime-only baseline is measured from (one line if it does not)."""
+    try:
+        _check_conversion(model, path, input_shape)
+    except CompressionError as exc:
+        problem = str(exc)
+    except Exception as exc:  # noqa: BLE001 - the converted module failing to run or to trace, by graph
+        problem = f"the torch conversion of this graph does not run: {_first_line(exc)}"
+    else:
+        return None
+    from compression.export import save_deployable
+
+    try:
+        save_deployable(path, path.with_name("deployable.onnx"))
+    except Exception as exc:  # noqa: BLE001 - onnx's checker and shape inference raise their own errors
+        raise CompressionError(f"{problem}; nor does the file pass onnx's full check as it is: "
+                               f"{_first_line(exc)}") from None
+    return problem
 
 
 def _check_conversion(model: Any, path: Path, input_shape: tuple[int, int, int]) -> None:

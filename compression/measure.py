@@ -3,6 +3,7 @@ provenance."""
 
 import fcntl
 import gzip
+import math
 import os
 import platform
 import time
@@ -13,12 +14,15 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from compression import settings
+from compression.catalog import PROVIDERS
+from compression.errors import CompressionError
 from compression.data import Split
 from compression.result import Latency, LayerSparsity, Provenance
 from compression.train import training_device
@@ -34,8 +38,18 @@ class TimingPlan:
     max_runs: int = 5000
 
 
-def session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    """A CPU onnxruntime session with fixed intra-op threads, spinning off, full graph optimisation."""
+def check_provider(provider: str) -> None:
+    """Refuse, in one line, an execution provider this onnxruntime build does not have."""
+    available = ort.get_available_providers()
+    if PROVIDERS[provider] not in available:
+        have = ", ".join(name for name, full in PROVIDERS.items() if full in available)
+        raise CompressionError(f"--provider {provider}: this onnxruntime has no {PROVIDERS[provider]} (it has "
+                               f"{have}); install the onnxruntime build that brings it")
+
+
+def session(path: Path, threads: int = 1, provider: str = "cpu") -> ort.InferenceSession:
+    """An onnxruntime session on `provider` (CPU for the ops it lacks) with fixed intra-op threads, spinning
+    off, full graph optimisation."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -43,7 +57,8 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    providers = list(dict.fromkeys([PROVIDERS[provider], PROVIDERS["cpu"]]))  # the CPU runs what it lacks
+    return ort.InferenceSession(str(path), options, providers=providers)
 
 
 def onnx_logits(path: Path, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
@@ -72,11 +87,12 @@ def benchmark_lock() -> Iterator[None]:
 
 
 def time_interleaved(paths: Sequence[Path], input_shape: Sequence[int], batch: int, threads: int,
-                     plan: TimingPlan = TimingPlan()) -> list[Latency]:
-    """Latency of each ONNX model, timed round-robin (one run each per round) under the benchmark lock."""
+                     plan: TimingPlan = TimingPlan(), provider: str = "cpu") -> list[Latency]:
+    """Latency of each ONNX model on `provider`, timed round-robin (one run each per round) under the benchmark
+    lock; inputs are fed from host memory."""
     rng = np.random.default_rng(0)
     feed = rng.standard_normal((batch, *input_shape)).astype(np.float32)
-    sessions = [session(p, threads) for p in paths]
+    sessions = [session(p, threads, provider) for p in paths]
     names = [s.get_inputs()[0].name for s in sessions]
     samples: list[list[float]] = [[] for _ in sessions]
     with benchmark_lock():
@@ -126,6 +142,59 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     return int(counter.get_total_flops())
 
 
+@dataclass(frozen=True)
+class Counts:
+    """A model's parameter and FLOP counts and its layers' sparsity, with what they were counted from."""
+
+    params_total: int
+    params_nonzero: int
+    flops: int
+    layers: list[LayerSparsity]
+    source: str
+
+
+def torch_counts(model: nn.Module, input_shape: Sequence[int]) -> Counts:
+    """Counts of a torch model: its parameters, and FLOPs by torch's flop counter."""
+    total, nonzero = count_params(model)
+    return Counts(total, nonzero, count_flops(model, input_shape), layer_sparsity(model), "torch")
+
+
+def onnx_counts(path: Path, input_shape: Sequence[int]) -> Counts:
+    """Counts of a float ONNX file without a torch form: its float initializers as parameters, and the FLOPs of
+    its Conv, Gemm and MatMul nodes for one image (2 per multiply-add, as torch's counter counts them), from
+    onnx's shape inference."""
+    from onnx import numpy_helper, shape_inference
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    floats = [w for w in weights.values() if np.issubdtype(w.dtype, np.floating)]
+    for value in graph.input:
+        if value.name not in weights and value.type.tensor_type.shape.dim:
+            value.type.tensor_type.shape.dim[0].dim_value = 1  # one image
+    inferred = shape_inference.infer_shapes(model).graph
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in (*inferred.input, *inferred.value_info, *inferred.output)}
+    shapes.update({name: list(w.shape) for name, w in weights.items()})
+    flops = sum(_node_flops(node, shapes) for node in graph.node)
+    return Counts(sum(w.size for w in floats), sum(int(np.count_nonzero(w)) for w in floats), flops, [],
+                  "onnx graph (Conv, Gemm, MatMul)")
+
+
+def _node_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int:
+    """2 × the multiply-adds of a Conv, Gemm or MatMul node whose shapes inferred (0 for other nodes)."""
+    if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
+        return 0
+    out, first, second = (shapes.get(n) for n in (node.output[0], *node.input[:2]))
+    if not out or not first or not second or 0 in out:
+        return 0
+    if node.op_type == "Conv":  # each output value sums (in channels / groups) × kernel products
+        return 2 * math.prod(out) * math.prod(second[1:])
+    transposed = node.op_type == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute)
+    inner = first[0] if transposed else first[-1]
+    return 2 * math.prod(out) * inner
+
+
 def cpu_flags() -> dict[str, bool]:
     """Which vector extensions that matter for onnxruntime speed this CPU has."""
     try:
@@ -136,10 +205,11 @@ def cpu_flags() -> dict[str, bool]:
     return {flag: flag in flags for flag in ("avx2", "avx512f", "avx512_vnni", "amx_int8")}
 
 
-def provenance(threads: int, batch: int) -> Provenance:
-    """Where and how the numbers were measured: runtime, threads, batch, CPU, library versions."""
+def provenance(threads: int, batch: int, provider: str = "cpu") -> Provenance:
+    """Where and how the numbers were measured: runtime and provider of latency (accuracy: always the CPU
+    provider), threads, batch, CPU, library versions."""
     packages = ("torch", "torchvision", "onnx", "onnxruntime", "torch-pruning", "scikit-learn")
-    return Provenance(runtime=f"onnxruntime {ort.__version__} CPUExecutionProvider", threads=threads, batch=batch,
+    return Provenance(runtime=f"onnxruntime {ort.__version__} {PROVIDERS[provider]}", threads=threads, batch=batch,
                       cpu=platform.processor() or platform.machine(), cpu_count=os.cpu_count(),
                       cpu_flags=cpu_flags(), python=platform.python_version(),
                       versions={p: metadata.version(p) for p in packages}, training_device=str(training_device()))

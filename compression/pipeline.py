@@ -19,8 +19,8 @@ from compression import data, distill, imports, models, quantize
 from compression.catalog import MODELS
 from compression.data import Splits
 from compression.export import export_named, save_deployable
-from compression.measure import (count_flops, count_params, file_sizes, layer_sparsity, onnx_accuracy,
-                                 provenance, session, time_interleaved)
+from compression.measure import (Counts, check_provider, count_params, file_sizes, onnx_accuracy, onnx_counts, provenance, session,
+                                 time_interleaved, torch_counts)
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
 from compression.recipe import QuantSpec, Recipe
@@ -128,15 +128,18 @@ def baseline_model(store: Store, recipe: Recipe, splits: Splits, progress: Progr
 
 def check_feasible(recipe: Recipe, splits: Splits) -> None:
     """Refuse, before any training, a recipe whose stages cannot apply to this model (one-line error)."""
+    quant = recipe.quant
+    if quant is not None and quant.calibrates and quant.calib_samples > len(splits.train.y):
+        raise CompressionError(f"calibration samples ({quant.calib_samples}) exceed the train split "
+                               f"({len(splits.train.y)} images)")
+    if MODELS[recipe.model].runtime_only:  # no torch form: Recipe.validate admits post-training formats only
+        return
     arch = models.build_model(recipe.model, splits.input_shape, splits.num_classes)
     for name in recipe.stages:
         if name == "distill":
             arch = distill.build_student(recipe.model, recipe.distill, splits.input_shape, splits.num_classes)
         elif name == "prune" and recipe.prune.structured:
             check_structured_ratio(arch, recipe.prune.ratio, recipe.prune.round_to)
-        elif name == "quant" and recipe.quant.calibrates and recipe.quant.calib_samples > len(splits.train.y):
-            raise CompressionError(f"calibration samples ({recipe.quant.calib_samples}) exceed the train split "
-                                   f"({len(splits.train.y)} images)")
 
 
 @dataclass
@@ -158,15 +161,17 @@ class Deployed:
         return self.onnx is not None
 
 
-def deploy(model: nn.Module, quant: QuantSpec | None, splits: Splits, workdir: Path) -> Deployed:
-    """Export `model` to ONNX, convert it by `quant` (if any), and measure its accuracy on the test and
-    validation splits: in onnxruntime for a runnable file, in torch (simulated) otherwise."""
+def deploy(model: nn.Module | None, quant: QuantSpec | None, splits: Splits, workdir: Path,
+           float_onnx: Path | None = None) -> Deployed:
+    """Export `model` to ONNX (or take the float file `float_onnx` of a runtime-only import, `model` None),
+    convert it by `quant` (if any), and measure its accuracy on the test and validation splits: in onnxruntime
+    for a runnable file, in torch (simulated) otherwise."""
     workdir.mkdir(parents=True, exist_ok=True)
     if quant is not None and quant.simulated:
         fake = quantize.convert(model, None, quant, splits, workdir)
         return Deployed(None, fake.simulated_accuracy, fake.simulated_val_accuracy, "torch-simulated",
                         fake.size_bytes, fake.size_bytes, fake.size_source, fake.report)
-    named = export_named(model, splits.input_shape, workdir / NAMED_ONNX)
+    named = float_onnx or export_named(model, splits.input_shape, workdir / NAMED_ONNX)
     converted = quantize.convert(model, named, quant, splits, workdir) if quant is not None else None
     path = converted.onnx if converted is not None else save_deployable(named, workdir / ONNX)
     size, size_gzip = file_sizes(path)
@@ -174,13 +179,11 @@ def deploy(model: nn.Module, quant: QuantSpec | None, splits: Splits, workdir: P
                     size, size_gzip, "onnx file", converted.report if converted else None)
 
 
-def _record(stage: str, deployed: Deployed, model: nn.Module, input_shape: tuple[int, ...],
-            seconds: float) -> StageRecord:
+def _record(stage: str, deployed: Deployed, counts: Counts, seconds: float) -> StageRecord:
     """The stage's point on the path from the baseline to the final model."""
     return StageRecord(stage=stage, accuracy=deployed.accuracy, accuracy_source=deployed.accuracy_source,
                        size_bytes=deployed.size_bytes, size_source=deployed.size_source,
-                       params_nonzero=count_params(model)[1], flops=count_flops(model, input_shape),
-                       seconds=round(seconds, 3))
+                       params_nonzero=counts.params_nonzero, flops=counts.flops, seconds=round(seconds, 3))
 
 
 def _baseline_record(base: Result) -> StageRecord:
@@ -306,9 +309,9 @@ def _save_checkpoint(store: Store, key: str, recipe: Recipe, model: nn.Module, r
 
 @dataclass
 class Compressed:
-    """The outcome of a recipe's stages: the final torch model, how it deploys, and the path there."""
+    """The outcome of a recipe's stages: the final model's counts, how it deploys, and the path there."""
 
-    model: nn.Module
+    counts: Counts
     deployed: Deployed
     records: list[StageRecord]
     distill_report: dict[str, Any] | None  # as a checkpoint stores it: without the student's own accuracy
@@ -334,29 +337,46 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
             progress(Progress(name, "export and measure the stage's deployable model"))
             with clock.stage("export"):
                 deployed = deploy(model, _quant_so_far(recipe, name), splits, workdir / name)
-            record = _record(name, deployed, model, splits.input_shape, seconds)
+            record = _record(name, deployed, torch_counts(model, splits.input_shape), seconds)
             _save_checkpoint(store, key, recipe, model, record, stage_report, workdir / name)
         records.append(record)
         report = stage_report if name == "distill" else report
     if deployed is None:
         with clock.stage("export"):
             deployed = deploy(model, recipe.quant, splits, workdir / "final")
-    return Compressed(model, deployed, records, report)
+    return Compressed(torch_counts(model, splits.input_shape), deployed, records, report)
 
 
-def _measure(recipe: Recipe, model: nn.Module, splits: Splits, deployed: Deployed, base: Result | None,
+def _in_runtime(recipe: Recipe, source: Path, base: Result | None, splits: Splits, workdir: Path,
+                clock: StageClock, progress: ProgressFn) -> Compressed:
+    """A runtime-only import (no torch form): its own file as the baseline, or the file its quant stage's
+    converter makes of it; counted from the float graph, which quantization does not change."""
+    counts = onnx_counts(source, splits.input_shape)
+    if base is None:
+        with clock.stage("export"):
+            return Compressed(counts, deploy(None, None, splits, workdir, float_onnx=source), [], None)
+    progress(Progress("quant", f"convert the ONNX file to {recipe.quant.mode} with onnxruntime's tools"))
+    started = time.perf_counter()
+    with clock.stage("quant"):
+        deployed = deploy(None, recipe.quant, splits, workdir / "quant", float_onnx=source)
+    records = [_baseline_record(base), _record("quant", deployed, counts, time.perf_counter() - started)]
+    return Compressed(counts, deployed, records, None)
+
+
+def _measure(recipe: Recipe, counts: Counts, splits: Splits, deployed: Deployed, base: Result | None,
              base_onnx: Path | None, clock: StageClock, progress: ProgressFn) -> Result:
     """Measure the deployed model; latency is timed interleaved with the baseline's ONNX when there is one,
     and not at all for a simulated format (no runtime executes it)."""
     batched = single = [None, None]
     if deployed.runnable:
         paths = [deployed.onnx] if base_onnx is None else [deployed.onnx, base_onnx]
-        progress(Progress("measure", f"latency: batch {recipe.batch} and 1, {recipe.threads} thread(s)"))
+        progress(Progress("measure", f"latency on {recipe.provider}: batch {recipe.batch} and 1, "
+                                     f"{recipe.threads} thread(s)"))
         with clock.stage("measure"):
-            batched = time_interleaved(paths, splits.input_shape, recipe.batch, recipe.threads)
-            single = time_interleaved(paths, splits.input_shape, 1, recipe.threads)
-    total, nonzero = count_params(model)
-    flops = count_flops(model, splits.input_shape)
+            batched = time_interleaved(paths, splits.input_shape, recipe.batch, recipe.threads,
+                                       provider=recipe.provider)
+            single = time_interleaved(paths, splits.input_shape, 1, recipe.threads, provider=recipe.provider)
+    total, nonzero, flops = counts.params_total, counts.params_nonzero, counts.flops
     baseline_latency = batched[-1]
     return Result(
         recipe=recipe.to_dict(), recipe_hash=recipe.hash, dataset=recipe.dataset, model=recipe.model,
@@ -368,11 +388,11 @@ def _measure(recipe: Recipe, model: nn.Module, splits: Splits, deployed: Deploye
         speedup_vs_baseline=baseline_latency.p50 / batched[0].p50 if deployed.runnable else None,
         size_ratio_vs_baseline=deployed.size_bytes / base.size_bytes if base else 1.0,
         stage_seconds=clock.seconds, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        baseline_latency_ms=baseline_latency, layers=layer_sparsity(model), val_accuracy=deployed.val_accuracy,
+        baseline_latency_ms=baseline_latency, layers=counts.layers, val_accuracy=deployed.val_accuracy,
         flops_ratio_vs_baseline=flops / base.flops if base else 1.0,
         size_gzip_ratio_vs_baseline=deployed.size_gzip_bytes / base.size_gzip_bytes if base else 1.0,
-        provenance=provenance(recipe.threads, recipe.batch), size_source=deployed.size_source,
-        technique=recipe.technique, quant=deployed.quant_report,
+        provenance=provenance(recipe.threads, recipe.batch, recipe.provider), size_source=deployed.size_source,
+        technique=recipe.technique, quant=deployed.quant_report, counts_source=counts.source,
     )
 
 
@@ -385,26 +405,36 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
         progress(Progress("store", f"served from the store ({recipe.hash})"))
         return cached
     training_device()  # a device asked for and not present: one line before any work
+    check_provider(recipe.provider)
     _clean_once(store)
     clock = StageClock()
     with clock.stage("load"):
         splits = splits_for(recipe)
     check_feasible(recipe, splits)
     base = None if recipe.is_baseline else _timeable_baseline(recipe, store, progress)
-    with clock.stage("train"):
-        model = baseline_model(store, recipe.baseline(), splits, progress)
+    source = imports.runtime_source(recipe.model, store)
     with store.workdir() as tmp:
-        if base is None:
-            with clock.stage("export"):
-                compressed = Compressed(model, deploy(model, None, splits, tmp), [], None)
+        if source is not None:
+            compressed = _in_runtime(recipe, source, base, splits, tmp, clock, progress)
         else:
-            compressed = _apply_stages(recipe, model, base, splits, store, tmp, clock, progress)
+            compressed = _in_torch(recipe, base, splits, store, tmp, clock, progress)
         progress(Progress("measure", "latency, size, FLOPs"))
-        result = _measure(recipe, compressed.model, splits, compressed.deployed, base,
+        result = _measure(recipe, compressed.counts, splits, compressed.deployed, base,
                           store.path(base, ONNX) if base else None, clock, progress)
         result.stages, result.distill = compressed.records, _distill_result(compressed)
         files = {ONNX: compressed.deployed.onnx} if compressed.deployed.runnable else {}
         return store.put_result(result, files)
+
+
+def _in_torch(recipe: Recipe, base: Result | None, splits: Splits, store: Store, workdir: Path, clock: StageClock,
+              progress: ProgressFn) -> Compressed:
+    """The trained (or imported) baseline in torch, deployed as it is or through the recipe's stages."""
+    with clock.stage("train"):
+        model = baseline_model(store, recipe.baseline(), splits, progress)
+    if base is None:
+        with clock.stage("export"):
+            return Compressed(torch_counts(model, splits.input_shape), deploy(model, None, splits, workdir), [], None)
+    return _apply_stages(recipe, model, base, splits, store, workdir, clock, progress)
 
 
 @lru_cache(maxsize=None)

@@ -27,7 +27,7 @@ from torch.nn.utils import parametrize
 
 from compression.data import Split, Splits
 from compression.errors import CompressionError
-from compression.export import INPUT_NAME, save_deployable
+from compression.export import save_deployable
 from compression.measure import prunable_layers
 from compression.catalog import BITS
 from compression.recipe import Format, QuantSpec, Recipe
@@ -354,8 +354,8 @@ def packed_size(model: nn.Module, bits: int, granularity: str, activation_params
 class _OneBatch(CalibrationDataReader):
     """Feeds one batch of calibration images to onnxruntime's calibrator."""
 
-    def __init__(self, x: torch.Tensor) -> None:
-        self._feeds = iter([{INPUT_NAME: x.numpy()}])
+    def __init__(self, x: torch.Tensor, name: str) -> None:
+        self._feeds = iter([{name: x.numpy()}])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._feeds, None)
@@ -368,13 +368,21 @@ def _calibration_cache(model_path: Path, spec: QuantSpec, x: torch.Tensor, workd
     calibrator = create_calibrator(model_path, augmented_model_path=str(workdir / "augmented.onnx"),
                                    calibrate_method=ORT_CALIBRATION[spec.calibration],
                                    extra_options=_calibrator_options(spec.scheme, spec.bits))
+    name = _input_name(model_path)
     with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators narrate on stdout
         for start in range(0, len(x), CALIBRATION_BATCH):
-            calibrator.collect_data(_OneBatch(x[start:start + CALIBRATION_BATCH]))
+            calibrator.collect_data(_OneBatch(x[start:start + CALIBRATION_BATCH], name))
         ranges = calibrator.compute_data()
     path = workdir / "calibration.json"
     save_tensors_data(ranges, path)
     return path
+
+
+def _input_name(path: Path) -> str:
+    """The name of the ONNX file's image input (the exporter names it "input"; an import its own)."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {t.name for t in graph.initializer}
+    return next(i.name for i in graph.input if i.name not in initializers)
 
 
 def _preprocessed(float_onnx: Path, workdir: Path) -> Path:
@@ -453,10 +461,10 @@ def convert_dynamic(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, w
     return path
 
 
-def _layer_report(model: nn.Module, weights: Format | None, activations: dict[str, ActivationStats]
+def _layer_report(model: nn.Module | None, weights: Format | None, activations: dict[str, ActivationStats]
                   ) -> list[LayerQuant]:
     """weight_report's layers (none for float formats), each with its input's activation statistics if any."""
-    if weights is None:
+    if weights is None or model is None:
         return []
     layers = weight_report(model, weights.bits, weights.scheme, weights.granularity)
     return [replace(layer, activation=activations.get(layer.name)) for layer in layers]
@@ -477,7 +485,7 @@ def _simulate(model: nn.Module, spec: QuantSpec, splits: Splits, x: torch.Tensor
     return Quantized(None, accuracy, val_accuracy, size, f"computed: packed {spec.bits}-bit weights"), {}, activations
 
 
-def _deploy(model: nn.Module, float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path
+def _deploy(model: nn.Module | None, float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path
             ) -> tuple[Quantized, dict[str, Any], dict[str, ActivationStats]]:
     """Real formats: the onnxruntime file the mode's converter makes (minified), INT8 checked for integer
     kernels; where activations are calibrated, each layer input's observed range (torch, on `x`) beside the
@@ -487,18 +495,20 @@ def _deploy(model: nn.Module, float_onnx: Path, spec: QuantSpec, x: torch.Tensor
     path = save_deployable(converted, workdir / f"model-{spec.mode}.onnx")
     checks = integer_execution(path, workdir) if spec.technique.integer else {}
     activations = {}
-    if spec.calibrates:
+    if spec.calibrates and model is not None:
         clips = _onnx_input_clips(converted)
         activations = {name: replace(r, **{"clip_min": None, "clip_max": None, **clips.get(name, {})})
                        for name, r in observe_activations(model, x, "minmax", Format(8, spec.scheme)).items()}
     return Quantized(path, None, None, None, "onnx file"), checks, activations
 
 
-def convert(model: nn.Module, float_onnx: Path | None, spec: QuantSpec, splits: Splits, workdir: Path) -> Quantized:
+def convert(model: nn.Module | None, float_onnx: Path | None, spec: QuantSpec, splits: Splits,
+            workdir: Path) -> Quantized:
     """The deployable form of the quant stage, from `model` and its float ONNX export with the exporter's
     names `float_onnx` (export.export_named; None for a simulated mode, which needs no file): the file the
     mode's registered converter makes (minified; INT8 checked to run integer kernels), or a simulated k-bit
-    model; with its QuantReport for the app's teaching visuals."""
+    model; with its QuantReport for the app's teaching visuals (its per-layer part only with a torch `model`:
+    a runtime-only import converts from its file alone)."""
     spec.validate()
     workdir.mkdir(parents=True, exist_ok=True)
     x = calibration_inputs(splits.train, spec.calib_samples) if spec.calibrates else None

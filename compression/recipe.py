@@ -8,7 +8,7 @@ from typing import Any
 
 from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, MAX_BATCH, MAX_CALIB_SAMPLES, MAX_EPOCHS,
                                  MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
-                                 QUANT_MODES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
+                                 PROVIDERS, QUANT_MODES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
 from compression.errors import CompressionError
 
 
@@ -169,6 +169,8 @@ class DistillSpec:
         student = self.student or teacher
         if self.student is not None:
             check_model(self.student)
+            if MODELS[self.student].runtime_only:
+                raise CompressionError(f"student {self.student} runs in onnxruntime only: a student trains in torch")
         elif MODELS[teacher].imported:
             raise CompressionError(f"an imported model distils into a built-in student: name one of "
                                    f"{', '.join(MODELS.where(scalable=True))} (--distill-student)")
@@ -209,6 +211,7 @@ class Recipe:
     batch: int = 32
     quant: QuantSpec | None = None
     distill: DistillSpec | None = None
+    provider: str = "cpu"  # onnxruntime's execution provider latency is timed on (a key of PROVIDERS)
 
     def __post_init__(self) -> None:
         present = tuple(s for s, spec in self._specs.items() if spec is not None)
@@ -243,13 +246,31 @@ class Recipe:
         if self.batch < 1:
             raise CompressionError(f"latency batch must be at least 1, got {self.batch}")
         _at_most("latency batch", self.batch, MAX_BATCH)
+        _choice("execution provider", self.provider, tuple(PROVIDERS))
         self._validate_order()
+        self._validate_runtime_only()
         if self.prune is not None:
             self.prune.validate()
         if self.quant is not None:
             self.quant.validate()
         if self.distill is not None:
             self.distill.validate(self.model)
+
+    def _validate_runtime_only(self) -> None:
+        """Refuse what needs a torch form for a model onnxruntime alone runs (an ONNX graph onnx2torch cannot
+        convert): only its post-training formats apply."""
+        reason = MODELS[self.model].runtime_only
+        if reason is None:
+            return
+        needs_torch = [s for s in ("prune", "distill") if self._specs[s] is not None]
+        if self.quant is not None and self.quant.simulated:
+            needs_torch.append(f"--quant {self.quant.mode}")
+        elif self.quant is not None and self.quant.qat_epochs:
+            needs_torch.append("QAT")
+        if needs_torch:
+            formats = ", ".join(QUANT_MODES.where(simulated=False))
+            raise CompressionError(f"{self.model} runs in onnxruntime only ({reason}): {needs_torch[0]} needs a "
+                                   f"torch form; its post-training formats apply (--quant {formats})")
 
     def _validate_order(self) -> None:
         unknown = [s for s in self.order if s not in STAGES]
@@ -275,8 +296,12 @@ class Recipe:
         return replace(self, prune=None, quant=None, distill=None, order=STAGES)
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe as JSON-ready data (what the store and the Result keep)."""
-        return {**asdict(self), "order": list(self.order)}
+        """The recipe as JSON-ready data (what the store and the Result keep). The provider, added later, is
+        left out at its default: results stored before it keep their keys."""
+        data = {**asdict(self), "order": list(self.order)}
+        if self.provider == Recipe.provider:
+            del data["provider"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Recipe":

@@ -246,6 +246,7 @@ class Result:
     stages: list[StageRecord] = field(default_factory=list)
     quant: QuantReport | None = None
     distill: DistillReport | None = None
+    counts_source: str = "torch"  # what parameters and FLOPs were counted from: torch, or a runtime-only ONNX graph
 
     @property
     def file_gzip_bytes(self) -> int | None:

@@ -138,8 +138,8 @@ def baseline_row(base: Result) -> None:
                    help=f"median (p50) of {lat.runs} runs of a batch of {lat.batch}; p90 {lat.p90:.3f} ms; "
                         f"{lat.threads} thread(s)")
     p = base.provenance
-    st.caption(f"All measured: {p.runtime if p else 'onnxruntime'} CPU, {latency.threads} intra-op thread(s), "
-               f"spinning off; CPU flags {p.flags_on if p else 'unknown'}. Parameters {base.params_total:,} "
+    st.caption(f"All measured: accuracy in onnxruntime's CPU provider, latency in "
+               f"{p.runtime if p else 'onnxruntime'}, {latency.threads} intra-op thread(s), spinning off; CPU flags {p.flags_on if p else 'unknown'}. Parameters {base.params_total:,} "
                f"({base.params_nonzero:,} non-zero). Validation accuracy {base.val_accuracy:.2%}. Stored "
                f"{text.fmt_time(base.created_at)} as `{base.recipe_hash}`.")
 

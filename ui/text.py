@@ -70,8 +70,9 @@ def size_note(result: Result) -> str:
 def latency_note(result: Result) -> str:
     if not result.latency_measured or result.latency_ms is None:
         return "not timed · no runtime executes a simulated format"
-    lat = result.latency_ms
-    return f"measured · onnxruntime, batch {lat.batch}, {lat.threads} thread(s)"
+    lat, p = result.latency_ms, result.provenance
+    where = p.runtime.split()[-1].removesuffix("ExecutionProvider") if p else "CPU"
+    return f"measured · onnxruntime {where}, batch {lat.batch}, {lat.threads} thread(s)"
 
 
 def latency_text(result: Result, baseline: Result | None) -> str:
@@ -86,7 +87,8 @@ def provenance_caption(result: Result) -> str:
     """One paragraph saying how each number of `result` was obtained (markdown)."""
     parts = []
     if is_measured(result):
-        parts.append("**Accuracy** measured: the exported ONNX file run in onnxruntime on the test split.")
+        parts.append("**Accuracy** measured: the exported ONNX file run in onnxruntime (CPU provider) on the test "
+                     "split.")
     else:
         parts.append(f"**Accuracy** simulated ({result.accuracy_source}): no CPU runtime executes this format, so "
                      "the test split is scored in torch with fake quantization.")
@@ -94,7 +96,11 @@ def provenance_caption(result: Result) -> str:
         parts.append("**Size**: bytes of the ONNX file, and of its gzip (level 9), where zeros show.")
     else:
         parts.append(f"**Size** computed, not a file: {result.size_source.removeprefix('computed: ')}.")
-    parts.append("**FLOPs** counted per sample on the exported model (a masked weight still costs a FLOP).")
+    if result.counts_source == "torch":
+        parts.append("**FLOPs** counted per sample on the exported model (a masked weight still costs a FLOP).")
+    else:
+        parts.append(f"**FLOPs** and parameters counted per sample from the {result.counts_source}: the model has "
+                     "no torch form.")
     if result.latency_measured and result.latency_ms is not None:
         lat, p = result.latency_ms, result.provenance
         parts.append(f"**Latency** measured in {p.runtime if p else 'onnxruntime'}: batch {lat.batch}, "

@@ -53,6 +53,14 @@ def model_help(store: Store) -> str:
     return "The base model every technique compresses: " + "; ".join(labels)
 
 
+def imported_note(name: str, store: Store) -> str:
+    """The sidebar's caption under an imported model: measured as given, and which techniques apply."""
+    found = imports.stored(name, store)
+    if found is None or found.runtime_only is None:
+        return IMPORTED_NOTE
+    return f"{IMPORTED_NOTE}; runtime-only: onnxruntime's post-training formats apply, not pruning, distillation or QAT"
+
+
 def is_imported(name: str | None, store: Store) -> bool:
     """Whether `name` is a model imported into `store` (measured as given: it has no baseline epochs)."""
     return name is not None and name not in MODELS and imports.stored(name, store) is not None

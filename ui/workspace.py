@@ -55,7 +55,7 @@ def sidebar() -> None:
         right.number_input("Baseline epochs", min_value=int(BASELINE_EPOCHS.low), max_value=int(BASELINE_EPOCHS.high),
                            value=Recipe.epochs, step=1, key="epochs", disabled=imported)
         if imported:
-            st.caption(uploads.IMPORTED_NOTE)
+            st.caption(uploads.imported_note(model, store()))
         baseline_card()
         uploads.model_upload(baseline_recipe().dataset, store())
 
@@ -166,6 +166,16 @@ def _cached_baseline(root: str, training_key: str, recipe_json: str) -> nn.Modul
     recipe = Recipe.from_dict(json.loads(recipe_json))
     splits = pipeline.splits_for(recipe)
     return pipeline.baseline_model(Store(root), recipe, splits)
+
+
+def without_torch_form(recipe: Recipe, what: str) -> bool:
+    """Whether the workspace's model is a runtime-only import (an ONNX graph with no torch form), saying on the
+    page that `what` needs one and why it has none."""
+    reason = MODELS[recipe.model].runtime_only
+    if reason is not None:
+        st.info(f"{what} needs the model in torch; {recipe.model} runs in onnxruntime only ({reason}). Its "
+                "post-training formats (int8-static, int8-dynamic, fp16) are measured on the Quantization page.")
+    return reason is not None
 
 
 def trained_baseline(recipe: Recipe) -> nn.Module | None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -17,6 +18,7 @@ from compression.train import evaluate, fit, training_device
 
 ROOT = Path(__file__).resolve().parents[2]
 CUDA = torch.cuda.is_available()
+CUDA_RUNTIME = "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def test_auto_is_the_best_device_present_and_cpu_is_always_there(monkeypatch):
@@ -53,3 +55,20 @@ def test_training_on_cuda_learns_and_hands_the_model_back_on_the_cpu(digits, mon
     assert all(p.device.type == "cpu" for p in model.parameters())
     assert evaluate(model, digits.test) > 0.8
     assert pipeline.run(Recipe(epochs=2)).provenance.training_device.startswith("cuda")
+
+
+def test_latency_is_timed_on_the_provider_asked_for_and_an_absent_one_is_one_line():
+    cpu = pipeline.run(Recipe(epochs=1))
+    assert cpu.provenance.runtime.endswith(" CPUExecutionProvider") and "provider" not in cpu.recipe
+    assert Recipe(epochs=1, provider="cuda").hash != cpu.recipe_hash  # a timing setup of its own
+    with pytest.raises(CompressionError, match="unknown execution provider 'tpu'"):
+        Recipe(provider="tpu").validate()
+    if CUDA_RUNTIME:
+        on_gpu = pipeline.run(Recipe(epochs=1, provider="cuda"))
+        assert on_gpu.provenance.runtime.endswith(" CUDAExecutionProvider") and on_gpu.latency_measured
+        assert on_gpu.accuracy == cpu.accuracy  # scored on the CPU provider either way
+        return
+    done = subprocess.run([sys.executable, "-m", "compression", "baseline", "--epochs", "1", "--provider", "cuda"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert done.stderr.startswith("error: --provider cuda: this onnxruntime has no CUDAExecutionProvider (it has cpu")

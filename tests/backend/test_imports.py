@@ -253,3 +253,53 @@ def test_an_onnx_files_mean_and_std_metadata_is_its_normalisation_unless_flags_g
     with pytest.raises(CompressionError, match="metadata entry 'mean' is not a list of numbers"):
         import_model(ImportRequest(tmp_path / "text.onnx", "text", "digits"))
     assert imports.names() == ["declared", "given"]
+
+
+def _with_op_onnx2torch_lacks(cnn_onnx: Path, path: Path) -> Path:
+    """The digits cnn with LpNormalization on its scores (onnx2torch has no converter for it; each row is
+    scaled by a positive number, so every prediction stays the cnn's)."""
+    model = onnx.load(cnn_onnx)
+    scores = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = ["raw" if name == scores else name for name in node.output]
+    model.graph.node.append(onnx.helper.make_node("LpNormalization", ["raw"], [scores], axis=1, p=2))
+    onnx.save(model, path)
+    return path
+
+
+def test_a_graph_torch_cannot_take_imports_runtime_only_and_keeps_the_runtimes_formats(cnn_onnx, trained_cnn, digits,
+                                                                                        tmp_path, home):
+    from compression.measure import onnx_counts, torch_counts
+
+    lacking = _with_op_onnx2torch_lacks(cnn_onnx, tmp_path / "normalised.onnx")
+    imported = import_model(ImportRequest(lacking, "graph", "digits"))
+    assert "onnx2torch cannot convert" in imported.runtime_only and "LpNormalization" in imported.runtime_only
+    assert "runtime-only" in imported.label() and "\n" not in imported.runtime_only
+
+    baseline = pipeline.run(Recipe(model="graph"))
+    with torch.no_grad():
+        expected = (trained_cnn(digits.test.x).argmax(1) == digits.test.y).float().mean().item()
+    assert baseline.accuracy == pytest.approx(expected, abs=1e-6) and baseline.latency_measured
+    counted, reference = onnx_counts(lacking, digits.input_shape), torch_counts(trained_cnn, digits.input_shape)
+    assert (counted.params_total, counted.flops) == (reference.params_total, reference.flops)  # one way of counting
+    assert (baseline.params_total, baseline.flops, baseline.counts_source) == (
+        reference.params_total, reference.flops, "onnx graph (Conv, Gemm, MatMul)")
+
+    for mode, size_below in (("int8-static", 0.35), ("int8-dynamic", 0.35), ("fp16", 0.6)):
+        result = pipeline.run(Recipe(model="graph", quant=QuantSpec(mode, calib_samples=128)))
+        assert result.accuracy_source == "onnxruntime" and abs(result.accuracy - baseline.accuracy) < 0.02, mode
+        assert result.size_ratio_vs_baseline < size_below and result.speedup_vs_baseline is not None, mode
+        assert [s.stage for s in result.stages] == ["baseline", "quant"] and result.quant.layers == []
+    int8 = pipeline.run(Recipe(model="graph", quant=QuantSpec("int8-static", calib_samples=128)))
+    assert int8.quant.runs_integer and int8.from_store
+
+    for recipe, what in ((Recipe(model="graph", prune=PruneSpec("channel-l2", 0.5)), "prune needs a torch form"),
+                         (Recipe(model="graph", quant=QuantSpec("fake", bits=4)), "--quant fake needs a torch form"),
+                         (Recipe(model="graph", quant=QuantSpec("int8-static", qat_epochs=1)), "QAT needs"),
+                         (Recipe(model="graph", distill=DistillSpec(student="cnn")), "distill needs a torch form"),
+                         (Recipe(model="cnn", distill=DistillSpec(student="graph")), "student graph runs in")):
+        with pytest.raises(CompressionError, match=what) as caught:
+            recipe.validate()
+        assert "\n" not in str(caught.value)
+    with pytest.raises(CompressionError, match="runs in onnxruntime only and has no torch form"):
+        imports.build("graph", digits.input_shape, 10)
