@@ -1,5 +1,6 @@
-"""The CLI's commands over a grid and the store: `sweep`, `report`, `pareto` and `store check`. Each returns what
-to print as JSON (a sweep prints a line per result as it lands); bad input is a CompressionError."""
+"""The CLI's commands over a grid, a search and the store: `sweep`, `search`, `report`, `pareto`, `store check`
+and `import`. Each returns what to print as JSON (a sweep prints a line per result as it lands); bad input is a
+CompressionError."""
 
 import argparse
 import json
@@ -29,6 +30,29 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
         sweep.add_argument(f"--{name}", type=kind, default=None, help="base field, over the grid's base")
     sweep.add_argument("--workers", type=int, default=os.cpu_count(),
                        help="worker processes (default: the machine's cores)")
+    search = commands.add_parser("search", help="multi-objective search (Optuna) over combined recipes: the "
+                                                "frontier as JSON, a line per trial on stderr")
+    add_common(search)
+    search.add_argument("--objectives", default="accuracy,size",
+                        help="accuracy, then one or more of size, latency, flops (default accuracy,size)")
+    search.add_argument("--trials", type=int, default=24, help="finished trials the study should hold (default 24; "
+                                                               "a resumed study runs only the rest)")
+    search.add_argument("--max-drop", type=number, help="constraint: at most this many validation accuracy points "
+                                                        "below the baseline")
+    search.add_argument("--max-kb", type=number, help="constraint: ONNX file at most this many KB")
+    search.add_argument("--max-ms", type=number, help="constraint: latency p50 at most this many ms (normalised "
+                                                      "to the baseline's)")
+    search.add_argument("--sampler", choices=("tpe", "nsga2"), default="tpe",
+                        help="Optuna's multi-objective TPE (default) or NSGA-II")
+    search.add_argument("--study", default=None, help="the study's name (default DATASET-MODEL-OBJECTIVES): the "
+                                                      "same name resumes it")
+    search.add_argument("--storage", default=None, help="an SQLAlchemy URL of the Optuna storage (default SQLite "
+                                                        "inside the store's folder)")
+    search.add_argument("--space", default=None, help='narrow the search space: JSON, a file, or "-": {"stages": '
+                        '["prune", "quant"], "fixed": {"prune.method": "channel-l2"}, "ranges": {"prune.ratio": '
+                        '[0.3, 0.9], "quant.mode": ["int8-static"]}}')
+    search.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="worker processes (default: the machine's cores)")
     report = commands.add_parser("report", help="write a self-contained HTML report of the stored results")
     report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     report.add_argument("--dataset", default=None, help="only this data set's results")
@@ -63,8 +87,9 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
     bring.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
 
 
-def _grid_text(value: str) -> str:
-    """The grid JSON --grid names: stdin for "-", the text itself if it is JSON, else a file's contents."""
+def _json_text(value: str, what: str = "grid") -> str:
+    """The JSON document a flag names (a grid, a search space): stdin for "-", the text itself if it is JSON,
+    else a file's contents."""
     if value.lstrip().startswith(("{", "[")):
         return value
     if value == "-":
@@ -72,14 +97,14 @@ def _grid_text(value: str) -> str:
     else:
         path = Path(value)
         if path.is_dir():
-            raise CompressionError(f"grid file {value} is a folder: give a JSON file")
+            raise CompressionError(f"{what} file {value} is a folder: give a JSON file")
         if not path.is_file():
-            raise CompressionError(f"grid file {value} not found")
-        source = f"grid file {value}"
+            raise CompressionError(f"{what} file {value} not found")
+        source = f"{what} file {value}"
         with path.open("rb") as f:
             data = f.read(MAX_GRID_BYTES + 1)
     if len(data) > MAX_GRID_BYTES:
-        raise CompressionError(f"{source} is larger than {MAX_GRID_BYTES:,} bytes: a grid is a small JSON document")
+        raise CompressionError(f"{source} is larger than {MAX_GRID_BYTES:,} bytes: a {what} is a small JSON document")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -94,7 +119,7 @@ def sweep_command(args: argparse.Namespace) -> None:
     if args.workers < 1:
         raise CompressionError(f"--workers must be at least 1, got {args.workers}")
     given = {name: getattr(args, name) for name in SWEEP_BASE_FLAGS if getattr(args, name) is not None}
-    recipes = sweep.Grid.from_json(_grid_text(args.grid), given).recipes()
+    recipes = sweep.Grid.from_json(_json_text(args.grid), given).recipes()
     store = Store()
     folders.preflight(r.dataset for r in recipes if store.get_result(r.hash) is None)
 
@@ -103,6 +128,22 @@ def sweep_command(args: argparse.Namespace) -> None:
             print(json.dumps(event.result.to_dict(), separators=(",", ":")), flush=True)
         print(event.line, file=sys.stderr, flush=True)
     sweep.run(recipes, store, args.workers, show)
+
+
+def search_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Search for the frontier of the objectives: a line per finished trial on stderr, the report as JSON."""
+    from compression import search
+
+    if args.workers < 1:
+        raise CompressionError(f"--workers must be at least 1, got {args.workers}")
+    space = search.Space.from_json(_json_text(args.space, "search space")) if args.space else search.Space()
+    request = search.SearchRequest(baseline_from(args), tuple(o.strip() for o in args.objectives.split(",")),
+                                   args.trials, search.Limits(args.max_drop, args.max_kb, args.max_ms),
+                                   args.sampler, args.study, args.storage, space, args.seed)
+    request.validate()
+    folders.preflight([request.base.dataset])
+    return search.run(request, Store(), args.workers,
+                      lambda event: print(event.line, file=sys.stderr, flush=True)).to_dict()
 
 
 def _writable_file(out: Path) -> Path:
@@ -186,4 +227,5 @@ def import_command(args: argparse.Namespace) -> dict[str, Any]:
     return {"imported": asdict(imported), "techniques": [asdict(t) for t in found], "baseline": baseline.to_dict()}
 
 
-TOOLS = {"import": import_command, "sweep": sweep_command, "report": report_command, "pareto": pareto_command, "store": store_command}
+TOOLS = {"import": import_command, "sweep": sweep_command, "search": search_command, "report": report_command,
+         "pareto": pareto_command, "store": store_command}

@@ -17,19 +17,16 @@ while a running one is producing its trained weights, baseline or a stage prefix
 import itertools
 import json
 import math
-import multiprocessing
 import os
-import signal
-import threading
 import time
 import typing
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
+from compression import workers as local_workers
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
 from compression.result import Result
@@ -38,7 +35,7 @@ from compression.store import Store
 SPECS: dict[str, type] = {"prune": PruneSpec, "quant": QuantSpec, "distill": DistillSpec}
 TOP_FIELDS: dict[str, Any] = {f.name: f.type for f in fields(Recipe) if f.name not in SPECS}
 MAX_RECIPES = 5000  # a sweep beyond this is a mistake: at a minute a recipe it would run for days
-_PRESENT = "present"  # marks a stage given as an object, so that a stage of all-default fields exists
+PRESENT = "present"  # marks a stage given as an object, so that a stage of all-default fields exists
 
 
 def _field_type(path: str) -> Any:
@@ -63,7 +60,7 @@ def _nullable(annotation: Any) -> bool:
     return type(None) in typing.get_args(annotation)
 
 
-def _typed(path: str, value: Any) -> Any:
+def typed_field(path: str, value: Any) -> Any:
     """`value` checked against the type of field `path` (ints as floats where a float is wanted); null stays
     null for a stage or stage field (it removes the stage). A mismatch is a one-line error naming the field."""
     annotation = _field_type(path)
@@ -78,7 +75,7 @@ def _typed(path: str, value: Any) -> Any:
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if kind is dict and isinstance(value, dict):
-            return {name: _typed(f"{path}.{name}", item) for name, item in value.items()}
+            return {name: typed_field(f"{path}.{name}", item) for name, item in value.items()}
         if kind in (int, str, bool) and type(value) is kind:
             return value
     wanted = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
@@ -92,7 +89,7 @@ def _flatten(values: dict[str, Any]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for path, value in values.items():
         if path in SPECS and isinstance(value, dict):
-            flat[path] = _PRESENT
+            flat[path] = PRESENT
             flat.update({f"{path}.{name}": item for name, item in value.items()})
         else:
             flat[path] = value
@@ -116,7 +113,7 @@ def _stage(stage: str, values: dict[str, Any]) -> Any:
     return spec(**given)
 
 
-def _recipe(values: dict[str, Any]) -> Recipe:
+def recipe_of(values: dict[str, Any]) -> Recipe:
     """The validated Recipe of one grid point's field values."""
     top = {path: value for path, value in values.items() if path in TOP_FIELDS}
     recipe = Recipe(**top, **{stage: _stage(stage, values) for stage in SPECS})
@@ -149,8 +146,8 @@ class Grid:
         for path, values in data["grid"].items():
             if not isinstance(values, list) or not values:
                 raise CompressionError(f"grid field '{path}' needs a non-empty list of values")
-            axes[path] = [_typed(path, value) for value in values]
-        return cls({path: _typed(path, value) for path, value in merged.items()}, axes)
+            axes[path] = [typed_field(path, value) for value in values]
+        return cls({path: typed_field(path, value) for path, value in merged.items()}, axes)
 
     @classmethod
     def from_json(cls, text: str, base: dict[str, Any] | None = None) -> "Grid":
@@ -173,7 +170,7 @@ class Grid:
         unique: dict[str, Recipe] = {}
         for combination in itertools.product(*self.axes.values()):
             values = {**_flatten(self.base), **_flatten(dict(zip(self.axes, combination)))}
-            recipe = _recipe(values)
+            recipe = recipe_of(values)
             unique.setdefault(recipe.hash, recipe)
         return list(unique.values())
 
@@ -240,51 +237,6 @@ class _Tally:
         self.progress(self._event(message=message))
 
 
-def _init_worker() -> None:
-    """One torch thread per worker process (the workers share the cores instead of fighting over them), and
-    Ctrl-C left to the parent: it stops the workers itself, so that none prints a traceback."""
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
-
-
-@contextmanager
-def _workers_born_deaf() -> Iterator[None]:
-    """Ctrl-C ignored while the pool may start a worker (a submit can): a worker inherits the ignored SIGINT
-    from its first instruction, so one interrupted while it unpickles its start-up data prints no traceback.
-    (`_init_worker` ignores it too, for a worker started otherwise.) Only the main thread can set signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future:
-    with _workers_born_deaf():
-        return pool.submit(fn, *args)
-
-
-def _check_feasible(recipes: list[Recipe]) -> None:
-    """Raise the pipeline's one-line CompressionError for a recipe that cannot apply to its data or model
-    (runs in a worker: needs torch and the data)."""
-    from compression import pipeline
-
-    for recipe in recipes:
-        pipeline.check_feasible(recipe, pipeline.splits_for(recipe))
-
-
-def _measure(recipe: Recipe, root: str) -> Result:
-    """The measured Result of one recipe, stored (runs in a worker)."""
-    from compression import pipeline
-
-    return pipeline.run(recipe, Store(root))
-
-
 def _claims(recipe: Recipe, store: Store) -> set[str]:
     """The models computing `recipe` would produce that are not stored yet: trained weights, the baseline
     result and the model after each stage prefix."""
@@ -296,14 +248,13 @@ def _claims(recipe: Recipe, store: Store) -> set[str]:
 def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -> dict[str, Result]:
     """Measure `recipes` on `workers` spawned processes, at most one computing any given model at a time."""
     size = min(workers, len(recipes))
-    pool = ProcessPoolExecutor(max_workers=size, initializer=_init_worker,
-                               mp_context=multiprocessing.get_context("spawn"))
+    pool = local_workers.pool(size)
     results: dict[str, Result] = {}
     failures: list[str] = []
     join = False  # shut down waiting for the pool's thread: not while a worker may still be computing
     try:
         tally.computing(f"{len(recipes)} recipe(s) to compute on {size} worker process(es)")
-        _submit(pool, _check_feasible, recipes).result()
+        local_workers.submit(pool, local_workers.check_feasible, recipes).result()
         pending, running = list(recipes), {}
         while pending or running:
             busy = set().union(*running.values())
@@ -311,7 +262,7 @@ def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -
                 claims = _claims(recipe, store)
                 if len(running) < size and not claims & busy:
                     pending.remove(recipe)
-                    running[_submit(pool, _measure, recipe, str(store.root))] = claims
+                    running[local_workers.submit(pool, local_workers.measure, recipe, str(store.root))] = claims
                     busy |= claims
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
@@ -325,7 +276,7 @@ def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -
         raise SweepStopped(f"a worker process died: {tally.done} of {tally.total} results are stored; "
                            "run the same sweep again to finish the rest") from None
     except KeyboardInterrupt:
-        _stop_workers(pool)
+        local_workers.stop(pool)
         join = True
         stored = tally.total - len(recipes) + stored_count(recipes, store)  # also what a worker stored just now
         raise SweepInterrupted(f"{stored} of {tally.total} results are stored; run the same sweep again to "
@@ -335,15 +286,6 @@ def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -
     if failures:
         raise SweepStopped(f"{len(failures)} recipe(s) failed, the others are stored; first: {failures[0]}")
     return results
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Terminate the pool's worker processes now (they ignore Ctrl-C; a recipe they are computing is not
-    stored: a store write is atomic). ProcessPoolExecutor has no public way to stop a running task."""
-    for process in list(pool._processes.values()):  # noqa: SLF001
-        process.terminate()
-    for process in list(pool._processes.values()):  # noqa: SLF001
-        process.join(10)
 
 
 def _collect(future: Future, results: dict[str, Result], failures: list[str], tally: _Tally) -> None:
