@@ -52,7 +52,10 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
                         '["prune", "quant"], "fixed": {"prune.method": "channel-l2"}, "ranges": {"prune.ratio": '
                         '[0.3, 0.9], "quant.mode": ["int8-static"]}}')
     search.add_argument("--workers", type=int, default=os.cpu_count(),
-                        help="worker processes (default: the machine's cores)")
+                        help="trials at once: local worker processes, or Ray tasks (default: this machine's cores)")
+    search.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="where trials run: local worker processes (default), or tasks on a Ray cluster")
+    search.add_argument("--ray-address", default=None, help="the Ray cluster's HOST:PORT, or auto (with --executor ray)")
     report = commands.add_parser("report", help="write a self-contained HTML report of the stored results")
     report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     report.add_argument("--dataset", default=None, help="only this data set's results")
@@ -141,9 +144,11 @@ def search_command(args: argparse.Namespace) -> dict[str, Any]:
                                    args.trials, search.Limits(args.max_drop, args.max_kb, args.max_ms),
                                    args.sampler, args.study, args.storage, space, args.seed)
     request.validate()
+    if (args.executor == "ray") != (args.ray_address is not None):
+        raise CompressionError("--executor ray and --ray-address ADDRESS go together")
     folders.preflight([request.base.dataset])
-    return search.run(request, Store(), args.workers,
-                      lambda event: print(event.line, file=sys.stderr, flush=True)).to_dict()
+    return search.run(request, Store(), args.workers, lambda event: print(event.line, file=sys.stderr, flush=True),
+                      ray_address=args.ray_address).to_dict()
 
 
 def _writable_file(out: Path) -> Path:

@@ -167,6 +167,7 @@ class Provenance:
     python: str
     versions: dict[str, str]
     training_device: str = "cpu"  # where this run trained or fine-tuned (measurement is on the runtime's CPU)
+    computed_on: str = ""  # the CPU of the Ray worker that computed it, when that is not the machine that timed it
 
     @property
     def flags_on(self) -> str:

@@ -17,8 +17,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -372,14 +371,14 @@ def _study(request: SearchRequest, store: Store) -> Any:
 class _Driver:
     """The ask-and-tell loop: at most `workers` trials in flight on the pool, each told as its result lands."""
 
-    def __init__(self, request: SearchRequest, store: Store, workers: int, progress: Callable[[SearchProgress], None]):
-        self.request, self.store, self.workers, self.progress = request, store, workers, progress
+    def __init__(self, request: SearchRequest, store: Store, executor: Any, progress: Callable[[SearchProgress], None]):
+        self.request, self.store, self.executor, self.progress = request, store, executor, progress
+        self.workers = executor.workers
         self.study = _study(request, store)
         self.baseline: Result | None = None
         self.running: dict[Future, list[Any]] = {}  # a future and the trials waiting on its recipe
         self.recipes: dict[int, Recipe] = {}
         self.attempts: dict[int, int] = {}
-        self.pool: ProcessPoolExecutor | None = None
 
     def _trials(self, *states: Any) -> list[Any]:
         return self.study.get_trials(deepcopy=False, states=states or None)
@@ -390,10 +389,8 @@ class _Driver:
         return len(_counted(self._trials()))
 
     def run(self) -> SearchReport:
-        self.pool = local_workers.pool(self.workers)
         try:
-            self.baseline = self.store.get_result(self.request.base.hash) or local_workers.submit(
-                self.pool, local_workers.measure, self.request.base, str(self.store.root)).result()
+            self.baseline = self.store.get_result(self.request.base.hash) or self.executor.land(self.executor.submit(self.request.base).result())
             self._resume()
             while self.running or self.finished() + self._in_flight() < self.request.trials:
                 while self.finished() + self._in_flight() < self.request.trials and self._in_flight() < self.workers:
@@ -403,11 +400,14 @@ class _Driver:
                     self._collect(wait(self.running, return_when=FIRST_COMPLETED)[0])
                 self._check_feasible_at_all()
         except KeyboardInterrupt:
-            local_workers.stop(self.pool)
+            self.executor.stop()
             raise SweepInterrupted(f"{self.finished()} finished trial(s) are stored; run the same search again to "
                                    "resume it") from None
+        except BaseException:  # stopped by its constraints, or a store that cannot be written: no worker left
+            self.executor.stop()
+            raise
         finally:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.executor.close()
         return self._report()
 
     def _in_flight(self) -> int:
@@ -450,7 +450,7 @@ class _Driver:
         if same is not None:
             self.running[same].append(trial)
         else:
-            self.running[local_workers.submit(self.pool, local_workers.measure, recipe, str(self.store.root))] = [trial]
+            self.running[self.executor.submit(recipe)] = [trial]
 
     def _collect(self, done: set[Future]) -> None:
         for future in done:
@@ -458,11 +458,11 @@ class _Driver:
                 continue
             trials = self.running.pop(future)
             try:
-                result = future.result()
-            except BrokenProcessPool:
-                self._worker_died(trials)
-                continue
+                result = self.executor.land(future.result())
             except Exception as exc:  # one trial's failure (a recipe that cannot apply, a bug) ends that trial only
+                if self.executor.died(exc):
+                    self._worker_died(trials)
+                    continue
                 for trial in trials:
                     self._fail(trial, f"{type(exc).__name__}: {exc}".splitlines()[0])
                 continue
@@ -479,8 +479,7 @@ class _Driver:
     def _worker_died(self, trials: list[Any]) -> None:
         """A worker process died under these trials: each is retried once on a new pool, then failed. The
         broken pool took every other future with it: those trials start again without counting a retry."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = local_workers.pool(self.workers)
+        self.executor.restart()
         others = [t for ts in self.running.values() for t in ts]
         self.running.clear()
         for trial in trials:
@@ -488,6 +487,7 @@ class _Driver:
             if self.attempts[trial.number] > 1:
                 self._fail(trial, "its worker process died twice")
             else:
+                self._report_progress(f"trial {trial.number}: its worker process died; trying it once more")
                 self._start(trial, self.recipes[trial.number])
         for trial in others:
             self._start(trial, self.recipes[trial.number])
@@ -570,10 +570,18 @@ def _front_of(trials: Sequence[Any], limits: Limits) -> list[Any]:
 
 
 def run(request: SearchRequest, store: Store | None = None, workers: int = 1,
-        progress: Callable[[SearchProgress], None] = silent) -> SearchReport:
+        progress: Callable[[SearchProgress], None] = silent, ray_address: str | None = None) -> SearchReport:
     """Search until the study holds `request.trials` finished trials (resuming a stopped one), on `workers`
-    local worker processes; the report of its frontier. Bad settings are a one-line CompressionError."""
+    local worker processes, or as tasks of the Ray cluster at `ray_address` (this process alone writes the store
+    and times latency); the report of its frontier. Bad settings are a one-line CompressionError."""
     request.validate()
     if workers < 1:
         raise CompressionError(f"workers must be at least 1, got {workers}")
-    return _Driver(request, store or Store(), workers, progress).run()
+    store = store or Store()
+    if ray_address is None:
+        executor: Any = local_workers.LocalExecutor(store, workers)
+    else:
+        from compression.ray_executor import RayExecutor
+
+        executor = RayExecutor(store, ray_address, workers)
+    return _Driver(request, store, executor, progress).run()

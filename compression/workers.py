@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
@@ -77,3 +78,42 @@ def check_feasible(recipes: list[Recipe]) -> None:
 
     for recipe in recipes:
         pipeline.check_feasible(recipe, pipeline.splits_for(recipe))
+
+
+class LocalExecutor:
+    """Recipes measured on a pool of local worker processes, each storing its own result in the store (the
+    default executor of a search)."""
+
+    name = "local"
+
+    def __init__(self, store: Store, workers: int) -> None:
+        self.store, self.workers = store, workers
+        self.pool = pool(workers)
+
+    def submit(self, recipe: Recipe) -> Future:
+        """`recipe` measured on a worker; a pool whose idle worker died is replaced first."""
+        try:
+            return submit(self.pool, measure, recipe, str(self.store.root))
+        except BrokenProcessPool:
+            self.restart()
+            return submit(self.pool, measure, recipe, str(self.store.root))
+
+    def land(self, value: Result) -> Result:
+        """The Result of a finished future (the worker stored it already)."""
+        return value
+
+    def died(self, exc: BaseException) -> bool:
+        """Whether a future's exception means its worker process died (then every running future is lost)."""
+        return isinstance(exc, BrokenProcessPool)
+
+    def restart(self) -> None:
+        """A new pool in place of a broken one."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = pool(self.workers)
+
+    def stop(self) -> None:
+        """Terminate running work now."""
+        stop(self.pool)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
