@@ -12,6 +12,7 @@ PAGES = (  # file, title, icon
     ("app_pages/pipeline.py", "Pipeline", ":material/linear_scale:"),
     ("app_pages/tradeoffs.py", "Trade-offs", ":material/scatter_plot:"),
     ("app_pages/sweep.py", "Sweep", ":material/grid_on:"),
+    ("app_pages/search.py", "Search", ":material/travel_explore:"),
 )
 
 

@@ -41,7 +41,8 @@ from tests.e2e import harness
 FRESH_TARGET, PAGE_TARGET, REVISIT_TARGET = 90.0, 3.0, 1.0
 PAGES = (("Overview", "", "Compression Explorer"), ("Pruning", "pruning", "Pruning"),
          ("Quantization", "quantization", "Quantization"), ("Distillation", "distillation", "Distillation"),
-         ("Pipeline", "pipeline", "Pipeline"), ("Trade-offs", "tradeoffs", "Trade-offs"), ("Sweep", "sweep", "Sweep"))
+         ("Pipeline", "pipeline", "Pipeline"), ("Trade-offs", "tradeoffs", "Trade-offs"), ("Sweep", "sweep", "Sweep"),
+         ("Search", "search", "Search"))
 LONG = 600_000  # ms
 
 

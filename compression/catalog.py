@@ -56,6 +56,9 @@ MAX_PRUNE_RATIO = 0.95
 PRUNE_RATIO = Bounds(0.0, MAX_PRUNE_RATIO, 0.05)
 PRUNE_STEPS = Bounds(1, 5)  # widgets offer up to 5 rounds; the CLI takes any number
 PRUNE_LAMBDA = Bounds(0.0, 1.0, 0.05)
+EPOCH_CHOICES: tuple[int, ...] = (0, 1, 2, 3, 5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560)  # the lengths an
+# epochs slider (and the search) offers: single steps where a few epochs matter, then doublings up to the longest
+# fine-tuning cross-validated
 ROUND_TO_CHOICES: tuple[int, ...] = (1, 8, 16)  # onnxruntime's convolutions like multiples of the SIMD block
 
 # ------------------------------------------------------------------------------------- quantization

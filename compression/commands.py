@@ -44,8 +44,8 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
                                                       "to the baseline's)")
     search.add_argument("--sampler", choices=("tpe", "nsga2"), default="tpe",
                         help="Optuna's multi-objective TPE (default) or NSGA-II")
-    search.add_argument("--study", default=None, help="the study's name (default DATASET-MODEL-OBJECTIVES): the "
-                                                      "same name resumes it")
+    search.add_argument("--study", default=None, help="the study's name (default DATASET-MODEL-OBJECTIVES-DIGEST "
+                                                      "of the rest of the setup): the same name resumes it")
     search.add_argument("--storage", default=None, help="an SQLAlchemy URL of the Optuna storage (default SQLite "
                                                         "inside the store's folder)")
     search.add_argument("--space", default=None, help='narrow the search space: JSON, a file, or "-": {"stages": '

@@ -12,6 +12,7 @@ The hypervolume of a front is taken in the space of (accuracy, cost ÷ the basel
 point at zero accuracy and the baseline's cost in every cost objective: a front that buys no cost reduction has
 none, and 1.0 would be a perfect model that costs nothing."""
 
+import hashlib
 import itertools
 import json
 import math
@@ -23,8 +24,8 @@ from typing import Any
 
 from compression import pareto
 from compression import workers as local_workers
-from compression.catalog import (CALIBRATIONS, GRANULARITIES, MAX_WIDTH, MIN_WIDTH, PRUNE_METHODS, QUANT_MODES,
-                                 STAGES)
+from compression.catalog import (ALPHA, CALIBRATIONS, EPOCH_CHOICES, GRANULARITIES, PRUNE_METHODS, PRUNE_RATIO,
+                                 QUANT_MODES, ROUND_TO_CHOICES, STAGES, TEMPERATURE, WIDTH)
 from compression.errors import CompressionError
 from compression.recipe import QuantSpec, Recipe
 from compression.result import Result
@@ -89,18 +90,19 @@ def _calibrates(chosen: dict[str, Any]) -> bool:
     return QuantSpec(chosen["quant.mode"], activations=True).calibrates
 
 
-# The default space: every stage's settings within ranges worth searching (the catalog's bounds are wider).
-# Quantization offers the formats a user can ship; "fake" (simulated widths) is added by naming it in a range.
+# The default space: every stage's settings within ranges worth searching (the catalog's bounds are wider), on
+# the values the app's widgets offer, so that any trial opens on the Pipeline page. Quantization offers the
+# formats a user can ship; "fake" (simulated widths) is added by naming it in a range.
 PARAMS: tuple[Param, ...] = (
-    Param("distill.width", low=MIN_WIDTH, high=MAX_WIDTH / 2 + MIN_WIDTH, step=MIN_WIDTH),
-    Param("distill.temperature", low=1.0, high=8.0, step=0.5),
-    Param("distill.alpha", low=0.1, high=0.9, step=0.05),
-    Param("distill.epochs", low=10, high=160, integer=True, log=True),
+    Param("distill.width", low=WIDTH.low, high=WIDTH.high / 2 + WIDTH.low, step=WIDTH.step),
+    Param("distill.temperature", low=1.0, high=8.0, step=TEMPERATURE.step),
+    Param("distill.alpha", low=0.1, high=0.9, step=ALPHA.step),
+    Param("distill.epochs", choices=tuple(e for e in EPOCH_CHOICES if 10 <= e <= 160)),
     Param("prune.method", choices=PRUNE_METHODS.names),
-    Param("prune.ratio", low=0.1, high=0.9, step=0.05),
+    Param("prune.ratio", low=0.1, high=0.9, step=PRUNE_RATIO.step),
     Param("prune.steps", low=1, high=3, integer=True),
-    Param("prune.round_to", choices=(1, 2, 4, 8), when=lambda c: PRUNE_METHODS[c["prune.method"]].structured),
-    Param("prune.finetune_epochs", low=0, high=40, integer=True),
+    Param("prune.round_to", choices=ROUND_TO_CHOICES, when=lambda c: PRUNE_METHODS[c["prune.method"]].structured),
+    Param("prune.finetune_epochs", choices=tuple(e for e in EPOCH_CHOICES if e <= 40)),
     Param("prune.kd", choices=(False, True)),
     Param("quant.mode", choices=QUANT_MODES.where(simulated=False)[1:]),  # not fp32: that is no quantization
     Param("quant.bits", low=2, high=8, integer=True, when=lambda c: _mode(c).simulated),
@@ -141,6 +143,7 @@ class Space:
         fixed, ranges = data.get("fixed", {}), data.get("ranges", {})
         if not isinstance(fixed, dict) or not isinstance(ranges, dict):
             raise CompressionError("search space fixed and ranges must be objects keyed by field")
+        fixed = dict(fixed)  # the caller's document stays as given
         allowed = pipelines([s for s in STAGES if s in stages])
         if "order" in fixed:
             order = typed_field("order", fixed.pop("order"))
@@ -252,7 +255,10 @@ class SearchRequest:
 
     @property
     def study_name(self) -> str:
-        return self.study or f"{self.base.dataset}-{self.base.model}-{'-'.join(self.objectives)}"
+        """--study, or a name of the setup: data set, model, objectives and a digest of the rest (baseline,
+        limits, space), so that another setup is another study rather than a refusal."""
+        digest = hashlib.sha256(json.dumps(self.setup(), sort_keys=True).encode()).hexdigest()[:8]
+        return self.study or f"{self.base.dataset}-{self.base.model}-{'-'.join(self.objectives)}-{digest}"
 
     def setup(self) -> dict[str, Any]:
         """What a study is bound to: resuming it with anything else is refused."""
@@ -373,7 +379,7 @@ class _Driver:
 
     def __init__(self, request: SearchRequest, store: Store, executor: Any, progress: Callable[[SearchProgress], None]):
         self.request, self.store, self.executor, self.progress = request, store, executor, progress
-        self.workers = executor.workers
+        self.workers = executor.workers if executor is not None else 0
         self.study = _study(request, store)
         self.baseline: Result | None = None
         self.running: dict[Future, list[Any]] = {}  # a future and the trials waiting on its recipe
@@ -585,3 +591,16 @@ def run(request: SearchRequest, store: Store | None = None, workers: int = 1,
 
         executor = RayExecutor(store, ray_address, workers)
     return _Driver(request, store, executor, progress).run()
+
+
+def report(request: SearchRequest, store: Store | None = None) -> SearchReport | None:
+    """The report of the request's study as stored: no trial is asked and no worker starts. None until its
+    baseline is stored."""
+    request.validate()
+    store = store or Store()
+    baseline = store.get_result(request.base.hash)
+    if baseline is None:
+        return None
+    driver = _Driver(request, store, None, silent)
+    driver.baseline = baseline
+    return driver._report()

@@ -1,6 +1,7 @@
 """The app's figures in one look (compression.charts' palette and template, shared with the HTML report):
 sizing and drawing a figure, the generic builders the pages compose (grouped series, pre-binned
-histograms, bars, the baseline's line), and the trade-off chart with a recipe's path on it."""
+histograms, bars, the baseline's line), the trade-off chart with a recipe's path on it, and a search's frontier
+and hypervolume."""
 
 import functools
 from collections.abc import Sequence
@@ -170,3 +171,25 @@ def add_path(fig: go.Figure, stages: Sequence[StageRecord], metric: str) -> None
                     line=dict(width=2, color=red)),
         customdata=hover, hovertemplate="%{customdata}<extra></extra>"))
     charts.style_axes(fig, title)
+
+
+# ------------------------------------------------------------------------------------------------- a search
+
+def search_figure(front: Sequence[tuple[int, Result]], results: Sequence[Result], metric: str,
+                  baseline: Result | None) -> go.Figure:
+    """A search's frontier on the trade-off chart: the workspace's stored `results` faded, the frontier's
+    results ringed and marked by trial number, the baseline's star; y is test accuracy (the search steered
+    by validation accuracy, so the rings need not form a staircase here)."""
+    highlights = [charts.Highlight(result, f"#{trial}") for trial, result in front]
+    fig = tradeoff_figure(results, metric, baseline, highlights=highlights, frontier=False, dim=True)
+    return fig.update_traces(name="search frontier", selector=dict(name="answer"))  # the rings' own name
+
+
+def hypervolume_figure(history: Sequence[float]) -> go.Figure:
+    """The hypervolume of the search's front after each finished trial (it never falls)."""
+    fig = go.Figure(go.Scatter(x=list(range(1, len(history) + 1)), y=list(history), mode="lines+markers",
+                               name="hypervolume", line_shape="hv", line_color=PALETTE["measured"],
+                               hovertemplate="after %{x} trial(s): %{y:.4f}<extra></extra>"))
+    fig.update_xaxes(title="finished trials", rangemode="tozero")
+    fig.update_yaxes(title="hypervolume", rangemode="tozero")
+    return fig

@@ -1,22 +1,30 @@
 """One form per compression stage, returning its Spec, used by every page that needs the stage (a technique
 page and the Pipeline); and the Sweep page's grid form. Choices, help, ranges and defaults come from the
 registries and bounds of compression.catalog and the specs' own defaults, never from literals in a page.
-Widget keys are `{key}_{field}`: a page's settings survive a visit to another page."""
+Widget keys are `{key}_{field}`: a page's settings survive a visit to another page. Also the Search page's
+form, and a recipe opened on the Pipeline page (its widgets filled from the recipe)."""
 
+import json
+import math
 import os
-from dataclasses import dataclass
+import shlex
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import streamlit as st
 
-from compression.catalog import (ALPHA, BITS, CALIB_SAMPLES, CALIBRATIONS, GRANULARITIES, MODELS, PRUNE_LAMBDA,
-                                 PRUNE_METHODS, PRUNE_RATIO, PRUNE_STEPS, QAT_EPOCHS, QUANT_MODES, QUANT_SCHEMES,
-                                 ROUND_TO_CHOICES, TEMPERATURE, WIDTH)
+from compression.catalog import (ALPHA, BITS, CALIB_SAMPLES, CALIBRATIONS, EPOCH_CHOICES, GRANULARITIES, MODELS,
+                                 PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO, PRUNE_STEPS, QAT_EPOCHS, QUANT_MODES,
+                                 QUANT_SCHEMES, ROUND_TO_CHOICES, STAGES, TEMPERATURE, WIDTH)
+from compression.describe import STAGE_NAMES
+from compression.errors import CompressionError
+from compression.pareto import METRICS
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
+from compression.search import MAX_TRIALS, PARAMS, SAMPLERS, Limits, SearchRequest
+from ui.tasks import SearchSettings
 
 PERSIST = {"persist_state": "session"}  # a page's settings survive a visit to another page
-EPOCH_CHOICES = (0, 1, 2, 3, 5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560)  # the lengths an epochs slider offers:
-# single steps where a few epochs matter, then doublings up to the longest fine-tuning cross-validated
 SAME_FAMILY = "teacher's family"
 PRUNE_KD_LABEL = "Fine-tune on the baseline's outputs (KD)"
 PRUNE_KD_HELP = (f"Fine-tuning after each cut learns from the unpruned baseline's softened outputs as well as the "
@@ -219,3 +227,193 @@ def _worker_count() -> int:
     return st.slider("Worker processes", 1, cpus, cpus, key="sweep_workers", **PERSIST,
                      help="Model work runs in parallel; latency is timed one model at a time under the benchmark "
                           "lock.")
+
+
+# ------------------------------------------------------------------------------------------- the search
+
+SAMPLER_NAMES = {"tpe": "TPE (multi-objective)", "nsga2": "NSGA-II"}
+SPACE_EXAMPLE = '{"fixed": {"prune.method": "channel-l2"}, "ranges": {"prune.ratio": [0.3, 0.9]}}'
+
+
+@dataclass(frozen=True)
+class SearchChoice:
+    """What the Search page's widgets describe: the search (None while they describe none that could run, with
+    `error` saying why in one line), the worker processes to run it on, and the same search as a command line."""
+
+    search: SearchSettings | None
+    error: str | None
+    workers: int
+    command: str = ""
+
+
+def search_form(recipe: Recipe) -> SearchChoice:
+    """The search's widgets over the sidebar's baseline `recipe`: the costs minimised beside accuracy, trials,
+    sampler, constraints (empty: none), the stages searched and the space narrowed by JSON, the study's name and
+    the worker count — the `search` command's choices."""
+    goals, limits, space = st.columns(3)
+    with goals:
+        st.markdown("**Objectives**")
+        costs = st.multiselect("Costs to minimise (accuracy is always maximised)", METRICS, default=["size"],
+                               key="search_costs", **PERSIST,
+                               help="size: ONNX file bytes; latency: p50 normalised to the baseline's; flops: per "
+                                    "sample. The first is the chart's axis.")
+        trials = st.number_input("Trials", 1, MAX_TRIALS, SearchRequest.trials, key="search_trials", **PERSIST,
+                                 help="Finished trials the study should hold: a resumed study runs only the rest.")
+        sampler = st.segmented_control("Sampler", SAMPLERS, default=SearchRequest.sampler, required=True,
+                                       key="search_sampler", format_func=SAMPLER_NAMES.get, **PERSIST)
+    with limits:
+        st.markdown("**Constraints** (empty: none)")
+        max_drop = st.number_input("At most this many validation accuracy points below the baseline", 0.0, 100.0,
+                                   value=None, placeholder="no limit", key="search_max_drop", **PERSIST)
+        max_kb = st.number_input("ONNX file at most (KB)", 0.0, value=None, placeholder="no limit",
+                                 key="search_max_kb", **PERSIST)
+        max_ms = st.number_input("Latency p50 at most (ms, normalised to the baseline's)", 0.0, value=None,
+                                 placeholder="no limit", key="search_max_ms", **PERSIST)
+    with space:
+        st.markdown("**Space**")
+        stages = st.multiselect("Stages it may use (any subset, in any order)", STAGES, default=list(STAGES),
+                                key="search_stages", format_func=STAGE_NAMES.get, **PERSIST)
+        with st.expander("Narrow the space (JSON)"):
+            narrowing = st.text_area("Fixed fields and ranges", key="search_space", placeholder=SPACE_EXAMPLE,
+                                     **PERSIST,
+                                     help='{"fixed": {field: value}, "ranges": {field: [choices] or [low, high]}} '
+                                          f"over the fields order, {', '.join(p.path for p in PARAMS)}")
+    name, count = st.columns(2)
+    study = name.text_input("Study name (empty: the default; the same name resumes it)", key="search_study",
+                            **PERSIST).strip() or None
+    cpus = os.cpu_count() or 1
+    workers = int(count.number_input("Worker processes", 1, cpus, cpus, key="search_workers", **PERSIST))
+    if not costs:
+        return SearchChoice(None, "Choose at least one of the **Costs to minimise** beside accuracy.", workers)
+    if not stages:
+        return SearchChoice(None, "Choose at least one of the **Stages** the search may use.", workers)
+    try:
+        search = SearchSettings(recipe, ("accuracy", *costs), int(trials), Limits(max_drop, max_kb, max_ms), sampler,
+                                study, _space_document(stages, narrowing), recipe.seed)
+        search.request().validate()
+    except CompressionError as exc:
+        return SearchChoice(None, str(exc), workers)
+    return SearchChoice(search, None, workers, search_command(search, workers))
+
+
+def _space_document(stages: list[str], narrowing: str) -> str:
+    """The space's JSON: the `stages` chosen, then the fixed fields and ranges of the `narrowing` JSON text."""
+    try:
+        narrowed = json.loads(narrowing) if narrowing.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise CompressionError(f"search space is not valid JSON: {exc}") from None
+    if not isinstance(narrowed, dict):
+        raise CompressionError('the narrowing is an object {"fixed": {...}, "ranges": {...}}')
+    if "stages" in narrowed:
+        raise CompressionError("choose the stages with **Stages it may use**, not in the JSON: it narrows the "
+                               "fixed fields and ranges")
+    return json.dumps({"stages": [s for s in STAGES if s in stages], **narrowed})
+
+
+def search_command(search: SearchSettings, workers: int) -> str:
+    """The `python -m compression search` command of the same search (defaults left out)."""
+    base = search.base
+    args = ["python", "-m", "compression", "search", "--dataset", base.dataset, "--model", base.model,
+            "--epochs", str(base.epochs), "--seed", str(base.seed)]
+    if base.pretrained:
+        args.append("--pretrained")
+    for flag in ("threads", "batch", "provider"):
+        if getattr(base, flag) != getattr(Recipe, flag):
+            args += [f"--{flag}", str(getattr(base, flag))]
+    args += ["--objectives", ",".join(search.objectives), "--trials", str(search.trials), "--sampler", search.sampler]
+    for name, value in asdict(search.limits).items():
+        if value is not None:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    if search.study is not None:
+        args += ["--study", search.study]
+    if json.loads(search.space) != {"stages": list(STAGES)}:
+        args += ["--space", search.space]
+    return shlex.join([*args, "--workers", str(workers)])
+
+
+# ------------------------------------------------------------------------- a recipe opened on the Pipeline
+
+PIPELINE_PAGE = "app_pages/pipeline.py"
+
+
+def pipeline_state(recipe: Recipe, key: str = "pipe") -> dict[str, Any]:
+    """The Pipeline page's widget values (session_state keys `{key}_…`, as its stage forms and its order box
+    name them) that describe `recipe`'s stages in its order; a one-line CompressionError for a setting those
+    widgets do not offer (e.g. 7 fine-tune epochs: the slider has 5 and 10), so that the page never shows
+    another recipe than the one asked for."""
+    if not recipe.stages:
+        raise CompressionError("the baseline has no stages to open on the Pipeline page")
+    state: dict[str, Any] = {f"{key}_{stage}": stage in recipe.stages for stage in STAGES}
+    if (prune := recipe.prune) is not None:
+        if prune.lam != PruneSpec.lam and not prune.technique.uses_lambda:
+            raise CompressionError(f"the Pipeline page sets λ for the activation method only, not for {prune.method}")
+        state |= {f"{key}_method": prune.method, f"{key}_ratio": prune.ratio, f"{key}_lam": prune.lam,
+                  f"{key}_steps": _offered(prune.steps, range(int(PRUNE_STEPS.low), int(PRUNE_STEPS.high) + 1),
+                                           "prune / fine-tune rounds"),
+                  f"{key}_finetune": _offered(prune.finetune_epochs, EPOCH_CHOICES, "fine-tune epochs"),
+                  f"{key}_kd": prune.kd, f"{key}_round_to": _offered(prune.round_to, ROUND_TO_CHOICES,
+                                                                       "channel rounding")}
+    if (quant := recipe.quant) is not None:
+        state |= {f"{key}_mode": quant.mode, f"{key}_bits": quant.bits, f"{key}_scheme": quant.scheme,
+                  f"{key}_granularity": quant.granularity, f"{key}_activations": quant.activations,
+                  f"{key}_calibration": quant.calibration,
+                  f"{key}_calib_samples": _offered(quant.calib_samples, range(int(CALIB_SAMPLES.low),
+                                                                              int(CALIB_SAMPLES.high) + 1),
+                                                   "calibration samples"),
+                  f"{key}_qat_epochs": _offered(quant.qat_epochs, range(int(QAT_EPOCHS.low), int(QAT_EPOCHS.high) + 1),
+                                                "QAT epochs")}
+    if (distill := recipe.distill) is not None:
+        state |= {f"{key}_temperature": distill.temperature, f"{key}_alpha": distill.alpha,
+                  f"{key}_student": _offered(distill.student or SAME_FAMILY, (SAME_FAMILY, *MODELS.names),
+                                             "student models"),
+                  f"{key}_width": _offered(distill.width, widths(), "student widths"),
+                  f"{key}_epochs": _offered(distill.epochs, EPOCH_CHOICES[1:], "student epochs")}
+    state[f"{key}_order_{'-'.join(s for s in STAGES if s in recipe.stages)}"] = recipe.stages
+    return state
+
+
+def _offered(value: Any, options: Sequence[Any], what: str) -> Any:
+    """The option of a Pipeline widget equal to `value` (floats within rounding), or a one-line error."""
+    if isinstance(options, range) and value in options:
+        return value
+    for option in options:
+        if option == value or (isinstance(value, float) and math.isclose(option, value)):
+            return option
+
+    def word(v: Any) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    shown = f"{options[0]} … {options[-1]}" if isinstance(options, range) else ", ".join(map(word, options))
+    raise CompressionError(f"the Pipeline page offers {what} {shown}, not {word(value)}")
+
+
+def open_on_pipeline_button(recipe: Recipe, key: str) -> None:
+    """A button that opens `recipe` on the Pipeline page (its widgets filled with the recipe's stages), or, for
+    a recipe those widgets cannot show, the button disabled and the reason beneath."""
+    if st.session_state.pop(_OPENING, False):  # the click's run: its callback set the widgets
+        st.switch_page(PIPELINE_PAGE)
+    try:
+        state = pipeline_state(recipe)
+    except CompressionError as exc:
+        st.button("Open on the Pipeline page", key=key, icon=":material/linear_scale:", disabled=True)
+        st.caption(f"It cannot open there: {exc}. Its result is stored: the Trade-offs page shows it.")
+        return
+    st.button("Open on the Pipeline page", key=key, icon=":material/linear_scale:", on_click=_fill_pipeline,
+              args=(state,))
+
+
+SIDEBAR_KEYS = ("dataset_choice", "imagefolder_path", "model", "seed", "epochs")  # ui/workspace.py's widgets
+_OPENING = "_opening_pipeline"  # session state: set by the click's callback, the switch to make in its run
+
+
+def _fill_pipeline(state: dict[str, Any]) -> None:
+    """The click's callback, run before any widget of the run exists (the only time their values may be set):
+    the Pipeline page's widgets set, the sidebar's set to what they are. A run that st.switch_page starts gets no
+    widget values from the browser, and Streamlit drops every unpersisted widget's value on a page change: the
+    sidebar would fall back to its defaults (20 epochs) and the Pipeline page build on another baseline. Values
+    set through session_state are kept. The switch itself is made in the run (a callback's cannot find the
+    pages under AppTest: st.navigation has not run yet)."""
+    for name in SIDEBAR_KEYS:
+        if name in st.session_state:
+            st.session_state[name] = st.session_state[name]
+    st.session_state.update(state)
+    st.session_state[_OPENING] = True

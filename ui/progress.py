@@ -1,7 +1,8 @@
 """Long work as a page shows it: a recipe checked before anything runs (a one-line error, never a traceback),
 its Run button, the background job it starts followed in a status box with a progress bar and a Cancel button,
 and work that a rerun left running shown at the top of every page until it is done. Every way a job fails is
-its one line (st.error). The jobs themselves are ui/jobs.py, the work they run ui/tasks.py."""
+its one line (st.error); sweeps and searches, followed as their results land. The jobs themselves are ui/jobs.py,
+the work they run ui/tasks.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from compression import search as searches
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.workspace import Workspace
@@ -219,9 +221,70 @@ def follow_sweep(job: jobs.Job, recipes: list[Recipe], draw: Callable[[list[Resu
             draw(results, live)
         if finished:
             break
+    _ended(job, button, state_key)
+    st.rerun()
+
+
+def _ended(job: jobs.Job, button: Any, state_key: str) -> None:
+    """After a followed job ends: its Cancel button gone, the session's note of it forgotten, and its error
+    shown as the page's end."""
     button.empty()
     st.session_state.pop(state_key, None)
     if job.error:
         st.error(job.error)
         st.stop()
+
+
+_FINISHED_SEARCHES = "_search_finished"  # session state: job key -> report (None until read) of finished searches
+
+
+def start_search(search: tasks.SearchSettings, workers: int) -> jobs.Job:
+    """Start (or join) the background job of this session that runs `search` on `workers` processes."""
+    return jobs.start_job(search.key, f"Search of {search.trials} trials", tasks.search, search, workers,
+                          str(workspace.store().root), owner=session_id())
+
+
+def follow_search(job: jobs.Job, recipe: Recipe, draw: Callable[[list[Result], Any], None], state_key: str) -> None:
+    """Show a running search until it ends: finished / total trials with its status line (the last trial, the
+    front's size and hypervolume), the trials' lines so far, and `draw(results, container)` called again with
+    the stored results of `recipe`'s workspace whenever a trial lands. Each redraw is where Streamlit may stop
+    this script; the search goes on (the session remembers it under `state_key`, forgotten once it ends). An
+    error ends the page with its one line; success reruns it, the search marked finished (`search_report`).
+    This session's own search has a Cancel button under its bar."""
+    store = workspace.store()
+    bar = st.progress(job.fraction, text=job.status_text())
+    with (button := st.empty()):
+        cancel_button(job, "search")
+    live = st.empty()
+    with st.expander("Trials so far"):
+        log = st.empty()
+    shown, drawn = -1, -1
+    while True:
+        finished = job.done.wait(0.5)
+        bar.progress(job.fraction, text=job.status_text())
+        if len(job.messages) != shown:
+            shown = len(job.messages)
+            log.markdown("\n\n".join(job.messages[-50:]) or "No trial has finished yet.")
+            results = load_workspace(recipe, store).results
+            if len(results) != drawn:
+                drawn = len(results)
+                draw(results, live)
+        if finished:
+            break
+    _ended(job, button, state_key)
+    st.session_state.setdefault(_FINISHED_SEARCHES, {})[job.key] = None
     st.rerun()
+
+
+def search_report(search: tasks.SearchSettings) -> searches.SearchReport | None:
+    """The SearchReport of `search` once this session's job of it has finished (else None), read once from its
+    stored study (search.report: no trial asked, no worker started) and then kept in the session."""
+    finished = st.session_state.setdefault(_FINISHED_SEARCHES, {})
+    if search.key not in finished:
+        return None
+    if finished[search.key] is None:
+        finished[search.key] = searches.report(search.request(), workspace.store())
+        if finished[search.key] is None:  # its baseline gone since (a repair)
+            del finished[search.key]
+            return None
+    return finished[search.key]

@@ -1,6 +1,6 @@
 """The app's tables: stored results as pandas DataFrames (every figure with its provenance, a recipe's path stage
 by stage, two results side by side, the prunings / distillations / quantizations of one baseline, the
-sensitivity curves), how their columns are shown, and drawing them."""
+sensitivity curves, a search's frontier), how their columns are shown, and drawing them."""
 
 import math
 from collections.abc import Sequence
@@ -16,6 +16,7 @@ from ui import text
 
 if TYPE_CHECKING:  # the quantize module loads torch; this one stays light
     from compression.quantize import BitPoint
+    from compression.search import Point
 
 
 def percent_column(decimals: int = 2) -> st.column_config.NumberColumn:
@@ -163,3 +164,21 @@ def bit_points(points: Sequence["BitPoint"]) -> pd.DataFrame:
              "source": text.accuracy_kind(p.result),
              "settings": describe.stage(Recipe.from_dict(p.result.recipe), "quant")} for p in points]
     return pd.DataFrame(rows).sort_values(["series", "bits"]) if rows else pd.DataFrame()
+
+
+FRONTIER_COLUMNS = {  # how frontier_table's numbers show
+    "validation accuracy": ACCURACY_COLUMN, "test accuracy": ACCURACY_COLUMN,
+    "size (KB)": RESULT_COLUMNS["size (KB)"], "latency (ms)": RESULT_COLUMNS["latency (ms)"],
+    "MFLOPs": RESULT_COLUMNS["MFLOPs"],
+}
+
+
+def frontier_table(points: Sequence["Point"], results: dict[int, Result]) -> pd.DataFrame:
+    """A search's frontier, one row a trial: its recipe, the validation accuracy that steered the search, then
+    its stored result's test accuracy (with its provenance) and costs (`results`: by trial number)."""
+    return pd.DataFrame([{
+        "trial": p.trial, "technique": p.result["technique"], "recipe": describe.recipe(p.result["recipe"]),
+        "validation accuracy": p.values[0], "test accuracy": p.result["accuracy"],
+        "accuracy": text.accuracy_mark(results[p.trial]), "size (KB)": p.result["size_bytes"] / 1024,
+        "latency (ms)": p.result["latency_ms"], "MFLOPs": p.result["flops"] / 1e6, "hash": p.result["recipe_hash"],
+    } for p in points])

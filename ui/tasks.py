@@ -1,11 +1,16 @@
 """The work the app's jobs run (ui/jobs.py), one module-level function a kind of work: a job's child process
-imports its task by name and gets its arguments pickled — recipes (frozen dataclasses) and the
-store as its root path. Each task takes the job's progress callback last and runs in the child: torch and the
-pipeline load there, never in the server. No Streamlit here."""
+imports its task by name and gets its arguments pickled — recipes (frozen dataclasses), a search's settings and
+the store as its root path. Each task takes the job's progress callback last and runs in the child: torch and
+the pipeline load there, never in the server. No Streamlit here."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
 from compression import describe
+from compression import search as searches
 from compression.errors import CompressionError
 from compression.imports import ImportRequest
 from compression.recipe import Recipe
@@ -63,3 +68,43 @@ def sweep(recipes: list[Recipe], workers: int, root: str, progress: ProgressFn) 
         sweeps.run(recipes, Store(root), workers, relay)
     except sweeps.SweepStopped as exc:
         raise CompressionError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """A search as a job's child receives it. A SearchRequest does not pickle (its space's fields hold
+    functions), so the space travels as the JSON document that narrows the default (stages, fixed, ranges),
+    and the request is rebuilt from it in the child and on the page alike."""
+
+    base: Recipe
+    objectives: tuple[str, ...]
+    trials: int
+    limits: searches.Limits
+    sampler: str
+    study: str | None
+    space: str  # the JSON of search.Space.from_dict
+    seed: int
+
+    def request(self) -> searches.SearchRequest:
+        """The SearchRequest (a bad space is a one-line CompressionError); not validated."""
+        return searches.SearchRequest(self.base, self.objectives, self.trials, self.limits, self.sampler, self.study,
+                                      None, searches.Space.from_json(self.space), self.seed)
+
+    @property
+    def key(self) -> str:
+        """The job key of this search: one job for the same search, whatever its worker count."""
+        settings = [self.base.hash, self.objectives, self.trials, asdict(self.limits), self.sampler, self.study,
+                    self.space, self.seed]
+        return "search:" + hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
+
+
+def search(settings: SearchSettings, workers: int, root: str, progress: ProgressFn) -> None:
+    """Run the search of `settings` on `workers` processes of their own into the store at `root` (its study in the
+    store's Optuna storage). Each finished trial is relayed twice: as one step of the trials (the job's
+    fraction, the page's bar) and as the search's progress line (the job's status)."""
+    from compression.train import Progress
+
+    def relay(event: searches.SearchProgress) -> None:
+        progress(Progress("search", epoch=event.finished, epochs=event.total, batch=1, batches=1))
+        progress(Progress("search", message=event.line.removeprefix("[search] ")))
+    searches.run(settings.request(), Store(root), workers, relay)

@@ -156,6 +156,8 @@ def test_a_search_stores_its_trials_resumes_after_the_driver_is_killed_and_adds_
     code, out, err = finish(cli(home, "--trials", "5"))
     assert code == 0 and json.loads(out)["trials"] == 5
     assert len([line for line in err if line.startswith("[search] 5/5")]) == 1  # one new trial, not five
+    stored = search.report(search.SearchRequest(Recipe(epochs=2), trials=5, space=search.Space.from_dict(CHEAP)))
+    assert json.loads(json.dumps(stored.to_dict())) == json.loads(out)  # the same study, read without asking a trial
     assert Store(home).get_result(Recipe(epochs=2).hash) is not None
 
 

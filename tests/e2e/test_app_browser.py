@@ -24,7 +24,8 @@ TRAIN_TIMEOUT = 300_000  # ms: first torch import plus ~20-60 s of training and 
 CARD = ("Accuracy", "Size", "Latency", "FLOPs")
 BASE = Recipe()  # the sidebar's defaults: digits / cnn, seed 0, 20 epochs
 PAGES = {"Overview": "Compression Explorer", "Pruning": "Pruning", "Quantization": "Quantization",
-         "Distillation": "Distillation", "Pipeline": "Pipeline", "Trade-offs": "Trade-offs", "Sweep": "Sweep"}
+         "Distillation": "Distillation", "Pipeline": "Pipeline", "Trade-offs": "Trade-offs", "Sweep": "Sweep",
+         "Search": "Search"}
 
 
 def sidebar(page):
