@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import streamlit as st
 
-from compression import pipeline, prune
+from compression import pipeline, prune, tasks
 from compression.catalog import PRUNE_METHODS
 from compression.recipe import PruneSpec, Recipe
 from compression.result import Result
-from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, tasks, text
+from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, text
 from ui import workspace as ws
 from ui.forms import PERSIST
 

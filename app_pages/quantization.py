@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from compression import describe, quantize, workspace
+from compression import describe, quantize, tasks, workspace
 from compression.recipe import QuantSpec, Recipe
 from compression.result import LayerQuant, Result
-from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, tasks, text
+from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, text
 from ui import workspace as ws
 from ui.forms import PERSIST, QuantChoice
 

@@ -1,5 +1,5 @@
-"""The CLI's commands over a grid, a search and the store: `sweep`, `search`, `report`, `pareto`, `store check`
-and `import`. Each returns what to print as JSON (a sweep prints a line per result as it lands); bad input is a
+"""The CLI's commands over a grid, a search and the store: `sweep`, `search`, `report`, `pareto`, `store check`,
+`import` and `worker`. Each returns what to print as JSON (a sweep prints a line per result as it lands); bad input is a
 CompressionError."""
 
 import argparse
@@ -88,6 +88,12 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
     bring.add_argument("--seed", type=int, default=0, help="seed of the data split")
     add_timing(bring)
     bring.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
+    worker = commands.add_parser("worker", help="run the jobs the app queues in the store ($COMPRESSION_HOME) until "
+                                                "Ctrl-C; its running jobs go back to the queue")
+    worker.add_argument("--slots", type=int, default=os.cpu_count(),
+                        help="jobs at once (default: this machine's cores)")
+    worker.add_argument("--parent", type=int, default=None,
+                        help="stop when the process of this id is gone (the server that started the worker)")
 
 
 def _json_text(value: str, what: str = "grid") -> str:
@@ -232,5 +238,18 @@ def import_command(args: argparse.Namespace) -> dict[str, Any]:
     return {"imported": asdict(imported), "techniques": [asdict(t) for t in found], "baseline": baseline.to_dict()}
 
 
-TOOLS = {"import": import_command, "sweep": sweep_command, "search": search_command, "report": report_command,
+def worker_command(args: argparse.Namespace) -> None:
+    """Serve the store's job queue with `--slots` jobs at once until SIGINT/SIGTERM (or the `--parent` process
+    is gone); a line on stderr when it starts and when it stops."""
+    from compression import jobs, tasks
+
+    if args.slots < 1:
+        raise CompressionError(f"--slots must be at least 1, got {args.slots}")
+    store = Store()
+    print(f"[worker] serving the jobs of {store.root} with {args.slots} slot(s); Ctrl-C stops it", file=sys.stderr)
+    jobs.serve(store, args.slots, tasks.TASKS, args.parent)
+    print("[worker] stopped: its running jobs are back in the queue", file=sys.stderr)
+
+
+TOOLS = {"import": import_command, "worker": worker_command, "sweep": sweep_command, "search": search_command, "report": report_command,
          "pareto": pareto_command, "store": store_command}

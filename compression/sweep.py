@@ -237,7 +237,7 @@ class _Tally:
         self.progress(self._event(message=message))
 
 
-def _claims(recipe: Recipe, store: Store) -> set[str]:
+def claims_of(recipe: Recipe, store: Store) -> set[str]:
     """The models computing `recipe` would produce that are not stored yet: trained weights, the baseline
     result and the model after each stage prefix."""
     needs = [("weights", recipe.training_key), ("result", recipe.baseline().hash)]
@@ -259,7 +259,7 @@ def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -
         while pending or running:
             busy = set().union(*running.values())
             for recipe in list(pending):
-                claims = _claims(recipe, store)
+                claims = claims_of(recipe, store)
                 if len(running) < size and not claims & busy:
                     pending.remove(recipe)
                     running[local_workers.submit(pool, local_workers.measure, recipe, str(store.root))] = claims

@@ -22,7 +22,7 @@ from compression.errors import CompressionError
 from compression.pareto import METRICS
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
 from compression.search import MAX_TRIALS, PARAMS, SAMPLERS, Limits, SearchRequest
-from ui.tasks import SearchSettings
+from compression.tasks import SearchSettings
 
 PERSIST = {"persist_state": "session"}  # a page's settings survive a visit to another page
 SAME_FAMILY = "teacher's family"
@@ -167,16 +167,15 @@ SIMULATED = QUANT_MODES.where(simulated=True)
 @dataclass(frozen=True)
 class GridChoice:
     """What the Sweep page's widgets describe: the grid in the CLI's JSON format, or, while the widgets leave
-    it incomplete, what is missing in their own words; and the worker processes to run it on."""
+    it incomplete, what is missing in their own words."""
 
     document: dict[str, Any] | None
     missing: str | None
-    workers: int
 
 
 def grid_form(recipe: Recipe) -> GridChoice:
     """The grid's widgets over the sidebar's baseline `recipe`: prune methods × fractions, quantization formats ×
-    bits (simulated ones), KD temperatures; and the worker count."""
+    bits (simulated ones), KD temperatures."""
     prune, quant, distill = st.columns(3)
     with prune:
         st.markdown("**Pruning**")
@@ -201,12 +200,10 @@ def grid_form(recipe: Recipe) -> GridChoice:
                                       key="sweep_temperatures", **PERSIST)
         kd_epochs = st.number_input("Student epochs", EPOCH_CHOICES[1], EPOCH_CHOICES[-1], DistillSpec.epochs,
                                     key="sweep_kd_epochs", **PERSIST)
-    workers = _worker_count()
     if methods and not ratios:
-        return GridChoice(None, "Choose at least one of the **Fractions removed**, or no pruning method.", workers)
+        return GridChoice(None, "Choose at least one of the **Fractions removed**, or no pruning method.")
     if set(formats) & set(SIMULATED) and not bits:
-        return GridChoice(None, "Choose at least one of the **Bits (fake only)**, or take fake out of the formats.",
-                          workers)
+        return GridChoice(None, "Choose at least one of the **Bits (fake only)**, or take fake out of the formats.")
     quants = [None if m == NO_QUANT else {"mode": m} for m in formats if m not in SIMULATED]
     quants += [{"mode": m, "bits": b} for m in formats if m in SIMULATED for b in bits]
     axes = {"prune.method": [*methods, *([None] if unpruned or not methods else [])], "quant": quants or [None],
@@ -215,18 +212,7 @@ def grid_form(recipe: Recipe) -> GridChoice:
         axes["prune.ratio"] = ratios
     base = {"dataset": recipe.dataset, "model": recipe.model, "seed": recipe.seed, "epochs": recipe.epochs,
             "prune.finetune_epochs": finetune, "distill.epochs": kd_epochs}
-    return GridChoice({"base": base, "grid": axes}, None, workers)
-
-
-def _worker_count() -> int:
-    """The worker processes chosen for the sweep: a slider up to the CPU count, or one on a one-CPU machine."""
-    cpus = os.cpu_count() or 1
-    if cpus == 1:
-        st.caption("One worker process: this machine has one CPU.")
-        return 1
-    return st.slider("Worker processes", 1, cpus, cpus, key="sweep_workers", **PERSIST,
-                     help="Model work runs in parallel; latency is timed one model at a time under the benchmark "
-                          "lock.")
+    return GridChoice({"base": base, "grid": axes}, None)
 
 
 # ------------------------------------------------------------------------------------------- the search

@@ -1,12 +1,12 @@
 """Long work as a page shows it: a recipe checked before anything runs (a one-line error, never a traceback),
 its Run button, the background job it starts followed in a status box with a progress bar and a Cancel button,
 and work that a rerun left running shown at the top of every page until it is done. Every way a job fails is
-its one line (st.error); sweeps and searches, followed as their results land. The jobs themselves are ui/jobs.py,
-the work they run ui/tasks.py."""
+its one line (st.error); sweeps and searches, followed as their results land. The jobs themselves are ui/jobs.py
+(the store's queue), the work they run compression/tasks.py."""
 
 from __future__ import annotations
 
-import hashlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,13 +14,15 @@ from typing import Any
 
 import streamlit as st
 
+from compression import describe
 from compression import search as searches
+from compression import tasks
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.workspace import Workspace
 from compression.workspace import load as load_workspace
 from compression.result import Result
-from ui import jobs, tasks, workspace
+from ui import jobs, workspace
 
 _SHOWN_PAGE = "_shown_page"  # session state: the url path of the page this session draws
 _SESSION = "_session_id"     # session state: this session's id, the owner of the jobs it starts
@@ -49,7 +51,7 @@ def follow(job: jobs.Job) -> None:
         cancel_button(job, "status")
     shown = 0
     while True:
-        finished = job.done.wait(0.25)
+        finished = job.wait(0.25)
         for message in job.messages[shown:]:
             log.write(message)
         shown = len(job.messages)
@@ -74,7 +76,7 @@ def _pending() -> dict[str, PendingWork]:
 
 def run_in_status(label: str, fn: Callable[..., Any], *args: Any, key: str | None = None,
                   stop_on_error: bool = True) -> None:
-    """Run `fn(*args, progress)` (a task of ui/tasks.py) as a background job of this session and show its
+    """Run `fn(*args, progress)` (a task of compression/tasks.py) as a background job of this session and show its
     progress inside an st.status, with a Cancel button; if it fails (bad input, a bug, its time limit, a
     cancel) show its one-line error and stop, on success rerun so the page redraws from the store.
 
@@ -192,46 +194,75 @@ def experiment(box, recipe: Recipe, button: str, label: str) -> Experiment:
     return Experiment(recipe, checked is not None, result, load_workspace(recipe, workspace.store()), button)
 
 
-def start_sweep(recipes: list[Recipe], workers: int) -> jobs.Job:
-    """Start (or join) the background job of this session that sweeps `recipes` on `workers` processes; its
-    status line is the sweep's progress line, and a dead worker or failed recipes end it with a message."""
-    key = "sweep:" + hashlib.sha256(",".join(sorted(r.hash for r in recipes)).encode()).hexdigest()[:16]
-    return jobs.start_job(key, f"Sweep of {len(recipes)} recipes", tasks.sweep, recipes, workers,
-                          str(workspace.store().root), owner=session_id())
+def start_sweep(recipes: list[Recipe]) -> list[str]:
+    """Queue each of `recipes` not stored yet as a job of this session (one a recipe: a recipe another session
+    runs already is joined), run by the executor's workers as many at once as they have slots, each stored as it
+    lands. Returns the sweep's job keys (the recipes' hashes)."""
+    store = workspace.store()
+    todo = [recipe for recipe in recipes if store.get_result(recipe.hash) is None]
+    for i, recipe in enumerate(todo, 1):
+        jobs.start_job(recipe.hash, f"Sweep {i}/{len(todo)}: {describe.recipe(recipe)}", tasks.run_recipe, recipe,
+                       str(store.root), owner=session_id())
+    return [recipe.hash for recipe in todo]
 
 
-def follow_sweep(job: jobs.Job, recipes: list[Recipe], draw: Callable[[list[Result], Any], None],
+def _cancel_all(keys: list[str], owner: str) -> None:
+    """Cancel the jobs of `keys` that `owner` started (queued ones at once, then the running ones)."""
+    for key in sorted(keys, key=lambda k: (job := jobs.find_job(k)) is not None and job.state == "running"):
+        jobs.cancel(key, owner)
+
+
+def sweep_status(found: list[jobs.Job | None], stored: int, total: int, seconds: float, finished: int) -> str:
+    """A sweep's progress line: stored / total, its jobs running and queued, and the time left estimated from
+    the `finished` jobs of the `seconds` it has been followed."""
+    running = sum(job is not None and job.state == "running" for job in found)
+    queued = sum(job is not None and job.state == "queued" for job in found)
+    left = total - stored
+    eta = f" · about {seconds / finished * left:.0f} s left" if finished and left else ""
+    return f"{stored}/{total} stored · {running} running · {queued} queued{eta}"
+
+
+def follow_sweep(keys: list[str], recipes: list[Recipe], draw: Callable[[list[Result], Any], None],
                  state_key: str) -> None:
-    """Show a running sweep until it ends: done / total with its status line, and `draw(results, container)`
-    called again as each result is stored. Each redraw is where Streamlit may stop this script; the sweep goes
-    on (the session remembers it under `state_key`, forgotten once it ends). An error ends the page with its
-    one line; success reruns it. This session's own sweep has a Cancel button under its bar."""
+    """Show a running sweep (its jobs `keys`) until every job has ended: stored / total, running, queued and
+    time left, and `draw(results, container)` called again as each result is stored. Each redraw is where
+    Streamlit may stop this script; the jobs go on (the session remembers them under `state_key`, forgotten once
+    they end). Failed recipes end the page with one line; success reruns it. A Cancel button under the bar stops
+    this session's jobs of the sweep."""
     store = workspace.store()
     bar = st.progress(0.0)
     with (button := st.empty()):
-        cancel_button(job, "sweep")
+        st.button("Cancel", key="cancel_sweep", icon=":material/cancel:", on_click=_cancel_all,
+                  args=(keys, session_id()))
     live = st.empty()
-    shown = -1
+    shown, began, finished_before = -1, time.monotonic(), None
     while True:
-        finished = job.done.wait(0.5)
+        found = [jobs.find_job(key) for key in keys]
         results = [r for r in (store.get_result(recipe.hash) for recipe in recipes) if r is not None]
-        bar.progress(len(results) / len(recipes), text=job.status_text())
+        finished = sum(job is None or not job.running for job in found)
+        finished_before = finished if finished_before is None else finished_before
+        bar.progress(len(results) / len(recipes), text=sweep_status(found, len(results), len(recipes),
+                                                                     time.monotonic() - began,
+                                                                     finished - finished_before))
         if len(results) != shown:
             shown = len(results)
             draw(results, live)
-        if finished:
+        if finished == len(keys):
             break
-    _ended(job, button, state_key)
+        time.sleep(0.5)
+    failed = [job for job in found if job is not None and job.error]
+    _ended(f"{len(failed)} of {len(keys)} recipes failed; the first: {failed[0].error}" if failed else None,
+           button, state_key)
     st.rerun()
 
 
-def _ended(job: jobs.Job, button: Any, state_key: str) -> None:
-    """After a followed job ends: its Cancel button gone, the session's note of it forgotten, and its error
+def _ended(error: str | None, button: Any, state_key: str) -> None:
+    """After followed work ends: its Cancel button gone, the session's note of it forgotten, and its `error`
     shown as the page's end."""
     button.empty()
     st.session_state.pop(state_key, None)
-    if job.error:
-        st.error(job.error)
+    if error:
+        st.error(error)
         st.stop()
 
 
@@ -260,7 +291,7 @@ def follow_search(job: jobs.Job, recipe: Recipe, draw: Callable[[list[Result], A
         log = st.empty()
     shown, drawn = -1, -1
     while True:
-        finished = job.done.wait(0.5)
+        finished = job.wait(0.5)
         bar.progress(job.fraction, text=job.status_text())
         if len(job.messages) != shown:
             shown = len(job.messages)
@@ -271,7 +302,7 @@ def follow_search(job: jobs.Job, recipe: Recipe, draw: Callable[[list[Result], A
                 draw(results, live)
         if finished:
             break
-    _ended(job, button, state_key)
+    _ended(job.error, button, state_key)
     st.session_state.setdefault(_FINISHED_SEARCHES, {})[job.key] = None
     st.rerun()
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from compression import archives, imports, settings
+from compression import archives, imports, settings, tasks
 from compression.catalog import MODELS
 from compression.errors import CompressionError
 from compression.imports import ImportRequest
 from compression.recipe import Recipe
 from compression.store import Store
-from ui import jobs, tasks
+from ui import jobs
 
 MODEL_TYPES = ("onnx", "safetensors", "pt", "pth")
 WEIGHTS_TYPES = ("safetensors", "pt", "pth")  # weights need a torchvision architecture and an input size

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from compression import describe, settings
+from compression import describe, settings, tasks
 from compression.catalog import BASELINE_EPOCHS, DATASETS, IMAGEFOLDER, MODELS, SEEDS, imagefolder_path
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.store import Store
-from ui import jobs, metrics, tasks, uploads
+from ui import jobs, metrics, uploads
 from ui.forms import PERSIST
 
 if TYPE_CHECKING:  # torch: loaded by the pages that show a model, not by the sidebar
@@ -106,7 +106,7 @@ def valid_recipe() -> Recipe:
 
 
 def baseline_job(recipe: Recipe) -> jobs.Job | None:
-    """The job training `recipe`'s baseline in this server process, running or finished, if any."""
+    """The job training `recipe`'s baseline in the store's queue, running or finished, if any."""
     return jobs.find_job(recipe.baseline().hash)
 
 
@@ -153,7 +153,7 @@ def baseline_card() -> None:
 
 def _training_progress(job: jobs.Job) -> None:
     """Polled every second while the baseline trains; redraws the whole app once it is stored."""
-    if not job.running:
+    if not job.refresh().running:
         st.rerun()
     st.progress(job.fraction, text=job.status_text())
     st.caption(f"Training and measuring once; stored for every later visit. {job.elapsed():.0f} s so far.")

@@ -23,7 +23,8 @@ from compression.data import screen_image
 from compression.result import Histogram
 from compression.recipe import PruneSpec, QuantSpec, Recipe
 from compression.store import Store
-from ui import figures, jobs, tasks
+from compression import tasks
+from ui import figures, jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -262,32 +263,26 @@ def test_a_job_outlives_the_page_that_started_it(stored):
     """Long work runs in a background job: a rerun interrupts the page, not the work, which still stores."""
     recipe = replace(BASE, prune=PruneSpec("l1-unstructured", 0.3, finetune_epochs=0))
     job = jobs.start_job(recipe.hash, "prune", tasks.run_recipe, recipe, str(stored))
-    assert jobs.start_job(recipe.hash, "again", tasks.run_recipe, recipe, str(stored)) is job  # joined, not twice
-    assert job.done.wait(120) and job.error is None
+    again = jobs.start_job(recipe.hash, "again", tasks.run_recipe, recipe, str(stored))
+    assert again.created == job.created and again.label == "prune"  # joined, not twice
+    assert job.wait(120) and job.error is None
     assert Store(stored).get_result(recipe.hash) is not None
     assert job.messages, "the job reports progress for the page that follows it"
-
-
-def wait_for_file(path: str, progress) -> None:
-    """A job's work (run in its child process): wait, at most a minute, until `path` exists."""
-    deadline = time.monotonic() + 60
-    while not Path(path).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def test_a_job_belongs_to_its_store(tmp_path, monkeypatch):
     """The same recipe asked of another store ($COMPRESSION_HOME) is that store's own job: a test run moves
     through several stores in one process, and a job joined across them would store into the wrong one."""
-    release = tmp_path / "release"
+    recipe = Recipe(epochs=1)
     monkeypatch.setenv("COMPRESSION_HOME", str(tmp_path / "a"))
-    first = jobs.start_job("same-recipe", "wait", wait_for_file, str(release))
-    assert jobs.find_job("same-recipe") is first
+    first = jobs.start_job(recipe.hash, "a", tasks.run_recipe, recipe, str(tmp_path / "a"))
+    assert jobs.find_job(recipe.hash).created == first.created
     monkeypatch.setenv("COMPRESSION_HOME", str(tmp_path / "b"))
-    assert jobs.find_job("same-recipe") is None
-    second = jobs.start_job("same-recipe", "other", wait_for_file, str(tmp_path))  # there: it returns at once
-    assert second is not first and jobs.find_job("same-recipe") is second
-    release.touch()  # jobs run one at a time: the second waits for the first
-    assert first.done.wait(60) and second.done.wait(60) and not first.error and not second.error
+    assert jobs.find_job(recipe.hash) is None
+    second = jobs.start_job(recipe.hash, "b", tasks.run_recipe, recipe, str(tmp_path / "b"))
+    assert jobs.find_job(recipe.hash).label == "b"
+    assert first.wait(120) and second.wait(120) and not first.error and not second.error
+    assert Store(tmp_path / "a").get_result(recipe.hash) and Store(tmp_path / "b").get_result(recipe.hash)
 
 
 def stage_widgets(at: AppTest, prefix: str) -> dict[str, tuple]:

@@ -1,14 +1,13 @@
-"""The Sweep page under Streamlit's AppTest: a 2-recipe grid built with the widgets runs on worker processes,
-lands in the store and on the chart and table; a second session finds it stored and offers nothing to run. The
-grid's settings survive a visit to another page; a one-CPU machine gets one worker and no slider; a grid the
-widgets leave incomplete is named in the widgets' words.
+"""The Sweep page under Streamlit's AppTest: a 2-recipe grid built with the widgets runs as jobs on the
+executor's workers, lands in the store and on the chart and table; a second session finds it stored and offers
+nothing to run. The grid's settings survive a visit to another page; a grid the widgets leave incomplete is
+named in the widgets' words; a failed recipe ends the sweep with one line.
 
 Sidebar choices are set through session_state, as in tests/app/test_pages.py. The workspace's baseline is stored
 first (as in tests/app/test_pages.py), so the sidebar starts no training job that would outlive a test."""
 
 import json
 import multiprocessing
-import os
 import shutil
 import sys
 import threading
@@ -76,31 +75,19 @@ def test_sweep_page_names_a_missing_fraction_in_its_own_words_and_offers_no_run(
     assert not [b for b in at.button if b.label == "Run sweep"]
 
 
-def test_sweep_settings_survive_a_visit_to_another_page(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # a worker slider from 1 to 2 on any machine
+def test_sweep_settings_survive_a_visit_to_another_page():
     at = sweep_page()
     assert "**8 recipe(s)**" in recipe_count(at)
     at.multiselect(key="sweep_ratios").set_value([0.3])
-    at.number_input(key="sweep_finetune").set_value(1)
-    at.slider(key="sweep_workers").set_value(1).run()
+    at.number_input(key="sweep_finetune").set_value(1).run()
     assert "**4 recipe(s)**" in recipe_count(at)
     at.switch_page("app_pages/overview.py").run()
-    assert "sweep_workers" not in {w.key for w in at.main.slider}
+    assert "sweep_finetune" not in {w.key for w in at.main.number_input}
     at.switch_page("app_pages/sweep.py").run()
     assert not at.exception
     assert "**4 recipe(s)**" in recipe_count(at)
     assert at.multiselect(key="sweep_ratios").value == [0.3]
     assert at.number_input(key="sweep_finetune").value == 1
-    assert at.slider(key="sweep_workers").value == 1
-
-
-def test_sweep_page_on_one_cpu_offers_one_worker_instead_of_a_slider(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # the page's own reading of the CPU count
-    at = sweep_page(**GRID)
-    assert not at.error
-    assert "Worker processes" not in [s.label for s in at.slider]
-    assert "One worker process: this machine has one CPU." in [c.value for c in at.caption]
-    assert "Run sweep" in [b.label for b in at.button]
 
 
 def test_sweep_page_formats_its_table_and_names_flops_as_elsewhere():
@@ -140,3 +127,26 @@ def test_a_sweep_worker_process_does_not_run_the_app(monkeypatch):
 def recipe_count(at: AppTest) -> str:
     """The page's line counting the grid's recipes."""
     return next(m.value for m in at.markdown if "recipe(s)**" in m.value)
+
+
+def sweep_of_a_failing_recipe() -> None:
+    """An AppTest script: a sweep of one stored recipe and one that cannot load its data, followed to its end."""
+    from dataclasses import replace
+
+    from compression.recipe import PruneSpec, Recipe
+    from ui import progress
+
+    good, bad = Recipe(epochs=3), Recipe(epochs=3, dataset="imagefolder:/no/such/folder")
+    recipes = [good, replace(bad, prune=PruneSpec("channel-l2", 0.5))]
+    progress.follow_sweep(progress.start_sweep(recipes), recipes, lambda results, box: box.write(len(results)),
+                          "sweep_running")
+
+
+def test_a_failed_recipe_ends_the_sweep_with_one_line():
+    at = AppTest.from_string("from test_sweep import sweep_of_a_failing_recipe\n\nif __name__ == '__main__':\n"
+                             "    sweep_of_a_failing_recipe()\n", default_timeout=120)
+    at.run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert error.startswith("1 of 1 recipes failed; the first: ") and "\n" not in error
+    assert "no/such/folder" in error or "imagefolder" in error

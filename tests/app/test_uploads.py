@@ -25,7 +25,8 @@ from compression.imports import ImportRequest
 from compression.models import build_model
 from compression.recipe import Recipe
 from compression.store import Store
-from ui import tasks, uploads
+from compression import tasks
+from ui import uploads
 
 from tests.app.test_hostile_app import FOLDER, start
 

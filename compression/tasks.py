@@ -1,7 +1,7 @@
-"""The work the app's jobs run (ui/jobs.py), one module-level function a kind of work: a job's child process
-imports its task by name and gets its arguments pickled — recipes (frozen dataclasses), a search's settings and
-the store as its root path. Each task takes the job's progress callback last and runs in the child: torch and
-the pipeline load there, never in the server. No Streamlit here."""
+"""The work jobs run (compression/jobs.py), one module-level function a kind of work, named in `TASKS`: a job
+names its task and carries its arguments as JSON — recipes, a search's settings, an import request and the
+store as its root path. Each task takes the job's progress callback last and runs in the job's child process:
+torch and the pipeline load there, never in the server or the worker."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from dataclasses import asdict, dataclass
 
 from compression import describe
 from compression import search as searches
-from compression.errors import CompressionError
 from compression.imports import ImportRequest
 from compression.recipe import Recipe
 from compression.store import Store
-from ui.jobs import ProgressFn
+from compression.jobs import ProgressFn
 
 
 def run_recipe(recipe: Recipe, root: str, progress: ProgressFn) -> None:
@@ -56,20 +55,6 @@ def sensitivity(recipe: Recipe, method: str, root: str, progress: ProgressFn) ->
     pipeline.sensitivity_table(recipe, method, Store(root), progress)
 
 
-def sweep(recipes: list[Recipe], workers: int, root: str, progress: ProgressFn) -> None:
-    """Sweep `recipes` on `workers` processes of their own into the store at `root`; the sweep's progress lines
-    are the job's, and a sweep that stops (a dead worker, failed recipes) ends the job with its one line."""
-    from compression import sweep as sweeps
-    from compression.train import Progress
-
-    def relay(event: sweeps.SweepProgress) -> None:
-        progress(Progress("sweep", message=event.line.removeprefix("[sweep] ")))
-    try:
-        sweeps.run(recipes, Store(root), workers, relay)
-    except sweeps.SweepStopped as exc:
-        raise CompressionError(str(exc)) from exc
-
-
 @dataclass(frozen=True)
 class SearchSettings:
     """A search as a job's child receives it. A SearchRequest does not pickle (its space's fields hold
@@ -108,3 +93,7 @@ def search(settings: SearchSettings, workers: int, root: str, progress: Progress
         progress(Progress("search", epoch=event.finished, epochs=event.total, batch=1, batches=1))
         progress(Progress("search", message=event.line.removeprefix("[search] ")))
     searches.run(settings.request(), Store(root), workers, relay)
+
+
+TASKS = {fn.__name__: fn for fn in (run_recipe, import_model, run_recipes, sensitivity, search)}
+"""The tasks a job may name."""
