@@ -22,15 +22,20 @@ _READY = 30.0  # seconds the worker has to say it serves the store before the se
 
 
 def start_worker() -> subprocess.Popen:
-    """The local worker on this server's store, registered in its queue (or given up on after _READY s: the
-    server then embeds worker slots of its own at the first job), and stopped at the server's exit."""
+    """The local worker on this server's store, stopped at the server's exit (`wait_for_worker` before the
+    server listens)."""
     worker = subprocess.Popen([sys.executable, "-m", "compression", "worker", "--slots", str(jobs.slots()),
                                "--parent", str(os.getpid())])
     atexit.register(stop_worker, worker)
+    return worker
+
+
+def wait_for_worker(worker: subprocess.Popen) -> None:
+    """Until the worker serves the store (its fork server has imported torch), or for _READY s at most: the
+    server then embeds worker slots of its own at the first job."""
     deadline = time.monotonic() + _READY
     while jobs.queue().workers() == 0 and worker.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    return worker
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
@@ -44,8 +49,9 @@ def stop_worker(worker: subprocess.Popen) -> None:
 
 
 if __name__ == "__main__":
-    start_worker()
+    worker = start_worker()
     figures.warm_plotly()
     pipeline.load_splits(Recipe.dataset, Recipe.seed)  # the default workspace's data (digits: offline, 0.2 s)
+    wait_for_worker(worker)
     sys.argv = ["streamlit", "run", str(Path(__file__).with_name("app.py")), *sys.argv[1:]]
     sys.exit(cli.main())

@@ -379,6 +379,24 @@ class _Outcome:
     details: str = ""
 
 
+@dataclass(frozen=True)
+class _Step:
+    """A progress event (a compression.train.Progress) as the child sends it: torch-free, so that reading it
+    never makes the worker import torch (seconds of a core, taken from the jobs running beside it)."""
+
+    stage: str
+    message: str
+    fraction: float
+    epoch: int
+    epochs: int
+    loss: float | None
+    accuracy: float | None
+
+    @classmethod
+    def of(cls, event: Any) -> _Step:
+        return cls(event.stage, event.message, event.fraction, event.epoch, event.epochs, event.loss, event.accuracy)
+
+
 class _Interrupted(Exception):
     """The worker is stopping: the job goes back to the queue."""
 
@@ -387,14 +405,17 @@ class _Interrupted(Exception):
 # the pipeline, so a job starts in milliseconds, not the seconds a spawned interpreter takes to import them.
 # Not plain fork: a fork of a threaded process (the web server, a worker's slots) can deadlock.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["compression.pipeline", "compression.sweep", "compression.tasks"])
+# The ONNX exporter's modules too: imported lazily by the first export, they cost each job ~1 s otherwise.
+_CONTEXT.set_forkserver_preload(["compression.pipeline", "compression.sweep", "compression.tasks",
+                                 "torch.onnx._internal.exporter._compat"])
 
 
 def warm() -> None:
-    """Start the fork server now (it takes seconds: it imports torch), so that the first job starts at once."""
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
+    """Start the fork server now and wait until it has imported torch and the pipeline (seconds), by forking
+    one empty child from it, so that the first job starts at once."""
+    child = _CONTEXT.Process(target=gc.collect, name="fork server warm-up")
+    child.start()
+    child.join()
 
 
 class Worker:
@@ -505,8 +526,8 @@ class _Runner:
         """Run `fn(*args, progress)` in a child process and return how it ended. No process of the job
         outlives this."""
         receive, send = _CONTEXT.Pipe(duplex=False)
-        child = _CONTEXT.Process(target=_child_main, args=(send, fn, args, dict(os.environ), os.getcwd()),
-                                 name=f"job {self.job.key}")
+        child = _CONTEXT.Process(target=_child_main, name=f"job {self.job.key}",
+                                 args=(send, fn, args, dict(os.environ), os.getcwd(), self.worker.slots))
         with receive:
             try:
                 child.start()
@@ -553,8 +574,8 @@ class _Runner:
             else:
                 self._progress(message)
 
-    def _progress(self, event: Any) -> None:
-        """Take one of the work's progress events (a compression.train.Progress)."""
+    def _progress(self, event: _Step) -> None:
+        """Take one of the work's progress events."""
         if event.message:
             self.pending.append(f"**{event.stage}** — {event.message}")
             self.job.step = f"{event.stage}: {event.message}"
@@ -612,11 +633,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
-def _child_main(send: Connection, fn: Task, args: tuple, environ: dict[str, str], cwd: str) -> None:
+def _child_main(send: Connection, fn: Task, args: tuple, environ: dict[str, str], cwd: str, slots: int) -> None:
     """The child process: the worker's environment and folder as they are now (the fork server's are as they
-    were when it started), a process group of its own (a stop reaches every process it starts, e.g. a sweep's
-    workers), SIGTERM as SystemExit (its `finally` blocks run), torch on the free cores, then
-    `fn(*args, progress)`; its progress and outcome go to the supervisor through `send`."""
+    were when it started), a process group of its own (a stop reaches every process it starts, e.g. a search's
+    pool), SIGTERM as SystemExit (its `finally` blocks run), torch on the free cores (at most its share of a
+    worker with `slots` slots), then `fn(*args, progress)`; its progress and outcome go to the supervisor
+    through `send`."""
     os.environ.clear()
     os.environ.update(environ)
     os.chdir(cwd)
@@ -627,8 +649,8 @@ def _child_main(send: Connection, fn: Task, args: tuple, environ: dict[str, str]
         try:
             from compression.train import use_free_cores  # torch: imported in the child, not in the worker
 
-            send.send(_Started(use_free_cores()))
-            fn(*args, send.send)
+            send.send(_Started(use_free_cores(slots)))
+            fn(*args, lambda event: send.send(_Step.of(event)))
             outcome = _Outcome()
         except CompressionError as exc:
             outcome = _Outcome(str(exc))
@@ -664,8 +686,8 @@ def serve(store: Store, slots: int, tasks: Mapping[str, Task], parent: int | Non
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
+    warm()  # before the worker says it serves the store: its first jobs start at once, not seconds later
     worker = Worker(store, slots, tasks).start()
-    warm()
     try:
         while not stopping.wait(HEARTBEAT):
             if parent is not None and os.getppid() != parent:

@@ -89,12 +89,15 @@ def busy_cores(window: float = 0.25) -> float:
     return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / total) if total > 0 else 0.0
 
 
-def use_free_cores() -> int:
-    """Give torch one thread a core that is free now (at least one, at most DEFAULT_THREADS) for the training
-    that follows in this thread, and return the count. Two threads on two cores, one of them busy elsewhere,
-    train the digits CNN about 3× slower than one thread; on a quiet machine two train it 1.15× and the
-    3x32x32 models 1.8× faster than one."""
-    threads = max(1, min(DEFAULT_THREADS, round((os.cpu_count() or 1) - busy_cores())))
+def use_free_cores(share: int = 1) -> int:
+    """Give torch one thread a core that is free now (at least one, at most DEFAULT_THREADS and this process's
+    `share` of the cores: a worker running `share` jobs at once gives each its part) for the training that
+    follows in this thread, and return the count. Two threads on two cores, one of them busy elsewhere, train
+    the digits CNN about 3× slower than one thread (two such jobs started together each saw idle cores, took
+    two threads and fine-tuned 10× slower); on a quiet machine two train it 1.15× and the 3x32x32 models 1.8×
+    faster than one."""
+    cores = os.cpu_count() or 1
+    threads = max(1, min(DEFAULT_THREADS, cores // max(share, 1), round(cores - busy_cores())))
     torch.set_num_threads(threads)
     return threads
 

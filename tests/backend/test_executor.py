@@ -223,14 +223,16 @@ def test_a_killed_worker_leaves_no_child_and_its_job_is_recovered(home, monkeypa
     monkeypatch.setattr(jobs, "STALE", 3.0)
     recipe = Recipe(epochs=200)  # minutes: the worker is killed during its first epoch
     worker = worker_process(home)
-    queue = jobs.JobQueue(Store(home))
-    job = queue.submit(recipe.hash, "baseline", "run_recipe", (recipe, str(home)))
-    deadline = time.monotonic() + WAIT
-    while job.refresh().fraction == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert job.state == "running" and job.pid is not None
-    worker.kill()
-    worker.wait()
+    try:
+        queue = jobs.JobQueue(Store(home))
+        job = queue.submit(recipe.hash, "baseline", "run_recipe", (recipe, str(home)))
+        deadline = time.monotonic() + WAIT
+        while job.refresh().fraction == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert job.state == "running" and job.pid is not None
+    finally:
+        worker.kill()
+        worker.wait()
     deadline = time.monotonic() + 15
     while alive(job.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
