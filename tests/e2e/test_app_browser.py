@@ -1,7 +1,7 @@
 """The real app in headless Chromium, on one server with an empty store: the Workspace sidebar trains the
 digits/cnn baseline on its own, every page renders, a pruning experiment runs through the UI and lands on the
 Pareto chart, two sessions run experiments at the same time, work survives leaving the page, a stored recipe
-shows at once, bad settings are clear messages, and image folders outside the data roots are refused. The tests
+shows at once, a small search runs from the Search page, bad settings are clear messages, and image folders outside the data roots are refused. The tests
 share one server, one store and (mostly) one page, and run in file order (each builds on the one before)."""
 
 from __future__ import annotations
@@ -225,6 +225,33 @@ def test_work_goes_on_when_its_page_is_left_and_is_served_when_chosen_again(page
     expect(main(page).locator("[data-testid='stMetricLabel']").filter(has_text="Test accuracy")).to_be_visible(
         timeout=5_000)
     expect(page.get_by_role("button", name="Run pipeline")).to_have_count(0)
+    expect(page.locator(EXCEPTION)).to_have_count(0)
+
+
+SMALL_SPACE = '{"fixed": {"order": ["quant"]}, "ranges": {"quant.mode": ["int8-dynamic", "fp16"]}}'
+
+
+def test_the_search_page_runs_a_small_search_and_draws_its_frontier(page, server):
+    """Two trials over post-training formats alone (seconds each), run as a job on the server's worker: the
+    frontier, its table and the hypervolume curve appear once it ends."""
+    with_baseline(page, server.url)
+    go(page, "Search")
+    trials = main(page).get_by_role("spinbutton", name="Trials", exact=True)
+    trials.fill("2")
+    trials.press("Enter")
+    wait_idle(page)
+    main(page).get_by_text("Narrow the space (JSON)").click()
+    narrowing = main(page).get_by_role("textbox", name="Fixed fields and ranges", exact=True)
+    narrowing.fill(SMALL_SPACE)
+    narrowing.press("Control+Enter")
+    wait_idle(page)
+    expect(main(page).get_by_text(re.compile(r"· 2 trial\(s\) ·"))).to_be_visible()
+    main(page).get_by_role("button", name="Search", exact=True).click()
+    expect(main(page).get_by_role("heading", name=re.compile("^Frontier of "))).to_be_visible(timeout=TRAIN_TIMEOUT)
+    wait_idle(page)
+    complete = main(page).locator("[data-testid='stMetric']").filter(has_text="Complete")
+    expect(complete.locator("[data-testid='stMetricValue']")).to_have_text("2")
+    expect(main(page).locator("[data-testid='stPlotlyChart']")).to_have_count(2)  # the front, the hypervolume
     expect(page.locator(EXCEPTION)).to_have_count(0)
 
 
