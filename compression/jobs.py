@@ -217,11 +217,13 @@ class JobQueue:
         return Job(**values, queue=self)
 
     def submit(self, key: str, label: str, task: str, args: tuple = (), owner: str = "",
-               claims: Iterable[str] = ()) -> Job:
+               claims: Iterable[str] | None = None) -> Job:
         """Queue `task(*args, progress)` under `key` (a job of that key still queued or running is returned
-        instead: joined, not run twice). `claims`: the models the job will produce (store keys); a job waits
-        while a running one claims any of them, then finds them stored instead of computing them twice."""
+        instead: joined, not run twice). `claims`: the models the job will produce (store keys; default those of
+        the recipes among `args` not stored yet); a job waits while a running one claims any of them, then finds
+        them stored instead of computing them twice."""
         text = json.dumps(encode(args))
+        claims = _claims(args, self.store) if claims is None else claims
         with self._write("queueing a job") as db:
             row = db.execute(f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE key = ?", (key,)).fetchone()
             if row is not None and row[_COLUMNS.index("state")] in ACTIVE:
@@ -266,7 +268,11 @@ class JobQueue:
 
     def claim(self, worker: str) -> tuple[Job, tuple] | None:
         """The oldest queued job that claims no model a running job claims, now running on `worker`, with its
-        decoded arguments; None if none can start."""
+        decoded arguments; None if none can start. An empty queue is seen by a read: an idle slot, polling,
+        never takes the database's write lock."""
+        with self._read("looking for a queued job") as db:
+            if db.execute("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").fetchone() is None:
+                return None
         with self._write("claiming a job") as db:
             busy = set().union(*(json.loads(claims) for (claims,) in
                                  db.execute("SELECT claims FROM jobs WHERE state = 'running'")))
@@ -346,6 +352,16 @@ class JobQueue:
         for key, attempts in rows:
             log.warning("job %s: its worker died; %s", key, "queued again" if attempts < 2 else "failed")
         return [key for key, _ in rows]
+
+
+def _claims(args: tuple, store: Store) -> set[str]:
+    """The models a job on `args` will produce, not stored yet: those of each recipe among its arguments (a
+    recipe, or a list of them)."""
+    from compression.recipe import Recipe
+    from compression.sweep import claims_of
+
+    recipes = [a for arg in args for a in (arg if isinstance(arg, list) else [arg]) if isinstance(a, Recipe)]
+    return set().union(*(claims_of(recipe, store) for recipe in recipes))
 
 
 # --------------------------------------------------------------------------------------------------- workers

@@ -17,7 +17,6 @@ from typing import Any
 from compression import settings
 from compression.errors import CompressionError
 from compression.jobs import CANCELLED, Job, JobQueue, Worker, default_slots
-from compression.recipe import Recipe
 from compression.store import Store
 from compression.tasks import TASKS
 
@@ -50,19 +49,10 @@ def slots() -> int:
     return int(setting)
 
 
-def _claims(args: tuple, store: Store) -> set[str]:
-    """The models a job on `args` will produce, not stored yet: those of each recipe among its arguments
-    (a job of another recipe that needs the same baseline or stage waits for it instead of computing it too)."""
-    from compression import sweep
-
-    recipes = [a for arg in args for a in (arg if isinstance(arg, list) else [arg]) if isinstance(a, Recipe)]
-    return set().union(*(sweep.claims_of(recipe, store) for recipe in recipes))
-
-
 def _submit(jobs: JobQueue, key: str, label: str, task: str, args: tuple, owner: str) -> Job:
     """Queue the job, then make sure a worker serves the store."""
     with _SUBMITTING:
-        job = jobs.submit(key, label, task, args, owner, _claims(args, jobs.store))
+        job = jobs.submit(key, label, task, args, owner)
         _ensure_worker(jobs)
     return job
 
