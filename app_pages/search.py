@@ -1,5 +1,5 @@
 """Search page: let Optuna choose which stages run, in which order and with which settings (compression/search.py)
-for the frontier of accuracy against the costs chosen, on local worker processes, with the trials' progress and
+for the frontier of accuracy against the costs chosen, each trial a job of the executor, with the trials' progress and
 the stored results landing on the chart; then the frontier (chart, table, hypervolume after each trial), each
 point one click from the Pipeline page.
 
@@ -34,7 +34,7 @@ def settings(recipe: Recipe) -> tuple[forms.SearchChoice, bool]:
             st.error(choice.error)
         else:
             st.markdown(f"Study **{choice.search.request().study_name}** · {choice.search.trials} trial(s) · "
-                        f"{choice.workers} worker process(es)")
+                        f"{choice.workers} at once")
             with st.expander("The same search for the command line"):
                 st.code(choice.command, language="bash")
         clicked = st.button("Search", type="primary", disabled=choice.search is None)

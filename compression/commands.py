@@ -28,8 +28,7 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
                        '{"base": {"epochs": 20}, "grid": {"prune.method": ["channel-l2"], "prune.ratio": [0.3, 0.5]}}')
     for name, kind in SWEEP_BASE_FLAGS.items():
         sweep.add_argument(f"--{name}", type=kind, default=None, help="base field, over the grid's base")
-    sweep.add_argument("--workers", type=int, default=os.cpu_count(),
-                       help="worker processes (default: the machine's cores)")
+    add_executor(sweep, "recipes")
     search = commands.add_parser("search", help="multi-objective search (Optuna) over combined recipes: the "
                                                 "frontier as JSON, a line per trial on stderr")
     add_common(search)
@@ -51,11 +50,7 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--space", default=None, help='narrow the search space: JSON, a file, or "-": {"stages": '
                         '["prune", "quant"], "fixed": {"prune.method": "channel-l2"}, "ranges": {"prune.ratio": '
                         '[0.3, 0.9], "quant.mode": ["int8-static"]}}')
-    search.add_argument("--workers", type=int, default=os.cpu_count(),
-                        help="trials at once: local worker processes, or Ray tasks (default: this machine's cores)")
-    search.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="where trials run: local worker processes (default), or tasks on a Ray cluster")
-    search.add_argument("--ray-address", default=None, help="the Ray cluster's HOST:PORT, or auto (with --executor ray)")
+    add_executor(search, "trials")
     report = commands.add_parser("report", help="write a self-contained HTML report of the stored results")
     report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     report.add_argument("--dataset", default=None, help="only this data set's results")
@@ -120,13 +115,32 @@ def _json_text(value: str, what: str = "grid") -> str:
         raise CompressionError(f"{source} is not UTF-8 text (byte {data[exc.start]:#04x} at {exc.start})") from None
 
 
+def add_executor(parser: argparse.ArgumentParser, what: str) -> None:
+    """--workers, --executor and --ray-address: where and how many `what` run at once."""
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help=f"{what} at once (default: this machine's cores); with the local executor, the "
+                        "worker slots it starts when no worker serves the store")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help=f"where {what} run: jobs of the store's queue, on its workers (`make run`'s, `worker`) "
+                        "or slots of this process while none serves it (default), or tasks on a Ray cluster")
+    parser.add_argument("--ray-address", default=None, help="the Ray cluster's HOST:PORT, or auto (with --executor ray)")
+
+
+def ray_address(args: argparse.Namespace) -> str | None:
+    """The Ray address of --executor ray (None: the local executor); bad combinations are one line."""
+    if args.workers < 1:
+        raise CompressionError(f"--workers must be at least 1, got {args.workers}")
+    if (args.executor == "ray") != (args.ray_address is not None):
+        raise CompressionError("--executor ray and --ray-address ADDRESS go together")
+    return args.ray_address
+
+
 def sweep_command(args: argparse.Namespace) -> None:
     """Measure every recipe of the grid: each Result as one compact JSON line on stdout as it lands (exactly
     what `run --json` prints), a progress line on stderr. Bad input fails before anything starts."""
     from compression import sweep
 
-    if args.workers < 1:
-        raise CompressionError(f"--workers must be at least 1, got {args.workers}")
+    address = ray_address(args)
     given = {name: getattr(args, name) for name in SWEEP_BASE_FLAGS if getattr(args, name) is not None}
     recipes = sweep.Grid.from_json(_json_text(args.grid), given).recipes()
     store = Store()
@@ -136,25 +150,22 @@ def sweep_command(args: argparse.Namespace) -> None:
         if event.result is not None:
             print(json.dumps(event.result.to_dict(), separators=(",", ":")), flush=True)
         print(event.line, file=sys.stderr, flush=True)
-    sweep.run(recipes, store, args.workers, show)
+    sweep.run(recipes, store, args.workers, show, address)
 
 
 def search_command(args: argparse.Namespace) -> dict[str, Any]:
     """Search for the frontier of the objectives: a line per finished trial on stderr, the report as JSON."""
     from compression import search
 
-    if args.workers < 1:
-        raise CompressionError(f"--workers must be at least 1, got {args.workers}")
+    address = ray_address(args)
     space = search.Space.from_json(_json_text(args.space, "search space")) if args.space else search.Space()
     request = search.SearchRequest(baseline_from(args), tuple(o.strip() for o in args.objectives.split(",")),
                                    args.trials, search.Limits(args.max_drop, args.max_kb, args.max_ms),
                                    args.sampler, args.study, args.storage, space, args.seed)
     request.validate()
-    if (args.executor == "ray") != (args.ray_address is not None):
-        raise CompressionError("--executor ray and --ray-address ADDRESS go together")
     folders.preflight([request.base.dataset])
     return search.run(request, Store(), args.workers, lambda event: print(event.line, file=sys.stderr, flush=True),
-                      ray_address=args.ray_address).to_dict()
+                      ray_address=address).to_dict()
 
 
 def _writable_file(out: Path) -> Path:
@@ -247,7 +258,7 @@ def worker_command(args: argparse.Namespace) -> None:
         raise CompressionError(f"--slots must be at least 1, got {args.slots}")
     store = Store()
     print(f"[worker] serving the jobs of {store.root} with {args.slots} slot(s); Ctrl-C stops it", file=sys.stderr)
-    jobs.serve(store, args.slots, tasks.TASKS, args.parent)
+    jobs.serve(store, args.slots, tasks.TASKS, args.parent, tasks.DRIVERS)
     print("[worker] stopped: its running jobs are back in the queue", file=sys.stderr)
 
 

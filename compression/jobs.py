@@ -13,7 +13,10 @@ A job names its task (a function in the worker's table, compression/tasks.py) an
 JSON (recipes and requests by their fields): nothing read from the database is ever unpickled or run. A job for
 a key that is queued or running is joined, not started twice. A worker that stops (Ctrl-C, `make run` stopped)
 puts its running jobs back in the queue; one that dies is noticed by its stale heartbeat, and its jobs are
-queued once more, then failed."""
+queued once more, then failed; so is a job whose own process dies (killed, out of memory).
+
+A driver task (a search: it asks for trials and waits on them as jobs of the same queue) runs in a driver slot
+of its own, beside the `slots` that compute, so that a driver never holds the slot its trials need."""
 
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -241,6 +244,15 @@ class JobQueue:
             row = db.execute(f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE key = ?", (key,)).fetchone()
         return None if row is None else self._job(row)
 
+    def jobs(self, keys: Iterable[str]) -> list[Job]:
+        """The latest jobs of `keys` that exist, in one read."""
+        keys = list(keys)
+        with self._read("reading jobs") as db:
+            rows = [row for i in range(0, len(keys), 500) for row in db.execute(
+                f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE key IN ({','.join('?' * len(keys[i:i + 500]))})",
+                keys[i:i + 500])]
+        return [self._job(row) for row in rows]
+
     def active(self) -> list[Job]:
         """The jobs queued or running, oldest first."""
         with self._read("reading the jobs") as db:
@@ -264,12 +276,26 @@ class JobQueue:
         job.wait(_GRACE + 2 * HEARTBEAT + 1.0)
         return True
 
+    def cancel_all(self, keys: Iterable[str], owner: str) -> None:
+        """Ask every job of `keys` that `owner` started and that has not ended to stop, without waiting: queued
+        ones end at once, running ones within a second or two (their worker stops them)."""
+        keys = list(keys)
+        if not owner or not keys:
+            return
+        marks = ",".join("?" * len(keys))
+        with self._write("cancelling jobs") as db:
+            db.execute(f"UPDATE jobs SET state = 'failed', error = ?, finished = ? WHERE state = 'queued' AND "
+                       f"owner = ? AND key IN ({marks})", (CANCELLED, time.time(), owner, *keys))
+            db.execute(f"UPDATE jobs SET cancel = 1 WHERE state = 'running' AND owner = ? AND key IN ({marks})",
+                       (owner, *keys))
+
     # --------------------------------------------------------------------------------- the workers' side
 
-    def claim(self, worker: str) -> tuple[Job, tuple] | None:
+    def claim(self, worker: str, drivers: Collection[str] = (), driving: bool = False) -> tuple[Job, tuple] | None:
         """The oldest queued job that claims no model a running job claims, now running on `worker`, with its
-        decoded arguments; None if none can start. An empty queue is seen by a read: an idle slot, polling,
-        never takes the database's write lock."""
+        decoded arguments; None if none can start. Only a job of the `drivers` tasks if `driving`, only one of
+        another task if not. An empty queue is seen by a read: an idle slot, polling, never takes the
+        database's write lock."""
         with self._read("looking for a queued job") as db:
             if db.execute("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").fetchone() is None:
                 return None
@@ -278,14 +304,16 @@ class JobQueue:
                                  db.execute("SELECT claims FROM jobs WHERE state = 'running'")))
             queued = db.execute(f"SELECT {','.join(_COLUMNS)}, args, claims FROM jobs WHERE state = 'queued' "
                                 "ORDER BY created")
-            row = next((r[:-1] for r in queued if not busy & set(json.loads(r[-1]))), None)
+            task = _COLUMNS.index("task")
+            row = next((r[:-1] for r in queued if (r[task] in drivers) == driving
+                        and not busy & set(json.loads(r[-1]))), None)
             if row is None:
                 return None
             now = time.time()
             db.execute("UPDATE jobs SET state = 'running', worker = ?, started = ?, heartbeat = ?, attempts = "
                        "attempts + 1, step = '' WHERE key = ?", (worker, now, now, row[0]))
         job = self._job(row[:-1])
-        job.state, job.worker = "running", worker
+        job.state, job.worker, job.attempts = "running", worker, job.attempts + 1
         try:
             return job, decode(json.loads(row[-1]))
         except (CompressionError, TypeError, ValueError, KeyError) as exc:
@@ -310,11 +338,14 @@ class JobQueue:
                        "fraction END WHERE key = ?", ("failed" if error else "done", error, time.time(),
                                                       error is None, key))
 
-    def requeue(self, key: str) -> None:
-        """Put a running job back in the queue, its attempt not counted (its worker stopped, it did not fail)."""
+    def requeue(self, key: str, counted: bool = False) -> None:
+        """Put a running job back in the queue: its attempt not counted (its worker stopped, it did not fail)
+        unless `counted` (its process died). A job whose cancel was asked for ends cancelled instead."""
         with self._write("putting a job back in the queue") as db:
-            db.execute("UPDATE jobs SET state = 'queued', worker = NULL, pid = NULL, attempts = MAX(attempts - 1, 0) "
-                       "WHERE key = ? AND state = 'running'", (key,))
+            db.execute("UPDATE jobs SET state = CASE WHEN cancel THEN 'failed' ELSE 'queued' END, error = CASE WHEN "
+                       "cancel THEN ? END, finished = CASE WHEN cancel THEN ? END, worker = NULL, pid = NULL, "
+                       "attempts = CASE WHEN ? THEN attempts ELSE MAX(attempts - 1, 0) END "
+                       "WHERE key = ? AND state = 'running'", (CANCELLED, time.time(), counted, key))
 
     def beat(self, worker: str, slots: int) -> None:
         """Record that `worker` is alive, with its running jobs."""
@@ -329,19 +360,21 @@ class JobQueue:
             db.execute("DELETE FROM workers WHERE id = ?", (worker,))
 
     def workers(self) -> int:
-        """The slots of the workers alive now (a sign of life within STALE seconds)."""
+        """The slots of the workers alive now (a sign of life within STALE seconds, and, on this machine, their
+        process there)."""
         with self._read("reading the workers") as db:
-            row = db.execute("SELECT COALESCE(SUM(slots), 0) FROM workers WHERE heartbeat > ?",
-                             (time.time() - STALE,)).fetchone()
-        return int(row[0])
+            rows = db.execute("SELECT id, slots FROM workers WHERE heartbeat > ?", (time.time() - STALE,)).fetchall()
+        return sum(slots for worker, slots in rows if not _gone(worker))
 
     def recover(self) -> list[str]:
-        """Jobs whose worker died (no sign of life for STALE seconds): queued again after a first attempt,
-        failed after a second; the dead workers forgotten. Returns the keys recovered."""
+        """Jobs whose worker died (no sign of life for STALE seconds, or at once for a worker of this machine
+        whose process is gone): queued again after a first attempt, failed after a second; the dead workers
+        forgotten. Returns the keys recovered."""
         cutoff = time.time() - STALE
         with self._write("recovering the jobs of a dead worker") as db:
-            rows = db.execute("SELECT key, attempts FROM jobs WHERE state = 'running' AND heartbeat < ?",
-                              (cutoff,)).fetchall()
+            rows = [(key, attempts) for key, attempts, heartbeat, worker in db.execute(
+                    "SELECT key, attempts, heartbeat, worker FROM jobs WHERE state = 'running'").fetchall()
+                    if heartbeat < cutoff or _gone(worker)]
             for key, attempts in rows:
                 if attempts < 2:
                     db.execute("UPDATE jobs SET state = 'queued', worker = NULL, pid = NULL WHERE key = ?", (key,))
@@ -349,9 +382,27 @@ class JobQueue:
                     db.execute("UPDATE jobs SET state = 'failed', error = ?, finished = ? WHERE key = ?",
                                ("Its worker process died twice while running it", time.time(), key))
             db.execute("DELETE FROM workers WHERE heartbeat < ?", (cutoff,))
+            for (worker,) in db.execute("SELECT id FROM workers").fetchall():
+                if _gone(worker):
+                    db.execute("DELETE FROM workers WHERE id = ?", (worker,))
         for key, attempts in rows:
             log.warning("job %s: its worker died; %s", key, "queued again" if attempts < 2 else "failed")
         return [key for key, _ in rows]
+
+
+def _gone(worker: str | None) -> bool:
+    """Whether the worker of id `worker` (host:pid:nonce) ran on this machine and its process is gone."""
+    host, _, rest = (worker or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _claims(args: tuple, store: Store) -> set[str]:
@@ -389,10 +440,12 @@ class _Started:
 
 @dataclass(frozen=True)
 class _Outcome:
-    """The child's last word: its one-line error (None: the work succeeded) and, for a bug, its traceback."""
+    """The child's last word: its one-line error (None: the work succeeded) and, for a bug, its traceback;
+    `died`: it never said it (killed, crashed), so the job may be asked once more."""
 
     error: str | None = None
     details: str = ""
+    died: bool = False
 
 
 @dataclass(frozen=True)
@@ -436,14 +489,14 @@ def warm() -> None:
 
 class Worker:
     """Runs the queued jobs of a store, `slots` at a time, each in a child process; `tasks` is the table of
-    the functions a job may name."""
+    the functions a job may name, `drivers` those of its tasks that run in driver slots (as many again)."""
 
     def __init__(self, store: Store, slots: int, tasks: Mapping[str, Task], idle: float | None = None,
-                 submitting: threading.Lock | None = None) -> None:
+                 submitting: threading.Lock | None = None, drivers: Collection[str] = ()) -> None:
         """`idle`: stop after that many seconds without a job (an embedded worker), deciding under `submitting`,
         the lock its process's submitters hold from queueing a job to seeing that a worker serves it."""
         self.queue = JobQueue(store)
-        self.slots, self.tasks = slots, dict(tasks)
+        self.slots, self.tasks, self.drivers = slots, dict(tasks), frozenset(drivers)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
         self.idle, self.submitting = idle, submitting or threading.Lock()
@@ -453,8 +506,9 @@ class Worker:
     def start(self) -> Worker:
         """Serve in threads of this process (returns at once); `stop` ends them."""
         self.queue.beat(self.id, self.slots)
-        self._threads = [threading.Thread(target=self._slot, name=f"worker slot {i}", daemon=True)
-                         for i in range(self.slots)]
+        self._threads = [threading.Thread(target=self._slot, args=(driving,), daemon=True,
+                                          name=f"worker {'driver ' if driving else ''}slot {i}")
+                         for driving in ((False, True) if self.drivers else (False,)) for i in range(self.slots)]
         self._threads.append(threading.Thread(target=self._beat, name="worker heartbeat", daemon=True))
         for thread in self._threads:
             thread.start()
@@ -492,10 +546,10 @@ class Worker:
             self.queue.leave(self.id)
             return True
 
-    def _slot(self) -> None:
+    def _slot(self, driving: bool) -> None:
         while not self.stopping.is_set():
             try:
-                claimed = self.queue.claim(self.id)
+                claimed = self.queue.claim(self.id, self.drivers, driving)
             except CompressionError as exc:
                 log.warning("worker %s: %s", self.id, exc)
                 claimed = None
@@ -524,6 +578,10 @@ class Worker:
             outcome = _Outcome(str(exc))
         except Exception as exc:  # noqa: BLE001 - the supervision's own failure
             outcome = _Outcome(_unexpected(exc), traceback.format_exc())
+        if outcome.died and job.attempts < 2:
+            self.queue.requeue(job.key, counted=True)
+            log.warning("job %s: %s; queued once more", job.key, outcome.error)
+            return
         if outcome.details:
             log.error("job %s (%s) failed:\n%s", job.key, job.label, outcome.details)
         self.queue.finish(job.key, outcome.error)
@@ -557,7 +615,7 @@ class _Runner:
             finally:
                 _stop(child)  # whatever is left of it, and of the processes it started
         log.info("job %s: process %d exited with code %s", self.job.key, child.pid, child.exitcode)
-        return outcome or _Outcome(_ended_without_result(child.exitcode))
+        return outcome or _Outcome(_ended_without_result(child.exitcode, self.job.attempts), died=True)
 
     def _relay(self, receive: Connection, child: BaseProcess, limit: float) -> _Outcome | None:
         deadline = time.monotonic() + limit
@@ -628,10 +686,12 @@ def _signal(child: BaseProcess, signum: int) -> None:
             os.kill(child.pid, signum)
 
 
-def _ended_without_result(exitcode: int | None) -> str:
-    """A child's end without an outcome, in one line with its exit code (and signal)."""
+def _ended_without_result(exitcode: int | None, attempts: int) -> str:
+    """A child's end without an outcome, in one line with its exit code (and signal), on its `attempts`-th
+    try."""
     how = f", {signal.Signals(-exitcode).name}" if exitcode is not None and exitcode < 0 else ""
-    return f"The job's process ended without a result (exit code {exitcode}{how})"
+    again = " twice" if attempts > 1 else ""
+    return f"The job's process ended without a result{again} (exit code {exitcode}{how})"
 
 
 def _unexpected(exc: BaseException) -> str:
@@ -696,14 +756,15 @@ def default_slots() -> int:
     return os.cpu_count() or 1
 
 
-def serve(store: Store, slots: int, tasks: Mapping[str, Task], parent: int | None = None) -> None:
+def serve(store: Store, slots: int, tasks: Mapping[str, Task], parent: int | None = None,
+          drivers: Collection[str] = ()) -> None:
     """Run a worker on `store` until SIGINT/SIGTERM, or until the process `parent` is gone (the server that
     started it, killed): `python -m compression worker`. Its running jobs go back to the queue."""
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     warm()  # before the worker says it serves the store: its first jobs start at once, not seconds later
-    worker = Worker(store, slots, tasks).start()
+    worker = Worker(store, slots, tasks, drivers=drivers).start()
     try:
         while not stopping.wait(HEARTBEAT):
             if parent is not None and os.getppid() != parent:

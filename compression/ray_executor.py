@@ -136,19 +136,18 @@ class RayExecutor:
         return future
 
     def land(self, value: Any) -> Result:
-        """Store a task's rows, the result re-timed here against this machine's own baseline."""
+        """Store a task's rows, each result re-timed here against this machine's own baseline (a baseline the
+        task computed too is stored first); the submitted recipe's Result (the last one made)."""
         rows, worker_cpu = value
         unpack(self.store, [row for row in rows if row.kind != "result"])
-        (row,) = [row for row in rows if row.kind == "result"]
-        result = retimed(Result.from_dict(row.payload), row.files["model.onnx"], self.store, worker_cpu)
-        unpack(self.store, [Row("result", row.key, result.to_dict(), row.files)])
-        return self.store.get_result(row.key)
-
-    def died(self, exc: BaseException) -> bool:
-        return False  # Ray retried the task once already; a second death is the trial's failure
-
-    def restart(self) -> None:
-        """Nothing to restart: the cluster replaces dead workers itself."""
+        results = sorted((row for row in rows if row.kind == "result"),
+                         key=lambda row: not Recipe.from_dict(row.payload["recipe"]).is_baseline)
+        for row in results:
+            result = retimed(Result.from_dict(row.payload), row.files["model.onnx"], self.store, worker_cpu)
+            unpack(self.store, [Row("result", row.key, result.to_dict(), row.files)])
+        landed = self.store.get_result(results[-1].key)
+        landed.from_store = False  # computed for this request, not served
+        return landed
 
     def stop(self) -> None:
         import ray

@@ -1,6 +1,6 @@
 """Multi-objective search over combined recipes: which stages run, in which order, and each stage's settings,
 chosen by Optuna (multi-objective TPE, or NSGA-II) from one driver by ask-and-tell, each trial a Recipe measured
-on local worker processes and stored like any other result.
+as a job of the store's queue (or a Ray task) and stored like any other result.
 
 What the search steers by is measured on the validation split (accuracy) and on the deployable file (size,
 latency, FLOPs); the test split scores only the final frontier. Constraints (--max-drop, --max-kb, --max-ms) are
@@ -22,8 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from compression import pareto
-from compression import workers as local_workers
+from compression import executors, pareto
 from compression.catalog import (ALPHA, CALIBRATIONS, EPOCH_CHOICES, GRANULARITIES, PRUNE_METHODS, PRUNE_RATIO,
                                  QUANT_MODES, ROUND_TO_CHOICES, STAGES, TEMPERATURE, WIDTH)
 from compression.errors import CompressionError
@@ -375,7 +374,7 @@ def _study(request: SearchRequest, store: Store) -> Any:
 
 
 class _Driver:
-    """The ask-and-tell loop: at most `workers` trials in flight on the pool, each told as its result lands."""
+    """The ask-and-tell loop: at most `workers` trials in flight on its executor, each told as its result lands."""
 
     def __init__(self, request: SearchRequest, store: Store, executor: Any, progress: Callable[[SearchProgress], None]):
         self.request, self.store, self.executor, self.progress = request, store, executor, progress
@@ -384,7 +383,6 @@ class _Driver:
         self.baseline: Result | None = None
         self.running: dict[Future, list[Any]] = {}  # a future and the trials waiting on its recipe
         self.recipes: dict[int, Recipe] = {}
-        self.attempts: dict[int, int] = {}
 
     def _trials(self, *states: Any) -> list[Any]:
         return self.study.get_trials(deepcopy=False, states=states or None)
@@ -460,15 +458,10 @@ class _Driver:
 
     def _collect(self, done: set[Future]) -> None:
         for future in done:
-            if future not in self.running:  # a broken pool's futures, already restarted
-                continue
             trials = self.running.pop(future)
             try:
                 result = self.executor.land(future.result())
             except Exception as exc:  # one trial's failure (a recipe that cannot apply, a bug) ends that trial only
-                if self.executor.died(exc):
-                    self._worker_died(trials)
-                    continue
                 for trial in trials:
                     self._fail(trial, f"{type(exc).__name__}: {exc}".splitlines()[0])
                 continue
@@ -481,22 +474,6 @@ class _Driver:
         trial.set_user_attr("error", message)
         self.study.tell(trial, state=TrialState.FAIL)
         self._report_progress(f"trial {trial.number} failed: {message}")
-
-    def _worker_died(self, trials: list[Any]) -> None:
-        """A worker process died under these trials: each is retried once on a new pool, then failed. The
-        broken pool took every other future with it: those trials start again without counting a retry."""
-        self.executor.restart()
-        others = [t for ts in self.running.values() for t in ts]
-        self.running.clear()
-        for trial in trials:
-            self.attempts[trial.number] = self.attempts.get(trial.number, 0) + 1
-            if self.attempts[trial.number] > 1:
-                self._fail(trial, "its worker process died twice")
-            else:
-                self._report_progress(f"trial {trial.number}: its worker process died; trying it once more")
-                self._start(trial, self.recipes[trial.number])
-        for trial in others:
-            self._start(trial, self.recipes[trial.number])
 
     def _tell(self, trial: Any, result: Result, how: str) -> None:
         values = objective_values(result, self.baseline, self.request.objectives)
@@ -577,20 +554,13 @@ def _front_of(trials: Sequence[Any], limits: Limits) -> list[Any]:
 
 def run(request: SearchRequest, store: Store | None = None, workers: int = 1,
         progress: Callable[[SearchProgress], None] = silent, ray_address: str | None = None) -> SearchReport:
-    """Search until the study holds `request.trials` finished trials (resuming a stopped one), on `workers`
-    local worker processes, or as tasks of the Ray cluster at `ray_address` (this process alone writes the store
-    and times latency); the report of its frontier. Bad settings are a one-line CompressionError."""
+    """Search until the study holds `request.trials` finished trials (resuming a stopped one), `workers` of them
+    at once: as jobs of the store's queue (compression/executors.py: its workers, or as many worker slots of its
+    own while none serves the store), or as tasks of the Ray cluster at `ray_address` (this process alone writes
+    the store and times latency); the report of its frontier. Bad settings are a one-line CompressionError."""
     request.validate()
-    if workers < 1:
-        raise CompressionError(f"workers must be at least 1, got {workers}")
     store = store or Store()
-    if ray_address is None:
-        executor: Any = local_workers.LocalExecutor(store, workers)
-    else:
-        from compression.ray_executor import RayExecutor
-
-        executor = RayExecutor(store, ray_address, workers)
-    return _Driver(request, store, executor, progress).run()
+    return _Driver(request, store, executors.make(store, workers, ray_address), progress).run()
 
 
 def report(request: SearchRequest, store: Store | None = None) -> SearchReport | None:

@@ -1,4 +1,4 @@
-"""Grid sweeps: every combination of chosen recipe values, measured on local worker processes.
+"""Grid sweeps: every combination of chosen recipe values, measured as jobs of the one executor.
 
 A grid is JSON: {"base": {...}, "grid": {...}}. Keys are recipe fields: top-level ones (dataset, model, seed,
 epochs, pretrained, threads, batch, order) and dotted stage fields (prune.ratio, quant.mode, distill.temperature,
@@ -7,11 +7,12 @@ per key (stages may be nested objects), "grid" a list of values per key, crossed
 stage, or for a stage field that cannot be null, means "no such stage". Every recipe is validated before
 anything starts; duplicates (same recipe hash) run once.
 
-Recipes already in the store are served from it (torch is not even imported when all are). The others run on
-spawned worker processes, one torch thread each; pipeline.run times latency under the machine-wide benchmark
-lock, so timings never overlap, and stores each result as it finishes, so a stopped sweep loses only unfinished
-recipes and the next run finishes the rest. No two workers ever compute the same model at once: a recipe waits
-while a running one is producing its trained weights, baseline or a stage prefix it shares.
+Recipes already in the store are served from it (torch is not even imported when all are). The others run as
+jobs of the store's queue (compression/executors.py: its workers, or worker slots of the sweep's own, each job
+a process of its own on its share of the cores) or as Ray tasks; pipeline.run times latency under the
+machine-wide benchmark lock, so timings never overlap, and stores each result as it finishes, so a stopped sweep
+loses only unfinished recipes and the next run finishes the rest. No two workers ever compute the same model at
+once: a recipe waits while a running one is producing its trained weights, baseline or a stage prefix it shares.
 """
 
 import itertools
@@ -22,11 +23,10 @@ import time
 import typing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from compression import workers as local_workers
+from compression import executors
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
 from compression.result import Result
@@ -245,68 +245,57 @@ def claims_of(recipe: Recipe, store: Store) -> set[str]:
     return {key for kind, key in needs if store.get(kind, key) is None}
 
 
-def _compute(recipes: list[Recipe], store: Store, workers: int, tally: _Tally) -> dict[str, Result]:
-    """Measure `recipes` on `workers` spawned processes, at most one computing any given model at a time."""
-    size = min(workers, len(recipes))
-    pool = local_workers.pool(size)
+def _compute(recipes: list[Recipe], store: Store, executor: Any, tally: _Tally) -> dict[str, Result]:
+    """Measure `recipes` on `executor`, `executor.workers` at a time, at most one computing any given model."""
     results: dict[str, Result] = {}
     failures: list[str] = []
-    join = False  # shut down waiting for the pool's thread: not while a worker may still be computing
+    tally.computing(f"{len(recipes)} recipe(s) to compute, {min(executor.workers, len(recipes))} at a time "
+                    f"({executor.name})")
+    pending, running = list(recipes), {}
     try:
-        tally.computing(f"{len(recipes)} recipe(s) to compute on {size} worker process(es)")
-        local_workers.submit(pool, local_workers.check_feasible, recipes).result()
-        pending, running = list(recipes), {}
         while pending or running:
             busy = set().union(*running.values())
             for recipe in list(pending):
                 claims = claims_of(recipe, store)
-                if len(running) < size and not claims & busy:
+                if len(running) < executor.workers and not claims & busy:
                     pending.remove(recipe)
-                    running[local_workers.submit(pool, local_workers.measure, recipe, str(store.root))] = claims
+                    running[executor.submit(recipe)] = claims
                     busy |= claims
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 running.pop(future)
-                _collect(future, results, failures, tally)
-        join = True
-    except BrokenProcessPool:
-        # the workers are gone: join the pool's thread too, which otherwise can still be cleaning up the dead
-        # pool after shutdown returns and fail with an OSError (CPython gh-132969; seen once in CI here)
-        join = True
-        raise SweepStopped(f"a worker process died: {tally.done} of {tally.total} results are stored; "
-                           "run the same sweep again to finish the rest") from None
+                _collect(future, executor, results, failures, tally)
     except KeyboardInterrupt:
-        local_workers.stop(pool)
-        join = True
+        executor.close()  # its jobs cancelled and ended: what is stored now stays so
         stored = tally.total - len(recipes) + stored_count(recipes, store)  # also what a worker stored just now
         raise SweepInterrupted(f"{stored} of {tally.total} results are stored; run the same sweep again to "
                                "finish the rest") from None
     finally:
-        pool.shutdown(wait=join, cancel_futures=True)
+        executor.close()
     if failures:
-        raise SweepStopped(f"{len(failures)} recipe(s) failed, the others are stored; first: {failures[0]}")
+        raise SweepStopped(f"{len(failures)} recipe(s) failed, the others are stored; run the same sweep again to "
+                           f"finish the rest; first: {failures[0]}")
     return results
 
 
-def _collect(future: Future, results: dict[str, Result], failures: list[str], tally: _Tally) -> None:
-    """Take a finished worker's Result, or note its failure (a dead worker breaks the whole pool instead)."""
+def _collect(future: Future, executor: Any, results: dict[str, Result], failures: list[str], tally: _Tally) -> None:
+    """Take a finished recipe's Result, or note its failure (one recipe's failure does not stop the others)."""
     try:
-        result = future.result()
-    except BrokenProcessPool:
-        raise
-    except Exception as exc:  # one recipe's failure must not stop the others
-        failures.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        result = executor.land(future.result())
+    except Exception as exc:
+        text = str(exc) if isinstance(exc, CompressionError) else f"{type(exc).__name__}: {exc}"
+        failures.append(text.splitlines()[0] if text.strip() else type(exc).__name__)
         return
     results[result.recipe_hash] = result
     tally.landed(result)
 
 
 def run(recipes: Sequence[Recipe], store: Store | None = None, workers: int | None = None,
-        progress: SweepFn = silent) -> list[Result]:
-    """The Result of every recipe, in order: stored ones served first, the rest computed on `workers` processes
-    (default: the machine's cores) and stored as each finishes. `progress` hears of every result as it lands.
-    Raises CompressionError (before any work) for a recipe that cannot run, SweepStopped if a worker dies or
-    recipes fail."""
+        progress: SweepFn = silent, ray_address: str | None = None) -> list[Result]:
+    """The Result of every recipe, in order: stored ones served first, the rest computed `workers` at a time
+    (default: the machine's cores) as jobs of the store's queue, or as tasks of the Ray cluster at `ray_address`
+    (compression/executors.py), and stored as each finishes. `progress` hears of every result as it lands.
+    Raises CompressionError (before any work) for a recipe that cannot run, SweepStopped if recipes fail."""
     store = store or Store()
     unique = list({r.hash: r for r in recipes}.values())
     tally = _Tally(len(unique), progress)
@@ -318,8 +307,18 @@ def run(recipes: Sequence[Recipe], store: Store | None = None, workers: int | No
             tally.landed(stored)
     missing = [r for r in unique if r.hash not in results]
     if missing:
-        results.update(_compute(missing, store, workers or os.cpu_count() or 1, tally))
+        _check_feasible(missing)
+        results.update(_compute(missing, store, executors.make(store, workers or os.cpu_count() or 1, ray_address),
+                                tally))
     return [results[r.hash] for r in recipes]
+
+
+def _check_feasible(recipes: list[Recipe]) -> None:
+    """The pipeline's one-line CompressionError for a recipe that cannot apply to its data or model."""
+    from compression import pipeline
+
+    for recipe in recipes:
+        pipeline.check_feasible(recipe, pipeline.splits_for(recipe))
 
 
 def stored_count(recipes: Sequence[Recipe], store: Store) -> int:

@@ -84,9 +84,10 @@ class SearchSettings:
 
 
 def search(settings: SearchSettings, workers: int, root: str, progress: ProgressFn) -> None:
-    """Run the search of `settings` on `workers` processes of their own into the store at `root` (its study in the
-    store's Optuna storage). Each finished trial is relayed twice: as one step of the trials (the job's
-    fraction, the page's bar) and as the search's progress line (the job's status)."""
+    """Run the search of `settings`, `workers` trials at once as jobs of the store's queue, into the store at
+    `root` (its study in the store's Optuna storage). A driver task: its worker runs it beside the slots its
+    trials need. Each finished trial is relayed twice: as one step of the trials (the job's fraction, the
+    page's bar) and as the search's progress line (the job's status)."""
     from compression.train import Progress
 
     def relay(event: searches.SearchProgress) -> None:
@@ -97,3 +98,6 @@ def search(settings: SearchSettings, workers: int, root: str, progress: Progress
 
 TASKS = {fn.__name__: fn for fn in (run_recipe, import_model, run_recipes, sensitivity, search)}
 """The tasks a job may name."""
+DRIVERS = frozenset({search.__name__})
+"""The tasks that queue jobs of their own and wait on them (a search's trials): a worker runs them in driver
+slots, never in the slots their jobs need."""

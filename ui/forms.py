@@ -224,7 +224,7 @@ SPACE_EXAMPLE = '{"fixed": {"prune.method": "channel-l2"}, "ranges": {"prune.rat
 @dataclass(frozen=True)
 class SearchChoice:
     """What the Search page's widgets describe: the search (None while they describe none that could run, with
-    `error` saying why in one line), the worker processes to run it on, and the same search as a command line."""
+    `error` saying why in one line), the trials to run at once, and the same search as a command line."""
 
     search: SearchSettings | None
     error: str | None
@@ -268,7 +268,8 @@ def search_form(recipe: Recipe) -> SearchChoice:
     study = name.text_input("Study name (empty: the default; the same name resumes it)", key="search_study",
                             **PERSIST).strip() or None
     cpus = os.cpu_count() or 1
-    workers = int(count.number_input("Worker processes", 1, cpus, cpus, key="search_workers", **PERSIST))
+    workers = int(count.number_input("Trials at once", 1, cpus, cpus, key="search_workers", **PERSIST,
+                                     help="trials computed at the same time, as jobs of the executor's workers"))
     if not costs:
         return SearchChoice(None, "Choose at least one of the **Costs to minimise** beside accuracy.", workers)
     if not stages:

@@ -18,9 +18,9 @@ from compression import settings
 from compression.errors import CompressionError
 from compression.jobs import CANCELLED, Job, JobQueue, Worker, default_slots
 from compression.store import Store
-from compression.tasks import TASKS
+from compression.tasks import DRIVERS, TASKS
 
-__all__ = ["CANCELLED", "Job", "cancel", "find_job", "queue", "slots", "start_job"]
+__all__ = ["CANCELLED", "Job", "cancel", "cancel_all", "find_job", "queue", "slots", "start_job"]
 
 SLOTS_ENV = "COMPRESSION_WORKERS"  # jobs an embedded worker runs at once (default: one a core)
 _QUEUES: dict[str, JobQueue] = {}
@@ -63,7 +63,7 @@ def _ensure_worker(jobs: JobQueue) -> None:
     root = str(jobs.store.root)
     embedded = _EMBEDDED.get(root)
     if (embedded is None or embedded.stopping.is_set()) and jobs.workers() == 0:
-        _EMBEDDED[root] = Worker(jobs.store, slots(), TASKS, IDLE, _SUBMITTING).start()
+        _EMBEDDED[root] = Worker(jobs.store, slots(), TASKS, IDLE, _SUBMITTING, DRIVERS).start()
 
 
 def start_job(key: str, label: str, fn: Callable[..., Any], *args: Any, owner: str = "") -> Job:
@@ -90,6 +90,12 @@ def cancel(key: str, owner: str) -> bool:
     """Stop the job of `key` if `owner` started it, and return True once it has ended (failed with the error
     "cancelled"); False, stopping nothing, for any other owner or no running job."""
     return queue().cancel(key, owner)
+
+
+def cancel_all(keys: list[str], owner: str) -> None:
+    """Ask the jobs of `keys` that `owner` started to stop (queued ones end at once, running ones within
+    seconds), without waiting."""
+    queue().cancel_all(keys, owner)
 
 
 def _stop_embedded() -> None:

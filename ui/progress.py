@@ -206,11 +206,6 @@ def start_sweep(recipes: list[Recipe]) -> list[str]:
     return [recipe.hash for recipe in todo]
 
 
-def _cancel_all(keys: list[str], owner: str) -> None:
-    """Cancel the jobs of `keys` that `owner` started (queued ones at once, then the running ones)."""
-    for key in sorted(keys, key=lambda k: (job := jobs.find_job(k)) is not None and job.state == "running"):
-        jobs.cancel(key, owner)
-
 
 def sweep_status(found: list[jobs.Job | None], stored: int, total: int, seconds: float, finished: int) -> str:
     """A sweep's progress line: stored / total, its jobs running and queued, and the time left estimated from
@@ -232,7 +227,7 @@ def follow_sweep(keys: list[str], recipes: list[Recipe], draw: Callable[[list[Re
     store = workspace.store()
     bar = st.progress(0.0)
     with (button := st.empty()):
-        st.button("Cancel", key="cancel_sweep", icon=":material/cancel:", on_click=_cancel_all,
+        st.button("Cancel", key="cancel_sweep", icon=":material/cancel:", on_click=jobs.cancel_all,
                   args=(keys, session_id()))
     live = st.empty()
     shown, began, finished_before = -1, time.monotonic(), None
@@ -270,7 +265,7 @@ _FINISHED_SEARCHES = "_search_finished"  # session state: job key -> report (Non
 
 
 def start_search(search: tasks.SearchSettings, workers: int) -> jobs.Job:
-    """Start (or join) the background job of this session that runs `search` on `workers` processes."""
+    """Start (or join) the background job of this session that runs `search`, `workers` trials at once."""
     return jobs.start_job(search.key, f"Search of {search.trials} trials", tasks.search, search, workers,
                           str(workspace.store().root), owner=session_id())
 

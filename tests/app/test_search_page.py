@@ -70,7 +70,7 @@ def test_the_page_renders_with_the_clis_defaults_its_study_and_its_command_line(
     assert not at.error, [e.value for e in at.error]
     assert at.title[0].value == "Search"
     assert not search_button(at).disabled
-    assert any(re.fullmatch(r"Study \*\*digits-cnn-accuracy-size-[0-9a-f]{8}\*\* · 24 trial\(s\) · 2 worker process\(es\)",
+    assert any(re.fullmatch(r"Study \*\*digits-cnn-accuracy-size-[0-9a-f]{8}\*\* · 24 trial\(s\) · 2 at once",
                             m.value) for m in at.markdown), [m.value for m in at.markdown]
     assert [c.value for c in at.code] == ["python -m compression search --dataset digits --model cnn --epochs 2 "
                                           "--seed 0 --objectives accuracy,size --trials 24 --sampler tpe --workers 2"]
@@ -95,8 +95,8 @@ def test_the_command_line_is_the_search_the_page_runs(monkeypatch):
     assert request.setup() == expected.setup()  # baseline, objectives, limits and space
     assert (request.study_name, request.trials, request.sampler, request.seed, asked["workers"]) == (
         "my study", 3, "nsga2", 0, 2)
-    assert not any(asked["executor"].values())  # the local worker processes, as on the page
-    assert "Study **my study** · 3 trial(s) · 2 worker process(es)" in [m.value for m in at.markdown]
+    assert not any(asked["executor"].values())  # the local executor (the job queue), as on the page
+    assert "Study **my study** · 3 trial(s) · 2 at once" in [m.value for m in at.markdown]
 
 
 @pytest.mark.parametrize("widgets, message", [

@@ -155,11 +155,48 @@ def test_only_the_owner_cancels_and_a_queued_job_ends_at_once(home):
         assert ended(queue.submit("next", "next", "report")).state == "done"  # the slot is free again
 
 
-def test_a_killed_child_is_one_line_with_its_exit_code(home):
+def test_a_killed_child_is_asked_once_more_then_is_one_line_with_its_exit_code(home):
     with serving(home) as queue:
         job = napping(queue.submit("nap", "nap", "nap", (60,)))
+        first = job.pid
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + WAIT
+        while len(job.refresh().messages) < 2 and time.monotonic() < deadline:  # napping again, a new process
+            time.sleep(0.05)
+        assert job.running and job.pid not in (None, first) and job.attempts == 2
         os.kill(job.pid, signal.SIGKILL)
-        assert ended(job).error == "The job's process ended without a result (exit code -9, SIGKILL)"
+        assert ended(job).error == "The job's process ended without a result twice (exit code -9, SIGKILL)"
+
+
+def drive(root: str, progress) -> None:
+    """A driver's work: a job of its own in the same queue, waited on."""
+    progress(Progress("drive", "queueing a job"))
+    job = jobs.JobQueue(Store(root)).submit("driven", "driven", "report")
+    if not job.wait(WAIT) or job.error:
+        raise CompressionError(f"the driven job did not end well: {job.error}")
+
+
+def test_a_driver_runs_beside_the_slots_its_jobs_need(home):
+    worker = jobs.Worker(Store(home), 1, {**TEST_TASKS, "drive": drive}, drivers={"drive"}).start()
+    try:
+        driver = worker.queue.submit("driver", "driver", "drive", (str(home),))
+        assert ended(driver).state == "done", driver.error  # a driver in the one compute slot would wait forever
+        assert worker.queue.get("driven").state == "done"
+    finally:
+        worker.stop()
+
+
+def test_cancel_all_ends_an_owners_queued_and_running_jobs_and_leaves_the_others(home):
+    with serving(home) as queue:
+        running = napping(queue.submit("nap", "nap", "nap", (60,), owner="me"))
+        queued = queue.submit("queued", "queued", "report", owner="me")
+        theirs = queue.submit("theirs", "theirs", "report", owner="other")
+        queue.cancel_all(["nap", "queued", "theirs"], "me")
+        assert queued.refresh().error == jobs.CANCELLED
+        assert ended(running).error == jobs.CANCELLED and not alive(running.pid)
+        assert ended(theirs).state == "done"
+        assert {job.key: job.state for job in queue.jobs(["nap", "theirs", "none"])} == {"nap": "failed",
+                                                                                         "theirs": "done"}
 
 
 def test_two_slots_run_two_jobs_at_once(home):
@@ -237,9 +274,11 @@ def test_a_killed_worker_leaves_no_child_and_its_job_is_recovered(home, monkeypa
     while alive(job.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not alive(job.pid)  # the child saw its fork server go and stopped itself
-    time.sleep(jobs.STALE + 1)
+    # a worker of this machine whose process is gone is dead at once, its heartbeat still fresh
+    assert queue.workers() == 0
     assert queue.recover() == [recipe.hash] and job.refresh().state == "queued"  # a first death: asked again
-    queue.claim("another worker")
+    queue.claim("another worker")  # one elsewhere: taken for dead only once its heartbeat is stale
+    assert queue.recover() == [] and job.refresh().state == "running"
     time.sleep(jobs.STALE + 1)
     assert queue.recover() == [recipe.hash]
     assert job.refresh().state == "failed" and job.error == "Its worker process died twice while running it"
@@ -251,3 +290,15 @@ def test_the_worker_command_refuses_bad_slots_in_one_line(home):
                           env={**os.environ, "COMPRESSION_HOME": str(home)}, capture_output=True, text=True,
                           timeout=WAIT)
     assert done.returncode == 2 and done.stderr.strip() == "error: --slots must be at least 1, got 0"
+
+
+def test_a_job_put_back_after_its_cancel_was_asked_ends_cancelled_not_queued(home):
+    queue = jobs.JobQueue(Store(home))  # no worker: the test claims as one
+    queue.submit("asked", "asked", "report", owner="me")
+    queue.submit("kept", "kept", "report", owner="me")
+    assert queue.claim("w")[0].key == "asked" and queue.claim("w")[0].key == "kept"
+    queue.cancel_all(["asked"], "me")
+    queue.requeue("asked")  # its worker stopped before it saw the cancel
+    queue.requeue("kept")
+    assert (queue.get("asked").state, queue.get("asked").error) == ("failed", jobs.CANCELLED)
+    assert (queue.get("kept").state, queue.get("kept").attempts) == ("queued", 0)

@@ -15,6 +15,7 @@ import pytest
 
 from compression import __main__ as cli_main
 from compression.catalog import max_threads
+from compression.jobs import JobQueue
 from compression.recipe import PruneSpec, Recipe
 from compression.store import Store
 
@@ -194,3 +195,4 @@ def test_ctrl_c_on_a_sweep_says_truthfully_what_was_stored_and_no_worker_prints_
     stored = len([p for p in Store(home).list("result") if p["recipe"]["prune"]])
     assert last == f"interrupted: {stored} of 6 results are stored; run the same sweep again to finish the rest", last
     assert 1 <= stored < 6 and len(out.strip().splitlines()) <= stored
+    assert JobQueue(Store(home)).active() == []  # its jobs were cancelled, not left for the next worker

@@ -1,5 +1,5 @@
-"""A search on a real local Ray cluster (`ray start --head` on a free port and a second node joined with
-`ray start --address`, both stopped after the test, even on failure): its trials run as Ray tasks, their results
+"""A search and a sweep on a real local Ray cluster (`ray start --head` on a free port and a second node joined with
+`ray start --address`, both stopped after the test, even on failure): its trials and recipes run as Ray tasks, their results
 land in the driver's store only, re-timed on the driver against its own baseline with the worker's CPU beside;
 an address no cluster answers is one line within 10 s."""
 
@@ -70,6 +70,16 @@ def test_a_search_runs_on_a_ray_cluster_and_lands_in_the_drivers_store(home, ray
     assert compressed and all(abs(r.speedup_vs_baseline - r.baseline_latency_ms.p50 / r.latency_ms.p50) < 1e-9
                               for r in compressed)
     assert not (home / "work").exists() or not any((home / "work").iterdir())
+
+    # a sweep on the same cluster: another seed, so its baseline and both recipes are new
+    grid = {"base": {"epochs": 2, "seed": 1}, "grid": {"quant.mode": ["int8-dynamic", "fp16"]}}
+    done = subprocess.run([sys.executable, "-m", "compression", "sweep", "--grid", json.dumps(grid), "--workers", "2",
+                           "--executor", "ray", "--ray-address", ray_cluster], cwd=ROOT, text=True,
+                          capture_output=True, timeout=1200, env={**os.environ, "COMPRESSION_HOME": str(home)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    swept = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(swept) == 2 and not any(r["from_store"] for r in swept) and "(ray)" in done.stderr
+    assert all(store.get_result(r["recipe_hash"]).provenance.computed_on for r in swept)
 
 
 def test_an_address_no_ray_cluster_answers_is_one_line_within_ten_seconds(home):

@@ -19,6 +19,7 @@ from compression.catalog import STAGES
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.store import Store
+from tests.backend.running_jobs import attempts, kill_a_job
 
 ROOT = Path(__file__).resolve().parents[2]
 CHEAP = {"stages": ["prune", "quant"],
@@ -169,24 +170,15 @@ def test_constraints_no_recipe_meets_stop_the_search_with_one_line(home):
     assert err[-1].startswith("error: no recipe met --max-kb 0.5 in 8 trial(s)"), err[-3:]
 
 
-def worker_pids(driver: int) -> list[int]:
-    """The spawned worker processes of the driver process `driver` (not its resource tracker)."""
-    children = Path(f"/proc/{driver}/task/{driver}/children").read_text().split()
-    return [int(pid) for pid in children
-            if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
-
-
 @pytest.mark.slow
 def test_a_worker_killed_mid_trial_is_retried_once_and_the_search_finishes(home):
     driver = cli(home, "--trials", "3", "--workers", "1")
     lines = []
     while not (lines := [*lines, driver.stderr.readline()])[-1].startswith("[search] 1/3"):
         assert driver.poll() is None, lines
-    time.sleep(3)  # the second trial is computing on the one worker
-    (pid,) = worker_pids(driver.pid)
-    os.kill(pid, signal.SIGKILL)
+    key, _ = kill_a_job(home)  # the second trial's job, computing on the one worker slot
     code, out, err = finish(driver)
     assert code == 0, err[-5:]
-    assert any("its worker process died; trying it once more" in line for line in err), err
+    assert attempts(home, key) == ("done", 2)  # asked once more, then measured
     report = json.loads(out)
     assert (report["trials"], report["complete"]) == (3, 3) and "Traceback" not in "\n".join(err)
