@@ -9,7 +9,7 @@ import streamlit as st
 from compression import distill
 from compression.recipe import DistillSpec, Recipe
 from compression.result import Result
-from ui import figures, forms, live, metrics, progress, tables, text, outcomes
+from ui import figures, forms, live, metrics, progress, tables, text, timing, outcomes
 from ui import workspace as ws
 from ui.forms import PERSIST
 
@@ -41,6 +41,7 @@ def measured(result: Result, base: Result | None) -> None:
         f" vs the teacher's {text.fmt_bytes(base.size_bytes)}" if base is not None else "")
     st.caption(f"{text.accuracy_note(result).capitalize()}: the teacher, the KD student and the control are each "
                f"exported and scored the same way. {size}. " + text.provenance_caption(result))
+    timing.where_the_time_goes(result)
 
 
 def soft_targets(recipe: Recipe, temperature: float) -> None:

@@ -10,7 +10,7 @@ from compression import describe, workspace
 from compression.catalog import STAGES
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
 from compression.result import Result
-from ui import figures, forms, metrics, progress, tables, text
+from ui import figures, forms, metrics, progress, tables, text, timing
 from ui import workspace as ws
 from ui.forms import PERSIST
 
@@ -91,6 +91,7 @@ def page() -> None:
         with st.expander("Quantization details"):
             st.json({k: v for k, v in asdict(result.quant).items() if k != "layers"}, expanded=False)
     st.caption(text.provenance_caption(result))
+    timing.where_the_time_goes(result)
 
 
 page()

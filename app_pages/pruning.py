@@ -10,7 +10,7 @@ from compression import pipeline, prune, tasks
 from compression.catalog import PRUNE_METHODS
 from compression.recipe import PruneSpec, Recipe
 from compression.result import Result
-from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, text
+from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, text, timing
 from ui import workspace as ws
 from ui.forms import PERSIST
 
@@ -31,6 +31,7 @@ def measured(spec: PruneSpec, result: Result, base: Result | None) -> None:
         st.caption("Counted on the exported model: a removed channel takes its weights out of its own layer "
                    "and its input columns out of the next (the classifier keeps its outputs, one a class, and "
                    "loses inputs); zeroed weights stay in the tensors.")
+    timing.where_the_time_goes(result)
 
 
 def where_the_cut_falls(recipe: Recipe, spec: PruneSpec) -> None:

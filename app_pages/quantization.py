@@ -10,7 +10,7 @@ import streamlit as st
 from compression import describe, quantize, tasks, workspace
 from compression.recipe import QuantSpec, Recipe
 from compression.result import LayerQuant, Result
-from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, text
+from ui import figures, forms, live, metrics, notes, outcomes, progress, tables, text, timing
 from ui import workspace as ws
 from ui.forms import PERSIST, QuantChoice
 
@@ -31,6 +31,7 @@ def measured(spec: QuantSpec, result: Result, base: Result | None) -> None:
             st.caption(f"{result.quant.calibration} calibration on {result.quant.calib_samples} train images (never "
                        "the test split). A clip range narrower than the observed one clips outliers to spend the "
                        "grid's resolution on the common values.")
+    timing.where_the_time_goes(result)
 
 
 @st.cache_data(max_entries=48, show_spinner=False)

@@ -22,7 +22,8 @@ MAX_GRID_BYTES = 1_000_000  # a grid document is a few hundred bytes; a megabyte
 
 
 def add_tools(commands: argparse._SubParsersAction) -> None:
-    """The sweep, report, pareto and store subcommands."""
+    """The subcommands beyond run, baseline and sensitivity: sweep, search, profile, report, pareto, store,
+    import, worker."""
     sweep = commands.add_parser("sweep", help="measure every recipe of a grid; one JSON line per result")
     sweep.add_argument("--grid", required=True, help='grid JSON file, "-" for stdin, or the JSON itself: '
                        '{"base": {"epochs": 20}, "grid": {"prune.method": ["channel-l2"], "prune.ratio": [0.3, 0.5]}}')
@@ -51,6 +52,12 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
                         '["prune", "quant"], "fixed": {"prune.method": "channel-l2"}, "ranges": {"prune.ratio": '
                         '[0.3, 0.9], "quant.mode": ["int8-static"]}}')
     add_executor(search, "trials")
+    profile = commands.add_parser("profile", help="where the time goes: a stored result's per-node onnxruntime "
+                                  "profile beside its baseline's, and why it is (or is not) faster; a table on "
+                                  "stderr, the figures as JSON")
+    profile.add_argument("hash", help="the result's recipe hash, or its first characters")
+    profile.add_argument("--runs", type=int, default=200, help="profiled runs of each model (default 200)")
+    profile.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
     report = commands.add_parser("report", help="write a self-contained HTML report of the stored results")
     report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     report.add_argument("--dataset", default=None, help="only this data set's results")
@@ -195,6 +202,15 @@ def report_command(args: argparse.Namespace) -> dict[str, Any]:
                             "results": len(group)} for key, group in groups.items()]}
 
 
+def profile_command(args: argparse.Namespace) -> dict[str, Any]:
+    """A stored result's profile beside its baseline's: the table on stderr, the figures as JSON."""
+    from compression import profile
+
+    report = profile.profile_result(Store(), args.hash, args.runs)
+    print("\n".join(report.lines()), file=sys.stderr, flush=True)
+    return report.to_dict()
+
+
 def pareto_command(args: argparse.Namespace) -> dict[str, Any]:
     """The frontiers (size, latency, FLOPs) of the stored results of the baseline the flags describe, and the
     answers to the budget flags (default: pareto.default_budgets)."""
@@ -263,4 +279,4 @@ def worker_command(args: argparse.Namespace) -> None:
 
 
 TOOLS = {"import": import_command, "worker": worker_command, "sweep": sweep_command, "search": search_command, "report": report_command,
-         "pareto": pareto_command, "store": store_command}
+         "pareto": pareto_command, "profile": profile_command, "store": store_command}

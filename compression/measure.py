@@ -47,10 +47,14 @@ def check_provider(provider: str) -> None:
                                f"{have}); install the onnxruntime build that brings it")
 
 
-def session(path: Path, threads: int = 1, provider: str = "cpu") -> ort.InferenceSession:
+def session(path: Path, threads: int = 1, provider: str = "cpu", profile_prefix: str | None = None
+            ) -> ort.InferenceSession:
     """An onnxruntime session on `provider` (CPU for the ops it lacks) with fixed intra-op threads, spinning
-    off, full graph optimisation."""
+    off, full graph optimisation; profiling each run into a file starting `profile_prefix`, if given."""
     options = ort.SessionOptions()
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -202,7 +206,7 @@ def cpu_flags() -> dict[str, bool]:
     except OSError:
         text = ""
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return {flag: flag in flags for flag in ("avx2", "avx512f", "avx512_vnni", "amx_int8")}
+    return {flag: flag in flags for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")}
 
 
 def provenance(threads: int, batch: int, provider: str = "cpu") -> Provenance:

@@ -55,6 +55,16 @@ def sensitivity(recipe: Recipe, method: str, root: str, progress: ProgressFn) ->
     pipeline.sensitivity_table(recipe, method, Store(root), progress)
 
 
+def profile(recipe_hash: str, root: str, progress: ProgressFn) -> None:
+    """Profile the stored result of `recipe_hash` beside its baseline in onnxruntime and store the report
+    (compression/profile.py)."""
+    from compression import profile as profiles
+    from compression.train import Progress
+
+    progress(Progress("profile", "timing each node of the model and of its baseline, interleaved"))
+    profiles.profile_and_store(Store(root), recipe_hash)
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     """A search as a job's child receives it. A SearchRequest does not pickle (its space's fields hold
@@ -96,7 +106,7 @@ def search(settings: SearchSettings, workers: int, root: str, progress: Progress
     searches.run(settings.request(), Store(root), workers, relay)
 
 
-TASKS = {fn.__name__: fn for fn in (run_recipe, import_model, run_recipes, sensitivity, search)}
+TASKS = {fn.__name__: fn for fn in (run_recipe, import_model, run_recipes, sensitivity, profile, search)}
 """The tasks a job may name."""
 DRIVERS = frozenset({search.__name__})
 """The tasks that queue jobs of their own and wait on them (a search's trials): a worker runs them in driver

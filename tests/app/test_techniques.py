@@ -1,7 +1,7 @@
 """The technique pages (Pruning, Quantization, Distillation) through Streamlit's AppTest: each renders on
 digits; Run stores a result and shows its metrics against the baseline, each marked measured or simulated;
 the same settings in a new session show the stored result without running anything; bad settings are a
-one-line error.
+one-line error; a measured result's per-node profile is one click away.
 
 The tests of this file share one store (one COMPRESSION_HOME), so the digits baseline (2 epochs) is trained
 once, not once a test: the sidebar starts it in the background on the first run. Widgets are set through
@@ -88,6 +88,14 @@ def test_pruning_run_stores_result_shows_deltas_and_serves_it_again():
     assert any("only the gzip size shows the sparsity" in i.value for i in at.info)
     assert at.selectbox(key="prune_view_layer").value == "features.0"  # the live cut on the baseline's weights
     assert any("173 of 288 weights at or below the cut" in chart.proto.spec for chart in at.get("plotly_chart"))
+
+    assert "Where the time goes" in [s.value for s in at.subheader]  # not profiled yet: its button
+    click(at, "Profile in onnxruntime")  # a job; the page redraws from the stored profile
+    assert "Profile in onnxruntime" not in [b.label for b in at.button]
+    assert any("Compute layers:" in chart.proto.spec and "conv 1" in chart.proto.spec for chart in at.get("plotly_chart"))
+    assert any(m.value.startswith("- 60% of the weights are zeros, but the dense kernels still multiply them")
+               for m in at.markdown)
+    assert "Measured · onnxruntime's profiler on" in captions(at)
 
     at.slider(key="prune_ratio").set_value(0.3).run()  # other settings: not measured, nothing runs
     assert not at.main.metric and any("Not measured with these settings" in i.value for i in at.info)
