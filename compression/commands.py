@@ -186,14 +186,16 @@ def _writable_file(out: Path) -> Path:
 
 def report_command(args: argparse.Namespace) -> dict[str, Any]:
     """Write the HTML report of the stored results (optionally of one data set / model); say what it holds."""
-    from compression import report
+    from compression import profile, report
 
     out = _writable_file(args.out)
-    results = Store().results(args.dataset, args.model)
+    store = Store()
+    results = store.results(args.dataset, args.model)
     if not results:
         raise CompressionError("no stored results to report: run a baseline or a sweep first")
+    profiles = {r.recipe_hash: p for r in results if (p := profile.stored(store, r.recipe_hash)) is not None}
     try:
-        report.write(out, results, budgets_from(args), args.title)
+        report.write(out, results, budgets_from(args), args.title, profiles)
     except OSError as exc:
         raise CompressionError(f"--out: cannot write {out} ({exc.strerror or exc})") from None
     groups = pareto.groups(results)
@@ -203,12 +205,13 @@ def report_command(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def profile_command(args: argparse.Namespace) -> dict[str, Any]:
-    """A stored result's profile beside its baseline's: the table on stderr, the figures as JSON."""
+    """A stored result's profile beside its baseline's, measured now: the table on stderr, the figures as JSON
+    (stored for the app and the report, unless one is stored already)."""
     from compression import profile
 
-    report = profile.profile_result(Store(), args.hash, args.runs)
-    print("\n".join(report.lines()), file=sys.stderr, flush=True)
-    return report.to_dict()
+    report = profile.profile_and_store(Store(), args.hash, args.runs)
+    print("\n".join(report.pop("lines")), file=sys.stderr, flush=True)
+    return report
 
 
 def pareto_command(args: argparse.Namespace) -> dict[str, Any]:

@@ -93,12 +93,14 @@ def benchmark_lock() -> Iterator[None]:
 def time_interleaved(paths: Sequence[Path], input_shape: Sequence[int], batch: int, threads: int,
                      plan: TimingPlan = TimingPlan(), provider: str = "cpu") -> list[Latency]:
     """Latency of each ONNX model on `provider`, timed round-robin (one run each per round) under the benchmark
-    lock; inputs are fed from host memory."""
+    lock; inputs are fed from host memory. Wall time always; the calling thread's CPU time with one thread
+    (onnxruntime then runs every kernel on it; with more, the pool's threads do the work)."""
     rng = np.random.default_rng(0)
     feed = rng.standard_normal((batch, *input_shape)).astype(np.float32)
     sessions = [session(p, threads, provider) for p in paths]
     names = [s.get_inputs()[0].name for s in sessions]
     samples: list[list[float]] = [[] for _ in sessions]
+    cpu: list[list[float]] = [[] for _ in sessions]  # the calling thread's CPU time: valid with one thread
     with benchmark_lock():
         for _ in range(plan.warmup):
             for sess, name in zip(sessions, names):
@@ -106,12 +108,14 @@ def time_interleaved(paths: Sequence[Path], input_shape: Sequence[int], batch: i
         started = time.perf_counter()
         while len(samples[0]) < plan.max_runs and (
                 len(samples[0]) < plan.min_runs or time.perf_counter() - started < plan.min_seconds * len(paths)):
-            for sess, name, times in zip(sessions, names, samples):
-                t0 = time.perf_counter_ns()
+            for sess, name, times, cpu_times in zip(sessions, names, samples, cpu):
+                t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
                 sess.run(None, {name: feed})
                 times.append((time.perf_counter_ns() - t0) / 1e6)
+                cpu_times.append((time.thread_time_ns() - c0) / 1e6)
     return [Latency(p50=float(np.percentile(t, 50)), p90=float(np.percentile(t, 90)), batch=batch,
-                    threads=threads, runs=len(t)) for t in samples]
+                    threads=threads, runs=len(t), cpu_p50=float(np.percentile(c, 50)) if threads == 1 else None)
+            for t, c in zip(samples, cpu)]
 
 
 def file_sizes(path: Path) -> tuple[int, int]:

@@ -24,7 +24,8 @@ from compression.measure import (Counts, check_provider, count_params, file_size
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
 from compression.recipe import QuantSpec, Recipe
-from compression.result import DistillReport, QuantReport, Result, SensitivityTable, StageRecord, from_json
+from compression.result import (DistillReport, QuantReport, Result, SensitivityTable, StageRecord, from_json,
+                                speedup)
 from compression.store import Store
 from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent, training_device
 
@@ -385,7 +386,7 @@ def _measure(recipe: Recipe, counts: Counts, splits: Splits, deployed: Deployed,
         params_total=total, params_nonzero=nonzero, sparsity=1 - nonzero / total,
         size_bytes=deployed.size_bytes, size_gzip_bytes=deployed.size_gzip_bytes, flops=flops,
         latency_ms=batched[0], latency_ms_single=single[0], latency_measured=deployed.runnable,
-        speedup_vs_baseline=baseline_latency.p50 / batched[0].p50 if deployed.runnable else None,
+        speedup_vs_baseline=speedup(baseline_latency, batched[0]) if deployed.runnable else None,
         size_ratio_vs_baseline=deployed.size_bytes / base.size_bytes if base else 1.0,
         stage_seconds=clock.seconds, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         baseline_latency_ms=baseline_latency, layers=counts.layers, val_accuracy=deployed.val_accuracy,

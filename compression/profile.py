@@ -348,16 +348,17 @@ def stored(store: Store, recipe_hash: str) -> dict | None:
     return store.get(KIND, recipe_hash)
 
 
-def profile_and_store(store: Store, recipe_hash: str, runs: int = RUNS) -> dict:
-    """Profile a stored result beside its baseline on this machine and store the report (the first profile of
-    a result is kept: profiles are not compared across machines)."""
+def profile_and_store(store: Store, hash_prefix: str, runs: int = RUNS) -> dict:
+    """Profile a stored result beside its baseline on this machine now: the report (ProfileReport.to_dict, its
+    text lines, where it ran), stored unless a profile of the result is stored already (the first is kept)."""
     from compression.measure import provenance
 
-    report = profile_result(store, recipe_hash, runs)
+    report = profile_result(store, hash_prefix, runs)
     recipe = Recipe.from_dict(store.get_result(report.recipe_hash).recipe)
-    return store.put(KIND, report.recipe_hash, {**report.to_dict(), "lines": report.lines(),
-                                                "measured_on": provenance(recipe.threads, recipe.batch,
-                                                                          recipe.provider).cpu})
+    payload = {**report.to_dict(), "lines": report.lines(),
+               "measured_on": provenance(recipe.threads, recipe.batch, recipe.provider).cpu}
+    store.put(KIND, report.recipe_hash, payload)
+    return payload
 
 
 def profile_result(store: Store, hash_prefix: str, runs: int = RUNS) -> ProfileReport:

@@ -19,7 +19,7 @@ from typing import Any
 
 from compression.errors import CompressionError
 from compression.recipe import Recipe
-from compression.result import Result
+from compression.result import Result, speedup
 from compression.store import Store
 
 CONNECT_SECONDS = 5.0  # an address that does not answer within this is refused (one line, well within 10 s)
@@ -179,7 +179,7 @@ def retimed(result: Result, onnx_file: bytes, store: Store, worker_cpu: str) -> 
         batched = time_interleaved(paths, shape, recipe.batch, recipe.threads, provider=recipe.provider)
         single = time_interleaved(paths, shape, 1, recipe.threads, provider=recipe.provider)
     return replace(result, latency_ms=batched[0], latency_ms_single=single[0], baseline_latency_ms=batched[-1],
-                   speedup_vs_baseline=batched[-1].p50 / batched[0].p50, provenance=here)
+                   speedup_vs_baseline=speedup(batched[-1], batched[0]), provenance=here)
 
 
 def _input_shape(onnx: Path) -> tuple[int, ...]:

@@ -1,16 +1,17 @@
 """A self-contained HTML report of measured results for a stakeholder review: per workspace (data set, model,
 training and timing setup) the baseline, interactive Pareto charts of accuracy against size, latency and
-FLOPs, the budget answers, every result with its recipe, and the provenance of the numbers.
+FLOPs, the budget answers, every result with its recipe, where the time goes in each profiled result (its
+compute layers beside the baseline's and the causes that apply), and the provenance of the numbers.
 
 The file works offline: plotly.js is embedded once (in the first chart), nothing is fetched. Import-light
 (plotly, no torch), so the CLI writes a report from the store at once.
 
-    build_html(results, budgets=None, title="Compression report", generated=None) -> str
-    write(path, results, budgets=None, title="Compression report") -> Path
+    build_html(results, budgets=None, title="Compression report", generated=None, profiles=None) -> str
+    write(path, results, budgets=None, title="Compression report", profiles=None) -> Path
 """
 
 import html
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -148,8 +149,27 @@ def _setup_rows(p: Provenance) -> list[list[str]]:
             *[[name, version] for name, version in p.versions.items()]]
 
 
-def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, charts: _Charts) -> str:
-    """One workspace's section: baseline, charts, budget answers, results, provenance."""
+def _profile_html(result: Result, report: dict) -> str:
+    """A profiled result: its compute layers beside the baseline's, and the causes that apply."""
+    rows = [[layer["label"], f"{layer['op']} ({layer['kernel']})", f"{layer['us']:.1f}",
+             f"{layer['baseline_op']} ({layer['baseline_kernel']})" if layer["baseline_op"] else "—",
+             f"{layer['baseline_us']:.1f}" if layer["baseline_us"] else "—",
+             f"{layer['ratio']:.2f}" if layer["ratio"] else "—", "slower" if layer["slower"] else ""]
+            for layer in report["layers"]]
+    mine, base = report["result"], report["baseline"]
+    findings = "".join(f"<li>{html.escape(f['text'])}</li>" for f in report["findings"])
+    return (f"<h4>{html.escape(describe.recipe(result.recipe))} ({result.recipe_hash})</h4>"
+            f"<p class=muted>{mine['run_us']:.0f} µs a run against the baseline's {base['run_us']:.0f} µs; median of "
+            f"{mine['runs']} profiled runs, batch {mine['batch']}, {mine['threads']} thread(s), on "
+            f"{html.escape(report['measured_on'])}.</p>"
+            + _table(["layer", "op (kernel)", "µs", "baseline op (kernel)", "baseline µs", "×", ""], rows,
+                     numeric={2, 4, 5})
+            + (f"<ul>{findings}</ul>" if findings else ""))
+
+
+def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, charts: _Charts,
+                profiles: Mapping[str, dict]) -> str:
+    """One workspace's section: baseline, charts, budget answers, results, profiles, provenance."""
     baseline = pareto.baseline_of(results)
     first = Recipe.from_dict(results[0].recipe)
     parts = [f"<h2>{html.escape(first.dataset)} / {html.escape(first.model)}</h2>"]
@@ -168,19 +188,26 @@ def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, cha
     if answers:
         parts.append("<h3>Budget answers</h3>" + _answers_html(answers, baseline))
     parts.append(f"<h3>Results ({len(results)})</h3>" + _results_html(results, baseline))
+    profiled = [r for r in results if r.recipe_hash in profiles]
+    if profiled:
+        parts.append("<h3>Where the time goes</h3><p class=muted>onnxruntime's per-node profile of each profiled "
+                     "result beside its baseline's, run interleaved; the compute layers compared in order.</p>"
+                     + "".join(_profile_html(r, profiles[r.recipe_hash]) for r in profiled))
     parts.append("<h3>Provenance</h3>" + _provenance_html(results))
     return "<section>" + "".join(parts) + "</section>"
 
 
 def build_html(results: Sequence[Result], budgets: Sequence[Budget] | None = None,
-               title: str = "Compression report", generated: datetime | None = None) -> str:
+               title: str = "Compression report", generated: datetime | None = None,
+               profiles: Mapping[str, dict] | None = None) -> str:
     """The report of `results` (any mix of workspaces: one section each, by baseline recipe) as one
     self-contained HTML document. `budgets` are asked of every workspace (their values in the metric's own
-    unit); None asks pareto.default_budgets of each baseline."""
+    unit); None asks pareto.default_budgets of each baseline. `profiles`: stored profiles by recipe hash
+    (compression/profile.py)."""
     generated = generated or datetime.now(timezone.utc)
     grouped = pareto.groups(results)
     charts = _Charts()
-    sections = "".join(_group_html(group, budgets, charts) for group in grouped.values())
+    sections = "".join(_group_html(group, budgets, charts, profiles or {}) for group in grouped.values())
     intro = (f"<p class=muted>Generated {generated.isoformat(timespec='seconds')} · {len(results)} result(s) in "
              f"{len(grouped)} workspace(s) · Compression Explorer, plotly {metadata.version('plotly')}</p>")
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
@@ -189,8 +216,8 @@ def build_html(results: Sequence[Result], budgets: Sequence[Budget] | None = Non
 
 
 def write(path: Path, results: Sequence[Result], budgets: Sequence[Budget] | None = None,
-          title: str = "Compression report") -> Path:
+          title: str = "Compression report", profiles: Mapping[str, dict] | None = None) -> Path:
     """Write the report of `results` to `path` (UTF-8) and return the path."""
     path = Path(path)
-    path.write_text(build_html(results, budgets, title), encoding="utf-8")
+    path.write_text(build_html(results, budgets, title, profiles=profiles), encoding="utf-8")
     return path

@@ -38,13 +38,29 @@ def _typed(annotation: Any, value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Latency:
-    """Latency of one ONNX model in onnxruntime: percentiles over `runs` timed runs."""
+    """Latency of one ONNX model in onnxruntime: wall-clock percentiles over `runs` timed runs, and with one
+    intra-op thread (the work then runs on the calling thread) that thread's CPU time too: on a shared machine
+    it barely moves when other processes take the cores, where wall time swings by tens of percent."""
 
     p50: float
     p90: float
     batch: int
     threads: int
     runs: int
+    cpu_p50: float | None = None  # ms of the calling thread's CPU time (one intra-op thread only)
+
+    @property
+    def clock(self) -> str:
+        """Which clock speed-ups of this latency are taken from."""
+        return "thread CPU time" if self.cpu_p50 is not None else "wall time"
+
+
+def speedup(baseline: Latency, model: Latency) -> float:
+    """How many times faster `model` runs than `baseline`, both timed interleaved: from the calling thread's
+    CPU time where both have it, else from wall-clock p50."""
+    if baseline.cpu_p50 is not None and model.cpu_p50 is not None and model.cpu_p50 > 0:
+        return baseline.cpu_p50 / model.cpu_p50
+    return baseline.p50 / model.p50
 
 
 @dataclass(frozen=True)

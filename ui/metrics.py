@@ -84,7 +84,8 @@ def metric_figures(result: Result, reference: Result | None = None, versus: str 
                                     "no runtime executes a simulated format, so nothing was timed"))
     else:
         lat = result.latency_ms
-        how = "timed interleaved in the same process" if same_process else "timed in different processes"
+        how = (f"timed interleaved in the same process, the ratio from {lat.clock}" if same_process
+               else "timed in different processes")
         figures.append(_ratio("Latency p50", latency_ratio, "measured", text.latency_note(result),
                               f"{lat.p50:.3f} ms (p90 {lat.p90:.3f}, {lat.runs} runs)"
                               + (f" vs {versus} {ref_latency.p50:.3f} ms" if ref_latency else "") + f"; {how}"))

@@ -105,7 +105,10 @@ def provenance_caption(result: Result) -> str:
         lat, p = result.latency_ms, result.provenance
         parts.append(f"**Latency** measured in {p.runtime if p else 'onnxruntime'}: batch {lat.batch}, "
                      f"{lat.threads} intra-op thread(s), p50 of {lat.runs} runs, timed interleaved with the baseline "
-                     f"in the same process; CPU flags {p.flags_on if p else 'unknown'}.")
+                     f"in the same process; the speed-up from {lat.clock}"
+                     + (" (one thread: the work runs on the calling thread, whose CPU time other processes barely "
+                        "move)" if lat.cpu_p50 is not None else "")
+                     + f"; CPU flags {p.flags_on if p else 'unknown'}.")
     else:
         parts.append("**Latency** not timed: a simulated format has no runtime to time.")
     parts.append(f"{'Measured' if is_measured(result) else 'Computed'} {fmt_time(result.created_at)} and stored "

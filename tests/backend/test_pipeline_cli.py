@@ -48,13 +48,16 @@ def test_baseline_then_pruned_run_measured_in_onnxruntime_and_served_from_the_st
     assert pruned.flops_ratio_vs_baseline < 0.35 and pruned.size_ratio_vs_baseline < 0.5
     assert pruned.params_total < 0.5 * base.params_total
     assert pruned.size_gzip_ratio_vs_baseline == pytest.approx(pruned.size_gzip_bytes / base.size_gzip_bytes)
-    assert pruned.speedup_vs_baseline == pytest.approx(pruned.baseline_latency_ms.p50 / pruned.latency_ms.p50)
+    timed = (pruned.latency_ms, pruned.baseline_latency_ms)
+    assert all(t.clock == "thread CPU time" and 0 < t.cpu_p50 <= 1.5 * t.p50 for t in timed)  # one thread: CPU time
+    assert pruned.speedup_vs_baseline == pytest.approx(pruned.baseline_latency_ms.cpu_p50 / pruned.latency_ms.cpu_p50)
 
     again = pipeline.run(Recipe(epochs=8, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=3)), store)
     assert again.from_store and again.to_dict() | {"from_store": False} == pruned.to_dict()
 
     two_threads = pipeline.run(Recipe(epochs=8, threads=2), store)  # timing differs, training does not
     assert two_threads.latency_ms.threads == 2 and two_threads.recipe_hash != base.recipe_hash
+    assert two_threads.latency_ms.cpu_p50 is None and two_threads.latency_ms.clock == "wall time"  # the pool works
     assert two_threads.accuracy == base.accuracy and two_threads.stage_seconds["train"] < 1.0
     assert len(store.list("weights")) == 1
 

@@ -76,6 +76,15 @@ def test_the_cli_profiles_an_int8_model_names_its_narrow_first_conv_and_refuses_
     assert any(line.startswith("conv 1     QLinearConv (QLinear int8)") for line in table)
     assert any(line.startswith("- conv 1 has 1 input channel(s), not a multiple of 4") for line in table)
 
+    assert profile.stored(Store(stored), INT8.hash)["findings"] == report["findings"]  # kept for the app
+    page = stored / "report.html"
+    done = subprocess.run([sys.executable, "-m", "compression", "report", "--out", str(page)], cwd=ROOT, text=True,
+                          capture_output=True, timeout=300, env={**os.environ, "COMPRESSION_HOME": str(stored)})
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    assert "<h3>Where the time goes</h3>" in html and f"({INT8.hash})</h4>" in html
+    assert "has 1 input channel(s), not a multiple of 4" in html and "QLinearConv (QLinear int8)" in html
+
     for args, message in (((SIMULATED.hash[:10],), "is simulated: it has no deployable file to profile"),
                           (("ffffffffff",), "no stored result has a recipe hash starting with 'ffffffffff'"),
                           (("",), "give a result's recipe hash"),
