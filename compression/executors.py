@@ -68,18 +68,22 @@ class QueueExecutor:
                 continue
             try:
                 self._ensure_worker()
-                ended = [job for job in self.queue.jobs(pending) if not job.running]
+                found = {job.key: job for job in self.queue.jobs(pending)}
             except CompressionError:  # the store busy for a moment: the next look tries again
                 continue
-            for job in ended:
+            for key in pending:
+                job = found.get(key)  # None: its row was pruned from the finished jobs kept
+                if job is not None and job.running:
+                    continue
                 with self._lock:
-                    future = self.futures.pop(job.key)
-                result = None if job.error else self.store.get_result(job.key)
+                    future = self.futures.pop(key)
+                result = None if job is not None and job.error else self.store.get_result(key)
                 if result is not None:
                     result.from_store = False  # computed for this request, not served
                     future.set_result(result)
                 else:
-                    future.set_exception(JobFailed(job.error or "its job ended without storing a result"))
+                    future.set_exception(JobFailed(job.error if job is not None and job.error
+                                                   else "its job ended without storing a result"))
 
     def land(self, value: Result) -> Result:
         """The Result of a finished future (its worker stored it already)."""
