@@ -376,6 +376,5 @@ def profile_result(store: Store, hash_prefix: str, runs: int = RUNS) -> ProfileR
     mine, base = profile_onnx([onnx_file, store.path(baseline, "model.onnx")], recipe.batch, recipe.threads,
                               recipe.provider, runs)
     layers = compare(mine, base, conv_channels(onnx_file))
-    predicted = baseline.flops / result.flops if result.flops else None
     return ProfileReport(result.recipe_hash, result.technique, mine, base, layers, diagnose(result, layers, mine),
-                         predicted, result.speedup_vs_baseline)
+                         result.predicted_speedup, result.speedup_vs_baseline)

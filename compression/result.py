@@ -266,6 +266,11 @@ class Result:
     counts_source: str = "torch"  # what parameters and FLOPs were counted from: torch, or a runtime-only ONNX graph
 
     @property
+    def predicted_speedup(self) -> float | None:
+        """The speed-up over the baseline its FLOPs predict (the FLOPs ratio inverted), beside the timed one."""
+        return 1 / self.flops_ratio_vs_baseline if self.flops_ratio_vs_baseline > 0 else None
+
+    @property
     def file_gzip_bytes(self) -> int | None:
         """The gzip size of the deployable file; None for a simulated format, which has no file (its
         `size_gzip_bytes` repeats the computed packed size)."""

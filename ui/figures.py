@@ -127,7 +127,16 @@ def hover_lines(result: Result, baseline: Result | None) -> str:
     return (f"<b>{result.technique}</b> · {result.recipe_hash}<br>{describe.workspace(recipe)}<br>stages:<br>"
             f"{stages}<br>accuracy {result.accuracy:.2%} — {text.accuracy_mark(result)}"
             f"<br>size {text.fmt_bytes(result.size_bytes)} — {result.size_source}"
-            f"<br>latency {text.latency_text(result, baseline)}<br>FLOPs {text.fmt_count(result.flops)} per sample")
+            f"<br>latency {text.latency_text(result, baseline)}{_predicted(result)}"
+            f"<br>FLOPs {text.fmt_count(result.flops)} per sample")
+
+
+def _predicted(result: Result) -> str:
+    """The speed-up FLOPs predict beside the timed one, for a timed compressed result."""
+    if (not result.latency_measured or not result.speedup_vs_baseline or result.technique == "baseline"
+            or result.predicted_speedup is None):
+        return ""
+    return f"<br>speed-up {result.speedup_vs_baseline:.2f}× timed, {result.predicted_speedup:.2f}× by FLOPs"
 
 
 def tradeoff_figure(results: Sequence[Result], metric: str, baseline: Result | None = None, **options) -> go.Figure:

@@ -36,7 +36,10 @@ RESULT_COLUMNS = {  # how the pages show results_table's numbers
     "gzip (KB)": st.column_config.NumberColumn(format="%.1f", help="empty: a simulated format has no file"),
     "size ×": RATIO_COLUMN, "FLOPs ×": RATIO_COLUMN,
     "latency (ms)": st.column_config.NumberColumn(format="%.4f", help="baseline p50 / speed-up; empty: not timed"),
-    "speed-up ×": st.column_config.NumberColumn(format="%.2f"), "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
+    "speed-up ×": st.column_config.NumberColumn(format="%.2f", help="timed: the baseline's latency ÷ this one's"),
+    "FLOPs predict ×": st.column_config.NumberColumn(format="%.2f", help="the speed-up the FLOPs ratio predicts; "
+                                                     "far above the timed one: see Where the time goes on its page"),
+    "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
     "zero weights": percent_column(0),
 }
 STAGE_COLUMNS = {  # how stages_table's numbers show
@@ -69,6 +72,7 @@ def results_table(results: Sequence[Result], baseline: Result | None) -> pd.Data
             "size source": r.size_source, "gzip (KB)": None if r.file_gzip_bytes is None else r.file_gzip_bytes / 1024,
             "latency (ms)": pareto.metric_value(r, "latency", baseline),
             "speed-up ×": r.speedup_vs_baseline if r.latency_measured else None,
+            "FLOPs predict ×": r.predicted_speedup,
             "MFLOPs": r.flops / 1e6, "FLOPs ×": r.flops / baseline.flops if baseline else r.flops_ratio_vs_baseline,
             "zero weights": r.sparsity, "workspace": describe.workspace(r.recipe), "stored": r.created_at,
             "hash": r.recipe_hash,

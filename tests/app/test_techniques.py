@@ -144,6 +144,10 @@ def test_quantization_int8_static_runs_integer_and_fake_is_labelled_simulated():
     table = tables.results_table([int8, fake], store.get_result(base.hash))
     assert table["accuracy"].tolist() == ["measured (onnxruntime)", "simulated (torch-simulated)"]
     assert table["latency (ms)"].notna().tolist() == [True, False]  # measured, not timed
+    assert table["FLOPs predict ×"].tolist() == [pytest.approx(1.0)] * 2  # quantization keeps the FLOPs
+    from ui import figures
+    assert f"speed-up {int8.speedup_vs_baseline:.2f}× timed, 1.00× by FLOPs" in figures.hover_lines(int8, None)
+    assert "by FLOPs" not in figures.hover_lines(fake, None)  # not timed: nothing to set beside
 
 
 def test_quantization_bad_settings_are_one_line_errors():
