@@ -70,7 +70,7 @@ class QuantMode(Entry):
     (float ONNX, spec, calibration images, folder) -> path. `integer`: int8 weights, checked to run integer
     kernels. `weight_bits`: the width a file stores weights at (None: a simulation, at the spec's bits).
     `activations`: whether activation ranges are calibrated ("always", "optional": on request, or "never").
-    `uses_scheme` / `uses_granularity`: whether those settings apply."""
+    `uses_scheme` / `uses_granularity` / `uses_layout`: whether those settings apply."""
 
     weight_bits: int | None = None
     simulated: bool = False
@@ -79,6 +79,7 @@ class QuantMode(Entry):
     supports_qat: bool = False
     uses_scheme: bool = False
     uses_granularity: bool = False
+    uses_layout: bool = False
 
 
 QUANT_MODES: Registry[QuantMode] = Registry("quantization mode", [
@@ -88,7 +89,7 @@ QUANT_MODES: Registry[QuantMode] = Registry("quantization mode", [
               weight_bits=16),
     QuantMode("int8-static", "onnxruntime INT8 QDQ: int8 weights, activations calibrated on train images (measured)",
               "compression.quantize:convert_static", weight_bits=8, integer=True, activations="always", supports_qat=True,
-              uses_scheme=True, uses_granularity=True),
+              uses_scheme=True, uses_granularity=True, uses_layout=True),
     QuantMode("int8-dynamic", "onnxruntime INT8 weights, activations quantized per batch at run time (measured)",
               "compression.quantize:convert_dynamic", weight_bits=8, integer=True, uses_granularity=True),
     QuantMode("fake", "simulated k-bit weights in torch (any width 2 … 16; accuracy simulated, size computed, not "
@@ -98,6 +99,16 @@ QUANT_MODES: Registry[QuantMode] = Registry("quantization mode", [
 QUANT_SCHEMES: tuple[str, ...] = ("asymmetric", "symmetric")
 GRANULARITIES: tuple[str, ...] = ("per-channel", "per-tensor")
 CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
+# How an int8-static file is laid out for onnxruntime's CPU kernels (compression/layouts.py); auto times them all.
+INT8_LAYOUTS: dict[str, str] = {
+    "auto": "each layout below converted, timed interleaved against the float model and scored on validation: "
+            "the fastest whose validation accuracy matches the plain conversion's is kept",
+    "plain": "onnxruntime's quantize_static as it comes: every conv and matrix product in int8",
+    "pad-channels": "the input padded with zero channels to a multiple of 4 (the Pad in float), so the first conv "
+                    "takes onnxruntime's fast int8 kernel; predictions unchanged",
+    "float-first": "the first conv and the activation and pooling after it kept in float (NCHWc), with "
+                   "onnxruntime's QDQ propagation off for the file, so the rest runs in int8",
+}
 MIN_BITS, MAX_BITS = 2, 16
 BITS = Bounds(MIN_BITS, MAX_BITS)
 CALIB_SAMPLES = Bounds(1, 10_000, 32)

@@ -14,6 +14,7 @@ from onnx import helper
 from torch import nn
 
 INPUT_NAME = "input"
+RUNTIME_METADATA = "onnxruntime."  # metadata keys a runtime reads (session options a file needs): minify keeps them
 OUTPUT_NAME = "logits"
 
 
@@ -48,15 +49,18 @@ def save_deployable(source: Path, path: Path) -> Path:
 
 def minify(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` without what no runtime reads: value_info (shapes a runtime infers again), node names, doc
-    strings and metadata (exporter stack traces, FX node text, quantizer notes), attributes set to their
+    strings and metadata (exporter stack traces, FX node text, quantizer notes; the model's own entries for
+    onnxruntime, `onnxruntime.*`, are kept: the runtime options it needs), attributes set to their
     schema default, the zero points of int32 dequantization, initializers and opset imports no node uses;
     every tensor but the graph's inputs and outputs gets a short name, and nodes come in topological order.
     The computation is unchanged: same ops, attribute meanings, weights and interface."""
     graph = model.graph
     del graph.value_info[:]
+    runtime = [(p.key, p.value) for p in model.metadata_props if p.key.startswith(RUNTIME_METADATA)]
     for part in (model, graph, *graph.input, *graph.output, *graph.initializer, *graph.node):
         part.doc_string = ""
         del part.metadata_props[:]
+    helper.set_model_props(model, dict(runtime))
     _sort_topologically(graph)
     opsets = {entry.domain: entry.version for entry in model.opset_import}
     for node in graph.node:

@@ -24,6 +24,7 @@ from compression import settings
 from compression.catalog import PROVIDERS
 from compression.errors import CompressionError
 from compression.data import Split
+from compression.layouts import disabled_optimizers
 from compression.result import Latency, LayerSparsity, Provenance
 from compression.train import training_device
 
@@ -38,6 +39,15 @@ class TimingPlan:
     max_runs: int = 5000
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Where a model is timed: batch, intra-op threads and onnxruntime execution provider (a recipe's setup)."""
+
+    batch: int = 32
+    threads: int = 1
+    provider: str = "cpu"
+
+
 def check_provider(provider: str) -> None:
     """Refuse, in one line, an execution provider this onnxruntime build does not have."""
     available = ort.get_available_providers()
@@ -50,7 +60,8 @@ def check_provider(provider: str) -> None:
 def session(path: Path, threads: int = 1, provider: str = "cpu", profile_prefix: str | None = None
             ) -> ort.InferenceSession:
     """An onnxruntime session on `provider` (CPU for the ops it lacks) with fixed intra-op threads, spinning
-    off, full graph optimisation; profiling each run into a file starting `profile_prefix`, if given."""
+    off, full graph optimisation but the optimizers the file asks to have off (layouts.disabled_optimizers);
+    profiling each run into a file starting `profile_prefix`, if given."""
     options = ort.SessionOptions()
     if profile_prefix is not None:
         options.enable_profiling = True
@@ -62,7 +73,8 @@ def session(path: Path, threads: int = 1, provider: str = "cpu", profile_prefix:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     providers = list(dict.fromkeys([PROVIDERS[provider], PROVIDERS["cpu"]]))  # the CPU runs what it lacks
-    return ort.InferenceSession(str(path), options, providers=providers)
+    return ort.InferenceSession(str(path), options, providers=providers,
+                                disabled_optimizers=disabled_optimizers(path))
 
 
 def onnx_logits(path: Path, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:

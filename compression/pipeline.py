@@ -19,7 +19,7 @@ from compression import data, distill, imports, models, quantize
 from compression.catalog import MODELS
 from compression.data import Splits
 from compression.export import export_named, save_deployable
-from compression.measure import (Counts, check_provider, count_params, file_sizes, onnx_accuracy, onnx_counts, provenance, session,
+from compression.measure import (Counts, Timing, check_provider, count_params, file_sizes, onnx_accuracy, onnx_counts, provenance, session,
                                  time_interleaved, torch_counts)
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
@@ -163,21 +163,26 @@ class Deployed:
 
 
 def deploy(model: nn.Module | None, quant: QuantSpec | None, splits: Splits, workdir: Path,
-           float_onnx: Path | None = None) -> Deployed:
+           float_onnx: Path | None = None, timing: Timing = Timing()) -> Deployed:
     """Export `model` to ONNX (or take the float file `float_onnx` of a runtime-only import, `model` None),
-    convert it by `quant` (if any), and measure its accuracy on the test and validation splits: in onnxruntime
-    for a runnable file, in torch (simulated) otherwise."""
+    convert it by `quant` (if any; an auto INT8 layout is timed under `timing`), and measure its accuracy on
+    the test and validation splits: in onnxruntime for a runnable file, in torch (simulated) otherwise."""
     workdir.mkdir(parents=True, exist_ok=True)
     if quant is not None and quant.simulated:
         fake = quantize.convert(model, None, quant, splits, workdir)
         return Deployed(None, fake.simulated_accuracy, fake.simulated_val_accuracy, "torch-simulated",
                         fake.size_bytes, fake.size_bytes, fake.size_source, fake.report)
     named = float_onnx or export_named(model, splits.input_shape, workdir / NAMED_ONNX)
-    converted = quantize.convert(model, named, quant, splits, workdir) if quant is not None else None
+    converted = quantize.convert(model, named, quant, splits, workdir, timing) if quant is not None else None
     path = converted.onnx if converted is not None else save_deployable(named, workdir / ONNX)
     size, size_gzip = file_sizes(path)
     return Deployed(path, onnx_accuracy(path, splits.test), onnx_accuracy(path, splits.val), "onnxruntime",
                     size, size_gzip, "onnx file", converted.report if converted else None)
+
+
+def timing_of(recipe: Recipe) -> Timing:
+    """The recipe's timing setup."""
+    return Timing(recipe.batch, recipe.threads, recipe.provider)
 
 
 def _record(stage: str, deployed: Deployed, counts: Counts, seconds: float) -> StageRecord:
@@ -200,7 +205,7 @@ def _distill(recipe: Recipe, teacher: nn.Module, teacher_record: StageRecord, sp
     spec = recipe.distill
     student, trained_control = distill.student_and_control(recipe.model, teacher, splits.train, spec, recipe.seed,
                                                            splits.input_shape, splits.num_classes, progress)
-    control = deploy(trained_control, quant, splits, workdir / "control")
+    control = deploy(trained_control, quant, splits, workdir / "control", timing=timing_of(recipe))
     report = {"teacher_accuracy": teacher_record.accuracy, "control_accuracy": control.accuracy,
               "control_val_accuracy": control.val_accuracy, "student": spec.student or recipe.model,
               "width": spec.width, "temperature": spec.temperature, "alpha": spec.alpha, "epochs": spec.epochs,
@@ -337,14 +342,14 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
             seconds = time.perf_counter() - started
             progress(Progress(name, "export and measure the stage's deployable model"))
             with clock.stage("export"):
-                deployed = deploy(model, _quant_so_far(recipe, name), splits, workdir / name)
+                deployed = deploy(model, _quant_so_far(recipe, name), splits, workdir / name, timing=timing_of(recipe))
             record = _record(name, deployed, torch_counts(model, splits.input_shape), seconds)
             _save_checkpoint(store, key, recipe, model, record, stage_report, workdir / name)
         records.append(record)
         report = stage_report if name == "distill" else report
     if deployed is None:
         with clock.stage("export"):
-            deployed = deploy(model, recipe.quant, splits, workdir / "final")
+            deployed = deploy(model, recipe.quant, splits, workdir / "final", timing=timing_of(recipe))
     return Compressed(torch_counts(model, splits.input_shape), deployed, records, report)
 
 
@@ -359,7 +364,7 @@ def _in_runtime(recipe: Recipe, source: Path, base: Result | None, splits: Split
     progress(Progress("quant", f"convert the ONNX file to {recipe.quant.mode} with onnxruntime's tools"))
     started = time.perf_counter()
     with clock.stage("quant"):
-        deployed = deploy(None, recipe.quant, splits, workdir / "quant", float_onnx=source)
+        deployed = deploy(None, recipe.quant, splits, workdir / "quant", float_onnx=source, timing=timing_of(recipe))
     records = [_baseline_record(base), _record("quant", deployed, counts, time.perf_counter() - started)]
     return Compressed(counts, deployed, records, None)
 

@@ -28,10 +28,12 @@ from torch.nn.utils import parametrize
 from compression.data import Split, Splits
 from compression.errors import CompressionError
 from compression.export import save_deployable
-from compression.measure import prunable_layers
-from compression.catalog import BITS
+from compression.measure import Timing, TimingPlan, onnx_accuracy, prunable_layers, time_interleaved
+from compression import layouts
+from compression.catalog import BITS, INT8_LAYOUTS
 from compression.recipe import Format, QuantSpec, Recipe
-from compression.result import ActivationStats, Histogram, LayerQuant, QuantReport, Result, is_measured
+from compression.result import (ActivationStats, Histogram, LayerQuant, LayoutChoice, LayoutTrial, Latency, QuantReport,
+                                Result, is_measured)
 from compression.train import LEARNING_RATE, Progress, ProgressFn, evaluate, fit, silent
 
 PTQ_BITS: tuple[int, ...] = (16, 8, 6, 4, 3, 2)
@@ -40,6 +42,7 @@ QAT_LEARNING_RATE = LEARNING_RATE / 10  # fine-tuning a trained model: a tenth o
 PERCENTILE = 99.99  # percentile calibration keeps this share of activation values inside the range
 HISTOGRAM_BINS = 512  # histogram of activation values that entropy and percentile calibration choose from
 CALIBRATION_BATCH = 64
+LAYOUT_TIMING = TimingPlan(warmup=10, min_runs=50, min_seconds=0.5)  # auto's timing of each INT8 layout
 ORT_CALIBRATION = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                    "percentile": CalibrationMethod.Percentile}
 FLOAT_COMPUTE_OPS = frozenset({"Conv", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm"})
@@ -400,7 +403,8 @@ def integer_execution(path: Path, workdir: Path) -> dict[str, Any]:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = str(optimized)
     options.log_severity_level = 3  # saving an NCHWc-optimised graph warns that it is CPU specific: known
-    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                         disabled_optimizers=layouts.disabled_optimizers(path))
     ops = Counter(node.op_type for node in onnx.load(str(optimized)).graph.node)
     integer = {op: n for op, n in sorted(ops.items()) if op.startswith("QLinear") or op in INTEGER_COMPUTE_OPS}
     floating = {op: n for op, n in sorted(ops.items()) if op in FLOAT_COMPUTE_OPS}
@@ -440,17 +444,55 @@ def convert_fp16(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, work
 
 
 def convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path) -> Path:
-    """QDQ INT8: symmetric int8 weights, activations by spec.scheme with ranges calibrated on `x`."""
+    """QDQ INT8: symmetric int8 weights, activations by spec.scheme with ranges calibrated on `x`, in the
+    layout spec.layout names (auto converts plain here: `_auto_layout` times the others)."""
+    layout = "plain" if spec.layout == "auto" else spec.layout
+    prepared = layouts.PREPARERS[layout](_preprocessed(float_onnx, workdir), workdir)
     path = workdir / "converted-int8-static.onnx"
-    preprocessed = _preprocessed(float_onnx, workdir)
     symmetric = spec.scheme == "symmetric"
-    cache = _calibration_cache(preprocessed, spec, x, workdir)
-    quantize_static(str(preprocessed), str(path), calibration_cache_path=cache, quant_format=QuantFormat.QDQ,
+    cache = _calibration_cache(prepared.onnx, spec, x, workdir)
+    quantize_static(str(prepared.onnx), str(path), calibration_cache_path=cache, quant_format=QuantFormat.QDQ,
                     per_channel=spec.granularity == "per-channel", weight_type=QuantType.QInt8,
                     activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-                    calibrate_method=ORT_CALIBRATION[spec.calibration],
+                    calibrate_method=ORT_CALIBRATION[spec.calibration], nodes_to_exclude=list(prepared.exclude),
                     extra_options={"ActivationSymmetric": symmetric})
+    layouts.mark(path, prepared.disabled_optimizers)
     return path
+
+
+def _auto_layout(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split, workdir: Path, timing: Timing
+                 ) -> tuple[Path, LayoutChoice]:
+    """Every layout that applies converted, scored on the validation split and timed interleaved with the float
+    model under the recipe's timing setup: the file of the one layouts.pick keeps, and the choice."""
+    converted: dict[str, Path] = {}
+    for name in (n for n in INT8_LAYOUTS if n != "auto"):
+        (workdir / name).mkdir(parents=True, exist_ok=True)
+        try:
+            converted[name] = convert_static(float_onnx, replace(spec, layout=name), x, workdir / name)
+        except layouts.DoesNotApply:
+            continue
+    *timed, float_latency = time_interleaved([*converted.values(), float_onnx], val.x.shape[1:], timing.batch,
+                                             timing.threads, LAYOUT_TIMING, timing.provider)
+    clock = float_latency.clock
+    trials = [LayoutTrial(name, onnx_accuracy(path, val), _clocked(latency), _clocked(float_latency), clock)
+              for (name, path), latency in zip(converted.items(), timed)]
+    best, reason = layouts.pick(trials)
+    path = converted[best.layout]
+    return path, LayoutChoice(best.layout, reason, trials, layouts.disabled_optimizers(path))
+
+
+def _clocked(latency: Latency) -> float:
+    """The figure speed-ups are taken from: thread CPU time where it was valid, else wall-clock p50."""
+    return latency.cpu_p50 if latency.cpu_p50 is not None else latency.p50
+
+
+def _laid_out(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split, workdir: Path, timing: Timing
+              ) -> tuple[Path, LayoutChoice]:
+    """The int8-static file in the layout asked for (auto: the one _auto_layout keeps), and why."""
+    if spec.layout == "auto":
+        return _auto_layout(float_onnx, spec, x, val, workdir, timing)
+    path = convert_static(float_onnx, spec, x, workdir)
+    return path, LayoutChoice(spec.layout, f"{spec.layout}: asked for", [], layouts.disabled_optimizers(path))
 
 
 def convert_dynamic(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path) -> Path:
@@ -485,15 +527,20 @@ def _simulate(model: nn.Module, spec: QuantSpec, splits: Splits, x: torch.Tensor
     return Quantized(None, accuracy, val_accuracy, size, f"computed: packed {spec.bits}-bit weights"), {}, activations
 
 
-def _deploy(model: nn.Module | None, float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path
-            ) -> tuple[Quantized, dict[str, Any], dict[str, ActivationStats]]:
-    """Real formats: the onnxruntime file the mode's converter makes (minified), INT8 checked for integer
-    kernels; where activations are calibrated, each layer input's observed range (torch, on `x`) beside the
-    clip range calibration wrote into the file (read before minifying, while tensors still carry the torch
-    parameter names)."""
-    converted = spec.technique.load()(float_onnx, spec, x, workdir)
+def _deploy(model: nn.Module | None, float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, val: Split,
+            workdir: Path, timing: Timing) -> tuple[Quantized, dict[str, Any], dict[str, ActivationStats]]:
+    """Real formats: the onnxruntime file the mode's converter makes (minified; int8-static in the layout it
+    asks for, its choice in `checks`), INT8 checked for integer kernels; where activations are calibrated, each
+    layer input's observed range (torch, on `x`) beside the clip range calibration wrote into the file (read
+    before minifying, while tensors still carry the torch parameter names)."""
+    checks: dict[str, Any] = {}
+    if spec.technique.uses_layout:
+        converted, checks["layout_choice"] = _laid_out(float_onnx, spec, x, val, workdir, timing)
+    else:
+        converted = spec.technique.load()(float_onnx, spec, x, workdir)
     path = save_deployable(converted, workdir / f"model-{spec.mode}.onnx")
-    checks = integer_execution(path, workdir) if spec.technique.integer else {}
+    if spec.technique.integer:
+        checks.update(integer_execution(path, workdir))
     activations = {}
     if spec.calibrates and model is not None:
         clips = _onnx_input_clips(converted)
@@ -503,21 +550,21 @@ def _deploy(model: nn.Module | None, float_onnx: Path, spec: QuantSpec, x: torch
 
 
 def convert(model: nn.Module | None, float_onnx: Path | None, spec: QuantSpec, splits: Splits,
-            workdir: Path) -> Quantized:
+            workdir: Path, timing: Timing = Timing()) -> Quantized:
     """The deployable form of the quant stage, from `model` and its float ONNX export with the exporter's
     names `float_onnx` (export.export_named; None for a simulated mode, which needs no file): the file the
-    mode's registered converter makes (minified; INT8 checked to run integer kernels), or a simulated k-bit
-    model; with its QuantReport for the app's teaching visuals (its per-layer part only with a torch `model`:
-    a runtime-only import converts from its file alone)."""
+    mode's registered converter makes (minified; INT8 checked to run integer kernels; an auto INT8 layout
+    timed under `timing`), or a simulated k-bit model; with its QuantReport for the app's teaching visuals
+    (its per-layer part only with a torch `model`: a runtime-only import converts from its file alone)."""
     spec.validate()
     workdir.mkdir(parents=True, exist_ok=True)
     x = calibration_inputs(splits.train, spec.calib_samples) if spec.calibrates else None
     if spec.simulated:
         quantized, checks, activations = _simulate(model, spec, splits, x)
     else:
-        quantized, checks, activations = _deploy(model, float_onnx, spec, x, workdir)
+        quantized, checks, activations = _deploy(model, float_onnx, spec, x, splits.val, workdir, timing)
     weights = weight_format(spec)
-    quantized.report = QuantReport(**asdict(spec), weight_format=weights, **checks,
+    quantized.report = QuantReport(**spec.to_dict(), weight_format=weights, **checks,
                                    layers=_layer_report(model, weights, activations))
     return quantized
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, MAX_BATCH, MAX_CALIB_SAMPLES, MAX_EPOCHS,
+from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, INT8_LAYOUTS, MAX_BATCH, MAX_CALIB_SAMPLES, MAX_EPOCHS,
                                  MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
                                  PROVIDERS, QUANT_MODES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
 from compression.errors import CompressionError
@@ -86,7 +86,8 @@ class QuantSpec:
     `bits`-bit weights (and optionally activations) in torch. `scheme` is the affine mapping of what is
     quantized (for int8-static: of the activations; weights are symmetric int8, as the runtime's fast
     kernels need); calibration chooses activation ranges on `calib_samples` train images; `qat_epochs`
-    fine-tunes with fake quantization and a straight-through gradient first."""
+    fine-tunes with fake quantization and a straight-through gradient first; `layout` (int8-static) shapes the
+    file for onnxruntime's CPU kernels (catalog.INT8_LAYOUTS; auto: timed, the fastest that keeps accuracy)."""
 
     mode: str
     bits: int = 8
@@ -96,6 +97,7 @@ class QuantSpec:
     calib_samples: int = 256
     qat_epochs: int = 0
     activations: bool = False
+    layout: str = "auto"
 
     def __post_init__(self) -> None:
         """Settings the mode does not use are set to their defaults, so that one model has one recipe (and
@@ -105,6 +107,7 @@ class QuantSpec:
         used = {"scheme": mode is not None and mode.uses_scheme,
                 "granularity": mode is not None and mode.uses_granularity,
                 "activations": mode is not None and mode.activations == "optional",
+                "layout": mode is not None and mode.uses_layout,
                 "calibration": self.calibrates, "calib_samples": self.calibrates}
         for name, kept in used.items():
             if not kept:
@@ -128,6 +131,7 @@ class QuantSpec:
         _choice("quantization scheme", self.scheme, QUANT_SCHEMES)
         _choice("quantization granularity", self.granularity, GRANULARITIES)
         _choice("calibration method", self.calibration, CALIBRATIONS)
+        _choice("INT8 layout", self.layout, tuple(INT8_LAYOUTS))
         _within("bits", self.bits, BITS)
         if not mode.simulated and self.bits != QuantSpec.bits:
             raise CompressionError(f"--bits {self.bits} needs --quant fake: {self.mode} has a fixed width")
@@ -145,6 +149,19 @@ class QuantSpec:
     def simulated(self) -> bool:
         """Whether the quantized model exists only as a torch simulation (no runtime format)."""
         return self.technique.simulated
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready data: `layout`, added later, only where the mode uses it, so the recipes of
+        other modes keep their keys (and hashes)."""
+        data = asdict(self)
+        if not (self.mode in QUANT_MODES and QUANT_MODES[self.mode].uses_layout):
+            del data["layout"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "QuantSpec":
+        """The spec of `data`; an int8-static spec stored before layouts existed was converted plain."""
+        return cls(**{"layout": "plain", **data})
 
 
 @dataclass(frozen=True)
@@ -299,16 +316,18 @@ class Recipe:
         """The recipe as JSON-ready data (what the store and the Result keep). The provider, added later, is
         left out at its default: results stored before it keep their keys."""
         data = {**asdict(self), "order": list(self.order)}
+        if self.quant is not None:
+            data["quant"] = self.quant.to_dict()
         if self.provider == Recipe.provider:
             del data["provider"]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Recipe":
-        specs = {"prune": PruneSpec, "quant": QuantSpec, "distill": DistillSpec}
+        specs = {"prune": lambda d: PruneSpec(**d), "quant": QuantSpec.from_dict, "distill": lambda d: DistillSpec(**d)}
         values = {**data, "order": tuple(data["order"])}
         for name, spec in specs.items():
-            values[name] = spec(**data[name]) if data.get(name) else None
+            values[name] = spec(data[name]) if data.get(name) else None
         return cls(**values)
 
     @property
@@ -320,7 +339,8 @@ class Recipe:
 
     def stage_key(self, index: int) -> str:
         """Key of the model after the first `index` + 1 stages: recipes that begin alike share it."""
-        prefix = [[name, asdict(self._specs[name])] for name in self.stages[:index + 1]]
+        prefix = [[name, self.quant.to_dict() if name == "quant" else asdict(self._specs[name])]
+                  for name in self.stages[:index + 1]]
         return _digest({"training": self.training_key, "stages": prefix})
 
     def sensitivity_key(self, method: str) -> str:

@@ -131,6 +131,34 @@ class LayerQuant:
 
 
 @dataclass(frozen=True)
+class LayoutTrial:
+    """One INT8 layout as auto tried it: its validation accuracy in onnxruntime and its latency beside the float
+    model's, timed interleaved (`clock`: thread CPU time with one intra-op thread, else wall time)."""
+
+    layout: str
+    val_accuracy: float
+    latency_ms: float
+    float_latency_ms: float
+    clock: str
+
+    @property
+    def ratio(self) -> float:
+        """Its time over the float model's (below 1: faster than float)."""
+        return self.latency_ms / self.float_latency_ms
+
+
+@dataclass(frozen=True)
+class LayoutChoice:
+    """Which INT8 layout the file has and why: the layouts tried (none when one was asked for by name), the
+    session options the file needs (written into its metadata too), and the reason in words."""
+
+    layout: str
+    reason: str
+    trials: list[LayoutTrial] = field(default_factory=list)
+    disabled_optimizers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class QuantReport:
     """What the quant stage did: its settings, the weight format it stored, for INT8 the op types of the graph
     onnxruntime runs (integer compute ops, float Conv / MatMul / Gemm left, whether none are), and per layer."""
@@ -148,6 +176,8 @@ class QuantReport:
     float_compute_ops: dict[str, int] | None = None
     runs_integer: bool | None = None
     layers: list[LayerQuant] = field(default_factory=list)
+    layout: str | None = None  # the layout asked for (int8-static only)
+    layout_choice: LayoutChoice | None = None  # the layout the file has, and why
 
 
 @dataclass(frozen=True)
