@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from compression import folders, settings
-from compression.catalog import CALIBRATIONS, GRANULARITIES, MODELS, PRUNE_METHODS, QUANT_MODES, QUANT_SCHEMES, STAGES
+from compression.catalog import (CALIBRATIONS, GRANULARITIES, INT8_LAYOUTS, MODELS, PRUNE_METHODS, QUANT_MODES,
+                                QUANT_SCHEMES, STAGES)
 from compression.cli_flags import EXIT_BAD_INPUT, Parser, add_common, baseline_from, entries, number, print_progress
 from compression.commands import TOOLS, add_tools
 from compression.errors import CompressionError
@@ -58,6 +59,8 @@ def _add_quant(parser: argparse.ArgumentParser) -> None:
                         help="train images used to calibrate activation ranges")
     parser.add_argument("--qat-epochs", type=int, default=QuantSpec.qat_epochs,
                         help="quantization-aware fine-tuning epochs before export (int8-static, fake)")
+    parser.add_argument("--quant-layout", choices=tuple(INT8_LAYOUTS), default=QuantSpec.layout,
+                        help="int8-static: " + "; ".join(f"{k}: {v}" for k, v in INT8_LAYOUTS.items()))
 
 
 def _add_distill(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +117,7 @@ def recipe_from(args: argparse.Namespace, stages: set[str]) -> Recipe:
         quant = QuantSpec(mode=args.quant, bits=args.bits, scheme=args.quant_scheme,
                           granularity=args.quant_granularity, calibration=args.calibration,
                           calib_samples=args.calib_samples, qat_epochs=args.qat_epochs,
-                          activations=args.quant_activations)
+                          activations=args.quant_activations, layout=args.quant_layout)
     if "distill" in stages:
         width = args.distill_width if args.distill_width is not None else 1.0 if args.distill_student else None
         distill = DistillSpec(width=DistillSpec.width if width is None else width, temperature=args.distill_temperature,

@@ -51,8 +51,9 @@ def stage(recipe: Recipe, name: str) -> str:
         what = f"{q.mode.replace('-', ' ')}, {q.granularity}, {q.calibration} on {q.calib_samples} images"
     else:
         what = q.mode
+    layout = f", {q.layout} layout" if q.technique.uses_layout and q.layout != "auto" else ""
     qat = f", QAT {q.qat_epochs} epochs" if q.qat_epochs else ""
-    return f"quantize {what}{qat}"
+    return f"quantize {what}{layout}{qat}"
 
 
 def recipe(value: Recipe | dict[str, Any]) -> str:

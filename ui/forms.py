@@ -14,8 +14,8 @@ from typing import Any
 
 import streamlit as st
 
-from compression.catalog import (ALPHA, BITS, CALIB_SAMPLES, CALIBRATIONS, EPOCH_CHOICES, GRANULARITIES, MODELS,
-                                 PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO, PRUNE_STEPS, QAT_EPOCHS, QUANT_MODES,
+from compression.catalog import (ALPHA, BITS, CALIB_SAMPLES, CALIBRATIONS, EPOCH_CHOICES, GRANULARITIES, INT8_LAYOUTS,
+                                 MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO, PRUNE_STEPS, QAT_EPOCHS, QUANT_MODES,
                                  QUANT_SCHEMES, ROUND_TO_CHOICES, STAGES, TEMPERATURE, WIDTH)
 from compression.describe import STAGE_NAMES
 from compression.errors import CompressionError
@@ -89,6 +89,10 @@ def quant_form(key: str, initial: QuantSpec, *, disabled: bool = False, columns:
     bits = left.slider("Bit width", int(BITS.low), int(BITS.high), initial.bits, key=f"{key}_bits", **PERSIST,
                        disabled=disabled or not (mode.simulated or shows_grid),
                        help="Simulated quantization runs at any width; INT8 modes are 8 bits by definition.")
+    layout = left.selectbox("INT8 layout", tuple(INT8_LAYOUTS), index=tuple(INT8_LAYOUTS).index(initial.layout),
+                            key=f"{key}_layout", disabled=disabled or not mode.uses_layout, **PERSIST,
+                            help="How the int8-static file is shaped for onnxruntime's CPU kernels. " + " ".join(
+                                f"{name}: {text}." for name, text in INT8_LAYOUTS.items()))
     scheme = middle.selectbox("Scheme", QUANT_SCHEMES, index=QUANT_SCHEMES.index(initial.scheme), key=f"{key}_scheme",
                               disabled=disabled or not (mode.uses_scheme or shows_grid), **PERSIST,
                               help="asymmetric: [min, max] onto 0 … 2^b − 1 with a zero point; symmetric: "
@@ -115,7 +119,7 @@ def quant_form(key: str, initial: QuantSpec, *, disabled: bool = False, columns:
                        help=f"Fine-tune with fake quantization and a straight-through gradient before export; "
                             f"applies to {' and '.join(QUANT_MODES.where(supports_qat=True))}.")
     settings = dict(scheme=scheme, granularity=granularity, calibration=calibration, calib_samples=int(samples),
-                    qat_epochs=qat, activations=activations)
+                    qat_epochs=qat, activations=activations, layout=layout)
     return QuantChoice(QuantSpec(mode.name, bits if mode.simulated else QuantSpec.bits, **settings),
                        QuantSpec(QUANT_MODES.where(simulated=True)[0], bits, **settings))
 

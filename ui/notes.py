@@ -38,11 +38,23 @@ def pruned(spec: PruneSpec, result: Result) -> list[Note]:
 def quantized(spec: QuantSpec, result: Result) -> list[Note]:
     """Whether an INT8 file ran as integer arithmetic, and why a real format ran slower than FP32."""
     notes, report, mode = [], result.quant, spec.technique
+    choice = report.layout_choice if report is not None else None
+    if choice is not None:
+        tried = "; ".join(f"{t.layout} {t.ratio:.2f}× the float model's time, validation {t.val_accuracy:.1%}"
+                          for t in choice.trials)
+        options = f" The file asks onnxruntime to disable {', '.join(choice.disabled_optimizers)} (in its metadata)." \
+            if choice.disabled_optimizers else ""
+        notes.append(("info", f"INT8 layout {choice.reason}." + (f" Tried, measured interleaved with the float model "
+                                                                f"({choice.trials[0].clock}): {tried}." if tried else "")
+                      + options))
     if mode.integer and report is not None and report.integer_ops is not None:
         integer = ", ".join(f"{op} × {n}" for op, n in report.integer_ops.items()) or "none"
         if report.runs_integer:
             notes.append(("success", f"Ran as integer arithmetic: the graph onnxruntime executes has integer compute "
                                      f"ops ({integer}) and no float Conv / MatMul / Gemm left."))
+        elif choice is not None and choice.layout == "float-first":
+            notes.append(("info", f"Integer arithmetic but for the first block, which the float-first layout keeps in "
+                                  f"float on purpose: integer ops {integer}."))
         else:
             floating = ", ".join(f"{op} × {n}" for op, n in report.float_compute_ops.items())
             notes.append(("warning", f"Not all integer: float compute ops remain in the graph onnxruntime executes "
