@@ -16,7 +16,7 @@ from compression.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 UNSTRUCTURED = Recipe(epochs=1, prune=PruneSpec("l1-unstructured", 0.6, finetune_epochs=0))
-INT8 = Recipe(epochs=1, quant=QuantSpec("int8-static"))
+INT8 = Recipe(epochs=1, quant=QuantSpec("int8-static", layout="plain"))  # its narrow first conv in int8
 SIMULATED = Recipe(epochs=1, quant=QuantSpec("fake", bits=4))
 
 

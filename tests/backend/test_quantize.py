@@ -114,7 +114,7 @@ def _weights_and_scales(path) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def test_int8_static_per_channel_runs_integer_kernels_at_a_quarter_of_the_size(float_onnx, deployable_float, digits,
                                                                                 _trained_cnn, tmp_path):
-    quantized = convert(_trained_cnn, float_onnx, QuantSpec("int8-static"), digits, tmp_path)
+    quantized = convert(_trained_cnn, float_onnx, QuantSpec("int8-static", layout="plain"), digits, tmp_path)
     weights = _weights_and_scales(quantized.onnx)
     assert len(weights) == 4 and all(q.dtype == np.int8 for q, _ in weights)
     assert quantized.onnx.stat().st_size / deployable_float.stat().st_size < 0.3
@@ -131,7 +131,7 @@ def test_int8_static_per_channel_runs_integer_kernels_at_a_quarter_of_the_size(f
 
 
 def test_int8_static_entropy_clips_activation_outliers(float_onnx, digits, _trained_cnn, tmp_path):
-    spec = QuantSpec("int8-static", calibration="entropy", calib_samples=100)  # 64 + a ragged batch of 36
+    spec = QuantSpec("int8-static", calibration="entropy", calib_samples=100, layout="plain")  # 64 + a ragged batch of 36
     quantized = convert(_trained_cnn, float_onnx, spec, digits, tmp_path)
     clipped = [layer.activation.observed_max - layer.activation.clip_max for layer in quantized.report.layers]
     assert max(clipped) > 0.1 and quantized.report.runs_integer
