@@ -12,7 +12,7 @@ from typing import Any
 
 from compression import describe
 from compression.errors import CompressionError
-from compression.jobs import JobQueue, Worker
+from compression.jobs import JobQueue, Worker, embedded_worker
 from compression.recipe import Recipe
 from compression.result import Result
 from compression.store import Store
@@ -46,10 +46,9 @@ class QueueExecutor:
 
     def _ensure_worker(self) -> None:
         """Worker slots of our own while no worker serves the store (none at the start, or it stopped)."""
-        if (self.embedded is None or self.embedded.stopping.is_set()) and self.queue.workers() == 0:
-            from compression.tasks import DRIVERS, TASKS
+        from compression.tasks import DRIVERS, TASKS
 
-            self.embedded = Worker(self.store, self.workers, TASKS, drivers=DRIVERS).start()
+        self.embedded = embedded_worker(self.queue, self.embedded, lambda: self.workers, TASKS, DRIVERS)
 
     def submit(self, recipe: Recipe) -> Future:
         """`recipe` measured as a job (joined if one for it is queued or running already)."""

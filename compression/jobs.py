@@ -263,17 +263,11 @@ class JobQueue:
     def cancel(self, key: str, owner: str) -> bool:
         """Stop the job of `key` if `owner` started it and it has not ended, and return True once it has ended
         (failed with the error "cancelled"); False, stopping nothing, for any other owner or an ended job."""
-        with self._write("cancelling a job") as db:
-            row = db.execute("SELECT owner, state FROM jobs WHERE key = ?", (key,)).fetchone()
-            if row is None or row[1] not in ACTIVE or not owner or row[0] != owner:
-                return False
-            if row[1] == "queued":
-                db.execute("UPDATE jobs SET state = 'failed', error = ?, finished = ? WHERE key = ?",
-                           (CANCELLED, time.time(), key))
-                return True
-            db.execute("UPDATE jobs SET cancel = 1 WHERE key = ?", (key,))
         job = self.get(key)
-        job.wait(_GRACE + 2 * HEARTBEAT + 1.0)
+        if job is None or not job.running or not owner or job.owner != owner:
+            return False
+        self.cancel_all([key], owner)
+        job.wait(_GRACE + 2 * HEARTBEAT + 1.0)  # a queued job has ended already: one read
         return True
 
     def cancel_all(self, keys: Iterable[str], owner: str) -> None:
@@ -585,6 +579,17 @@ class Worker:
         if outcome.details:
             log.error("job %s (%s) failed:\n%s", job.key, job.label, outcome.details)
         self.queue.finish(job.key, outcome.error)
+
+
+def embedded_worker(jobs: JobQueue, embedded: Worker | None, slots: Callable[[], int], tasks: Mapping[str, Task],
+                    drivers: Collection[str] = (), idle: float | None = None,
+                    submitting: threading.Lock | None = None) -> Worker | None:
+    """The worker slots this process embeds for the store of `jobs`: `embedded` while it serves, or while a
+    worker elsewhere serves the store (`make run`'s, one started by hand); else new ones, `slots()` of them
+    (asked only then), started with the other arguments as `Worker`'s."""
+    if (embedded is None or embedded.stopping.is_set()) and jobs.workers() == 0:
+        return Worker(jobs.store, slots(), tasks, idle, submitting, drivers).start()
+    return embedded
 
 
 class _Runner:

@@ -334,6 +334,9 @@ def find_result(store: Store, hash_prefix: str) -> Result:
     prefix = hash_prefix.strip().lower()
     if not prefix:
         raise CompressionError("give a result's recipe hash (or its first characters)")
+    whole = store.get_result(prefix)  # the app gives a whole hash: no scan
+    if whole is not None:
+        return whole
     matches = [r for r in store.results() if r.recipe_hash.startswith(prefix)]
     if not matches:
         raise CompressionError(f"no stored result has a recipe hash starting with {hash_prefix!r}")

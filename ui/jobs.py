@@ -16,7 +16,7 @@ from typing import Any
 
 from compression import settings
 from compression.errors import CompressionError
-from compression.jobs import CANCELLED, Job, JobQueue, Worker, default_slots
+from compression.jobs import CANCELLED, Job, JobQueue, Worker, default_slots, embedded_worker
 from compression.store import Store
 from compression.tasks import DRIVERS, TASKS
 
@@ -61,9 +61,9 @@ def _ensure_worker(jobs: JobQueue) -> None:
     """A worker for the store of `jobs`: one elsewhere (`make run`'s, one started by hand), else worker slots
     embedded in this process, which stop after IDLE seconds without a job. Called holding _SUBMITTING."""
     root = str(jobs.store.root)
-    embedded = _EMBEDDED.get(root)
-    if (embedded is None or embedded.stopping.is_set()) and jobs.workers() == 0:
-        _EMBEDDED[root] = Worker(jobs.store, slots(), TASKS, IDLE, _SUBMITTING, DRIVERS).start()
+    worker = embedded_worker(jobs, _EMBEDDED.get(root), slots, TASKS, DRIVERS, IDLE, _SUBMITTING)
+    if worker is not None:
+        _EMBEDDED[root] = worker
 
 
 def start_job(key: str, label: str, fn: Callable[..., Any], *args: Any, owner: str = "") -> Job:

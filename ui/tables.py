@@ -51,11 +51,11 @@ STAGE_COLUMNS = {  # how stages_table's numbers show
 
 
 def show_table(table: pd.DataFrame, columns: dict) -> None:
-    """`table` full width, without its index, its columns shown as `columns` (column_config) say. Percent
-    columns are rounded to their step first: Streamlit cuts the digits beyond it (0.980556 would read 98.05%,
-    where the rest of the app says 98.06%)."""
+    """`table` full width, without its index, its columns shown as `columns` (column_config; None: hidden) say.
+    Percent columns are rounded to their step first: Streamlit cuts the digits beyond it (0.980556 would read
+    98.05%, where the rest of the app says 98.06%)."""
     steps = {name: config["type_config"]["step"] for name, config in columns.items()
-             if config["type_config"].get("format") == "percent" and name in table}
+             if config and config["type_config"].get("format") == "percent" and name in table}
     shown = table.round({name: round(-math.log10(step)) for name, step in steps.items()})
     st.dataframe(shown, hide_index=True, width="stretch", column_config=columns)
 
@@ -174,6 +174,7 @@ FRONTIER_COLUMNS = {  # how frontier_table's numbers show
     "validation accuracy": ACCURACY_COLUMN, "test accuracy": ACCURACY_COLUMN,
     "size (KB)": RESULT_COLUMNS["size (KB)"], "latency (ms)": RESULT_COLUMNS["latency (ms)"],
     "MFLOPs": RESULT_COLUMNS["MFLOPs"],
+    "hash": None,  # the store key: kept in the table (a point's result), not shown (the recipe column says it)
 }
 
 

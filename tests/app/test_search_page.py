@@ -164,6 +164,7 @@ def test_a_small_search_stores_its_trials_draws_its_frontier_and_opens_a_point_o
     table = at.dataframe[0].value
     assert list(table.columns) == ["trial", "technique", "recipe", "validation accuracy", "test accuracy",
                                    "accuracy", "size (KB)", "latency (ms)", "MFLOPs", "hash"]
+    assert json.loads(at.dataframe[0].proto.columns)["hash"] == {"hidden": True}  # the recipe in words shows
     assert len(table) == int(counts["On the frontier"]) and set(table["technique"]) <= {
         "prune", "quant", "prune+quant", "quant+prune"}
     assert (table["validation accuracy"] > 0.5).all() and (table["test accuracy"] > 0.5).all()

@@ -45,6 +45,12 @@ def test_each_node_is_named_by_the_kernel_family_it_ran_in(name, op, kernel):
     assert profile.kernel_of(name, op) == kernel
 
 
+def test_a_result_is_found_by_its_whole_hash_or_the_first_characters_of_it(stored):
+    store = Store(stored)
+    for given in (INT8.hash, f" {INT8.hash.upper()} ", INT8.hash[:8]):
+        assert profile.find_result(store, given).recipe_hash == INT8.hash, given
+
+
 def test_unstructured_zeros_are_still_multiplied(stored):
     report = profile.profile_result(Store(stored), UNSTRUCTURED.hash[:8], runs=30)
     assert report.recipe_hash == UNSTRUCTURED.hash and report.result.runs == 30
