@@ -13,6 +13,8 @@ from functools import lru_cache
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import onnx
@@ -67,7 +69,7 @@ def session(path: Path, threads: int = 1, provider: str = "cpu", profile_prefix:
 
 
 @lru_cache(maxsize=1)
-def _openvino():  # noqa: ANN202 - the openvino module, typed by itself
+def _openvino() -> ModuleType:
     """The openvino package, imported on first use (the default runtime never loads it); one line if absent."""
     try:
         import openvino
@@ -78,7 +80,8 @@ def _openvino():  # noqa: ANN202 - the openvino module, typed by itself
 
 
 @lru_cache(maxsize=1)
-def _openvino_core():  # noqa: ANN202 - an openvino.Core, one a process (its plugins load once)
+def _openvino_core() -> Any:
+    """One openvino.Core a process (its plugins load once)."""
     return _openvino().Core()
 
 
@@ -96,26 +99,32 @@ def check_runtime(runtime: str, provider: str = "cpu") -> None:
 Runner = Callable[[np.ndarray], np.ndarray]  # a batch in, the model's first output out
 
 
-def runner(path: Path, threads: int = 1, runtime: str = "onnxruntime", provider: str = "cpu") -> Runner:
+def runner(path: Path, threads: int = 1, runtime: str = "onnxruntime", provider: str = "cpu",
+           shape: Sequence[int] | None = None) -> Runner:
     """The ONNX file at `path` ready to run in `runtime` with `threads` intra-op threads (onnxruntime: on
-    `provider`, see `session`; openvino: see `_openvino_runner`)."""
+    `provider`, see `session`; openvino: see `_openvino_runner`, compiled for the input `shape` if given)."""
     if runtime == "openvino":
-        return _openvino_runner(path, threads)
+        return _openvino_runner(path, threads, shape)
     sess = session(path, threads, provider)
     name = sess.get_inputs()[0].name
     return lambda feed: sess.run(None, {name: feed})[0]
 
 
-def _openvino_runner(path: Path, threads: int) -> Runner:
+def _openvino_runner(path: Path, threads: int, shape: Sequence[int] | None = None) -> Runner:
     """OpenVINO's CPU plugin on the ONNX file (a QDQ file runs as int8): `threads` inference threads, one
     stream, the latency hint, float32 precision (its default on a CPU with bf16 is bfloat16, not the file as
-    written), threads not pinned to cores (a shared machine). With one thread, a synchronous request runs on
-    the calling thread, as onnxruntime's does."""
-    compiled = _openvino_core().compile_model(str(path), "CPU", {
+    written), threads not pinned to cores (a shared machine); compiled for a static input `shape` when one is
+    given (as OpenVINO is deployed for a fixed batch: its dynamic-shape path costs more per call, most at
+    batch 1), the input read in place. With one thread, a synchronous request runs on the calling thread, as
+    onnxruntime's does."""
+    core = _openvino_core()
+    model = core.read_model(str(path))
+    if shape is not None:
+        model.reshape(list(shape))
+    request = core.compile_model(model, "CPU", {
         "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False})
-    request = compiled.create_infer_request()
-    return lambda feed: request.infer({0: feed})[0]
+        "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}).create_infer_request()
+    return lambda feed: request.infer(feed, share_inputs=True)[0]
 
 
 def runtime_label(runtime: str = "onnxruntime", provider: str = "cpu") -> str:
@@ -156,9 +165,16 @@ def time_interleaved(paths: Sequence[Path], input_shape: Sequence[int], batch: i
     round) under the benchmark lock; inputs are fed from host memory. Wall time always; the calling thread's CPU
     time with one thread (either runtime then runs every kernel on it; with more, a pool's threads do the
     work)."""
+    runners = [runner(p, threads, runtime, provider, (batch, *input_shape)) for p in paths]
+    return time_runners(runners, input_shape, batch, threads, plan)
+
+
+def time_runners(runners: Sequence[Runner], input_shape: Sequence[int], batch: int, threads: int,
+                 plan: TimingPlan = TimingPlan()) -> list[Latency]:
+    """Latency of each prepared model (`runner`: one file in one runtime, so runtimes may be interleaved too),
+    timed round-robin under the benchmark lock as `time_interleaved` describes."""
     rng = np.random.default_rng(0)
     feed = rng.standard_normal((batch, *input_shape)).astype(np.float32)
-    runners = [runner(p, threads, runtime, provider) for p in paths]
     samples: list[list[float]] = [[] for _ in runners]
     cpu: list[list[float]] = [[] for _ in runners]  # the calling thread's CPU time: valid with one thread
     with benchmark_lock():
@@ -167,7 +183,7 @@ def time_interleaved(paths: Sequence[Path], input_shape: Sequence[int], batch: i
                 run(feed)
         started = time.perf_counter()
         while len(samples[0]) < plan.max_runs and (
-                len(samples[0]) < plan.min_runs or time.perf_counter() - started < plan.min_seconds * len(paths)):
+                len(samples[0]) < plan.min_runs or time.perf_counter() - started < plan.min_seconds * len(runners)):
             for run, times, cpu_times in zip(runners, samples, cpu):
                 t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
                 run(feed)
