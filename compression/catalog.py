@@ -163,6 +163,9 @@ DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
 PROVIDERS: dict[str, str] = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                              "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider",
                              "coreml": "CoreMLExecutionProvider", "dml": "DmlExecutionProvider"}
+# The runtimes a deployed file is measured in (--runtime): accuracy and latency both, so every figure names its runtime.
+RUNTIMES: dict[str, str] = {"onnxruntime": "onnxruntime on the --provider (default)",
+                            "openvino": "OpenVINO's CPU plugin (the openvino package; --provider cpu only)"}
 IMAGEFOLDER = "imagefolder:"
 STAGES: tuple[str, ...] = ("distill", "prune", "quant")
 SEEDS = Bounds(0, 2**32 - 1)  # numpy's seeds are 32-bit

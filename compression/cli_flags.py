@@ -6,7 +6,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
-from compression.catalog import DATASETS, MODELS, PROVIDERS
+from compression.catalog import DATASETS, MODELS, PROVIDERS, RUNTIMES
 from compression.pareto import METRICS, UNITS, Budget
 from compression.recipe import Recipe
 from compression.registry import Registry
@@ -56,18 +56,22 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def add_timing(parser: argparse.ArgumentParser) -> None:
-    """The flags of how latency is timed: threads, batch and execution provider."""
+    """The flags of how the deployed file is measured: threads, batch, execution provider, runtime."""
     parser.add_argument("--threads", type=int, default=Recipe.threads, help="onnxruntime intra-op threads for latency")
     parser.add_argument("--batch", type=int, default=Recipe.batch, help="batch size for latency")
     parser.add_argument("--provider", choices=tuple(PROVIDERS), default=Recipe.provider,
                         help="onnxruntime execution provider latency is timed on (default cpu; accuracy is always "
                              "scored on the CPU provider); one this onnxruntime lacks is refused")
+    parser.add_argument("--runtime", choices=tuple(RUNTIMES), default=Recipe.runtime,
+                        help="what the deployed file and its baseline are measured in, accuracy and latency: "
+                             + "; ".join(f"{name}: {text}" for name, text in RUNTIMES.items()))
 
 
 def baseline_from(args: argparse.Namespace) -> Recipe:
     """The baseline Recipe of the common flags."""
     return Recipe(dataset=args.dataset, model=args.model, seed=args.seed, epochs=args.epochs,
-                  pretrained=args.pretrained, threads=args.threads, batch=args.batch, provider=args.provider)
+                  pretrained=args.pretrained, threads=args.threads, batch=args.batch, provider=args.provider,
+                  runtime=args.runtime)
 
 
 def add_budgets(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ from compression.pareto import METRICS
 from compression.store import Store
 
 SWEEP_BASE_FLAGS: dict[str, type] = {"dataset": str, "model": str, "epochs": int, "seed": int, "threads": int,
-                                     "batch": int, "provider": str}
+                                     "batch": int, "provider": str, "runtime": str}
 MAX_GRID_BYTES = 1_000_000  # a grid document is a few hundred bytes; a megabyte is a mistake
 
 
@@ -256,7 +256,8 @@ def import_command(args: argparse.Namespace) -> dict[str, Any]:
     request = imports.ImportRequest(args.file, args.name, args.dataset, args.arch,
                                     tuple(args.input_size) if args.input_size else None,
                                     tuple(args.mean) if args.mean else None, tuple(args.std) if args.std else None)
-    timing = {"seed": args.seed, "threads": args.threads, "batch": args.batch, "provider": args.provider}
+    timing = {"seed": args.seed, "threads": args.threads, "batch": args.batch, "provider": args.provider,
+              "runtime": args.runtime}
     Recipe(dataset=args.dataset, **timing).validate()
     folders.preflight([args.dataset])
     imported = imports.import_model(request)

@@ -21,6 +21,8 @@ def workspace(value: Recipe | dict[str, Any]) -> str:
         label += f" · {r.threads} thread(s), batch {r.batch}"
     if r.provider != Recipe.provider:
         label += f" · timed on {r.provider}"
+    if r.runtime != Recipe.runtime:
+        label += f" · in {r.runtime}"
     return label
 
 

@@ -1,5 +1,5 @@
-"""Measurements by the protocol of docs/ARCHITECTURE.md: onnxruntime accuracy and latency, size, parameters, FLOPs,
-provenance."""
+"""Measurements by the protocol of docs/ARCHITECTURE.md: accuracy and latency in the recipe's runtime (onnxruntime,
+or OpenVINO imported only when asked for), size, parameters, FLOPs, provenance."""
 
 import fcntl
 import gzip
@@ -7,11 +7,14 @@ import math
 import os
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import onnx
@@ -21,7 +24,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from compression import settings
-from compression.catalog import PROVIDERS
+from compression.catalog import PROVIDERS, RUNTIMES
 from compression.errors import CompressionError
 from compression.data import Split
 from compression.layouts import disabled_optimizers
@@ -41,11 +44,13 @@ class TimingPlan:
 
 @dataclass(frozen=True)
 class Timing:
-    """Where a model is timed: batch, intra-op threads and onnxruntime execution provider (a recipe's setup)."""
+    """Where a model is measured: batch, intra-op threads, onnxruntime execution provider and runtime (a
+    recipe's setup)."""
 
     batch: int = 32
     threads: int = 1
     provider: str = "cpu"
+    runtime: str = "onnxruntime"
 
 
 def check_provider(provider: str) -> None:
@@ -77,17 +82,82 @@ def session(path: Path, threads: int = 1, provider: str = "cpu", profile_prefix:
                                 disabled_optimizers=disabled_optimizers(path))
 
 
-def onnx_logits(path: Path, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    """Logits of the ONNX model at `path` for all of `x`, computed by onnxruntime."""
-    sess = session(path, threads=torch.get_num_threads())
+@lru_cache(maxsize=1)
+def _openvino() -> ModuleType:
+    """The openvino package, imported on first use (the default runtime never loads it); one line if absent."""
+    try:
+        import openvino
+    except ImportError:
+        raise CompressionError("--runtime openvino: the openvino package is not installed (pip install "
+                               "openvino, the version requirements.txt pins)") from None
+    return openvino
+
+
+@lru_cache(maxsize=1)
+def _openvino_core() -> Any:
+    """One openvino.Core a process (its plugins load once)."""
+    return _openvino().Core()
+
+
+def check_runtime(runtime: str, provider: str = "cpu") -> None:
+    """Refuse, in one line, a runtime this machine cannot run: an unknown one, openvino not installed, or an
+    execution provider this onnxruntime lacks."""
+    if runtime not in RUNTIMES:
+        raise CompressionError(f"unknown runtime '{runtime}': choose one of {', '.join(RUNTIMES)}")
+    if runtime == "openvino":
+        _openvino()
+    else:
+        check_provider(provider)
+
+
+Runner = Callable[[np.ndarray], np.ndarray]  # a batch in, the model's first output out
+
+
+def runner(path: Path, threads: int = 1, runtime: str = "onnxruntime", provider: str = "cpu",
+           shape: Sequence[int] | None = None) -> Runner:
+    """The ONNX file at `path` ready to run in `runtime` with `threads` intra-op threads (onnxruntime: on
+    `provider`, see `session`; openvino: see `_openvino_runner`, compiled for the input `shape` if given)."""
+    if runtime == "openvino":
+        return _openvino_runner(path, threads, shape)
+    sess = session(path, threads, provider)
     name = sess.get_inputs()[0].name
-    chunks = [sess.run(None, {name: x[i:i + batch_size].numpy()})[0] for i in range(0, len(x), batch_size)]
-    return np.concatenate(chunks)
+    return lambda feed: sess.run(None, {name: feed})[0]
 
 
-def onnx_accuracy(path: Path, split: Split) -> float:
-    """Top-1 accuracy of the deployable ONNX file on `split`, run in onnxruntime."""
-    return float((onnx_logits(path, split.x).argmax(1) == split.y.numpy()).mean())
+def _openvino_runner(path: Path, threads: int, shape: Sequence[int] | None = None) -> Runner:
+    """OpenVINO's CPU plugin on the ONNX file (a QDQ file runs as int8): `threads` inference threads, one
+    stream, the latency hint, float32 precision (its default on a CPU with bf16 is bfloat16, not the file as
+    written), threads not pinned to cores (a shared machine); compiled for a static input `shape` when one is
+    given (as OpenVINO is deployed for a fixed batch: its dynamic-shape path costs more per call, most at
+    batch 1), the input read in place. With one thread, a synchronous request runs on the calling thread, as
+    onnxruntime's does."""
+    core = _openvino_core()
+    model = core.read_model(str(path))
+    if shape is not None:
+        model.reshape(list(shape))
+    request = core.compile_model(model, "CPU", {
+        "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}).create_infer_request()
+    return lambda feed: request.infer(feed, share_inputs=True)[0]
+
+
+def runtime_label(runtime: str = "onnxruntime", provider: str = "cpu") -> str:
+    """The runtime as figures name it, with its version: 'onnxruntime 1.32.0 CPUExecutionProvider',
+    'openvino 2026.4.1 CPU'."""
+    if runtime == "openvino":
+        return f"openvino {metadata.version('openvino')} CPU"
+    return f"onnxruntime {ort.__version__} {PROVIDERS[provider]}"
+
+
+def onnx_logits(path: Path, x: torch.Tensor, batch_size: int = 512, runtime: str = "onnxruntime") -> np.ndarray:
+    """Logits of the ONNX model at `path` for all of `x`, computed by `runtime` (on its CPU)."""
+    run = runner(path, torch.get_num_threads(), runtime)
+    return np.concatenate([run(x[i:i + batch_size].numpy()) for i in range(0, len(x), batch_size)])
+
+
+def onnx_accuracy(path: Path, split: Split, runtime: str = "onnxruntime") -> float:
+    """Top-1 accuracy of the deployable ONNX file on `split`, run in `runtime`."""
+    return float((onnx_logits(path, split.x, runtime=runtime).argmax(1) == split.y.numpy()).mean())
 
 
 @contextmanager
@@ -103,26 +173,34 @@ def benchmark_lock() -> Iterator[None]:
 
 
 def time_interleaved(paths: Sequence[Path], input_shape: Sequence[int], batch: int, threads: int,
-                     plan: TimingPlan = TimingPlan(), provider: str = "cpu") -> list[Latency]:
-    """Latency of each ONNX model on `provider`, timed round-robin (one run each per round) under the benchmark
-    lock; inputs are fed from host memory. Wall time always; the calling thread's CPU time with one thread
-    (onnxruntime then runs every kernel on it; with more, the pool's threads do the work)."""
+                     plan: TimingPlan = TimingPlan(), provider: str = "cpu", runtime: str = "onnxruntime"
+                     ) -> list[Latency]:
+    """Latency of each ONNX model in `runtime` (onnxruntime: on `provider`), timed round-robin (one run each per
+    round) under the benchmark lock; inputs are fed from host memory. Wall time always; the calling thread's CPU
+    time with one thread (either runtime then runs every kernel on it; with more, a pool's threads do the
+    work)."""
+    runners = [runner(p, threads, runtime, provider, (batch, *input_shape)) for p in paths]
+    return time_runners(runners, input_shape, batch, threads, plan)
+
+
+def time_runners(runners: Sequence[Runner], input_shape: Sequence[int], batch: int, threads: int,
+                 plan: TimingPlan = TimingPlan()) -> list[Latency]:
+    """Latency of each prepared model (`runner`: one file in one runtime, so runtimes may be interleaved too),
+    timed round-robin under the benchmark lock as `time_interleaved` describes."""
     rng = np.random.default_rng(0)
     feed = rng.standard_normal((batch, *input_shape)).astype(np.float32)
-    sessions = [session(p, threads, provider) for p in paths]
-    names = [s.get_inputs()[0].name for s in sessions]
-    samples: list[list[float]] = [[] for _ in sessions]
-    cpu: list[list[float]] = [[] for _ in sessions]  # the calling thread's CPU time: valid with one thread
+    samples: list[list[float]] = [[] for _ in runners]
+    cpu: list[list[float]] = [[] for _ in runners]  # the calling thread's CPU time: valid with one thread
     with benchmark_lock():
         for _ in range(plan.warmup):
-            for sess, name in zip(sessions, names):
-                sess.run(None, {name: feed})
+            for run in runners:
+                run(feed)
         started = time.perf_counter()
         while len(samples[0]) < plan.max_runs and (
-                len(samples[0]) < plan.min_runs or time.perf_counter() - started < plan.min_seconds * len(paths)):
-            for sess, name, times, cpu_times in zip(sessions, names, samples, cpu):
+                len(samples[0]) < plan.min_runs or time.perf_counter() - started < plan.min_seconds * len(runners)):
+            for run, times, cpu_times in zip(runners, samples, cpu):
                 t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
-                sess.run(None, {name: feed})
+                run(feed)
                 times.append((time.perf_counter_ns() - t0) / 1e6)
                 cpu_times.append((time.thread_time_ns() - c0) / 1e6)
     return [Latency(p50=float(np.percentile(t, 50)), p90=float(np.percentile(t, 90)), batch=batch,
@@ -225,11 +303,12 @@ def cpu_flags() -> dict[str, bool]:
     return {flag: flag in flags for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")}
 
 
-def provenance(threads: int, batch: int, provider: str = "cpu") -> Provenance:
-    """Where and how the numbers were measured: runtime and provider of latency (accuracy: always the CPU
-    provider), threads, batch, CPU, library versions."""
+def provenance(threads: int, batch: int, provider: str = "cpu", runtime: str = "onnxruntime") -> Provenance:
+    """Where and how the numbers were measured: the runtime (with onnxruntime, the provider of latency;
+    accuracy: its CPU provider), threads, batch, CPU, library versions."""
     packages = ("torch", "torchvision", "onnx", "onnxruntime", "torch-pruning", "scikit-learn")
-    return Provenance(runtime=f"onnxruntime {ort.__version__} {PROVIDERS[provider]}", threads=threads, batch=batch,
+    packages += ("openvino",) if runtime == "openvino" else ()
+    return Provenance(runtime=runtime_label(runtime, provider), threads=threads, batch=batch,
                       cpu=platform.processor() or platform.machine(), cpu_count=os.cpu_count(),
                       cpu_flags=cpu_flags(), python=platform.python_version(),
                       versions={p: metadata.version(p) for p in packages}, training_device=str(training_device()))

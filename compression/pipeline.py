@@ -19,7 +19,7 @@ from compression import data, distill, imports, models, quantize
 from compression.catalog import MODELS
 from compression.data import Splits
 from compression.export import export_named, save_deployable
-from compression.measure import (Counts, Timing, check_provider, count_params, file_sizes, onnx_accuracy, onnx_counts, provenance, session,
+from compression.measure import (Counts, Timing, check_runtime, count_params, file_sizes, onnx_accuracy, onnx_counts, provenance, session,
                                  time_interleaved, torch_counts)
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
@@ -166,7 +166,7 @@ def deploy(model: nn.Module | None, quant: QuantSpec | None, splits: Splits, wor
            float_onnx: Path | None = None, timing: Timing = Timing()) -> Deployed:
     """Export `model` to ONNX (or take the float file `float_onnx` of a runtime-only import, `model` None),
     convert it by `quant` (if any; an auto INT8 layout is timed under `timing`), and measure its accuracy on
-    the test and validation splits: in onnxruntime for a runnable file, in torch (simulated) otherwise."""
+    the test and validation splits: in the timing's runtime for a runnable file, in torch (simulated) otherwise."""
     workdir.mkdir(parents=True, exist_ok=True)
     if quant is not None and quant.simulated:
         fake = quantize.convert(model, None, quant, splits, workdir)
@@ -176,13 +176,14 @@ def deploy(model: nn.Module | None, quant: QuantSpec | None, splits: Splits, wor
     converted = quantize.convert(model, named, quant, splits, workdir, timing) if quant is not None else None
     path = converted.onnx if converted is not None else save_deployable(named, workdir / ONNX)
     size, size_gzip = file_sizes(path)
-    return Deployed(path, onnx_accuracy(path, splits.test), onnx_accuracy(path, splits.val), "onnxruntime",
+    runtime = timing.runtime
+    return Deployed(path, onnx_accuracy(path, splits.test, runtime), onnx_accuracy(path, splits.val, runtime), runtime,
                     size, size_gzip, "onnx file", converted.report if converted else None)
 
 
 def timing_of(recipe: Recipe) -> Timing:
-    """The recipe's timing setup."""
-    return Timing(recipe.batch, recipe.threads, recipe.provider)
+    """The recipe's timing setup: batch, threads, provider and runtime."""
+    return Timing(recipe.batch, recipe.threads, recipe.provider, recipe.runtime)
 
 
 def _record(stage: str, deployed: Deployed, counts: Counts, seconds: float) -> StageRecord:
@@ -360,7 +361,7 @@ def _in_runtime(recipe: Recipe, source: Path, base: Result | None, splits: Split
     counts = onnx_counts(source, splits.input_shape)
     if base is None:
         with clock.stage("export"):
-            return Compressed(counts, deploy(None, None, splits, workdir, float_onnx=source), [], None)
+            return Compressed(counts, deploy(None, None, splits, workdir, source, timing_of(recipe)), [], None)
     progress(Progress("quant", f"convert the ONNX file to {recipe.quant.mode} with onnxruntime's tools"))
     started = time.perf_counter()
     with clock.stage("quant"):
@@ -376,12 +377,13 @@ def _measure(recipe: Recipe, counts: Counts, splits: Splits, deployed: Deployed,
     batched = single = [None, None]
     if deployed.runnable:
         paths = [deployed.onnx] if base_onnx is None else [deployed.onnx, base_onnx]
-        progress(Progress("measure", f"latency on {recipe.provider}: batch {recipe.batch} and 1, "
-                                     f"{recipe.threads} thread(s)"))
+        where = recipe.provider if recipe.runtime == Recipe.runtime else recipe.runtime
+        progress(Progress("measure", f"latency on {where}: batch {recipe.batch} and 1, {recipe.threads} thread(s)"))
         with clock.stage("measure"):
             batched = time_interleaved(paths, splits.input_shape, recipe.batch, recipe.threads,
-                                       provider=recipe.provider)
-            single = time_interleaved(paths, splits.input_shape, 1, recipe.threads, provider=recipe.provider)
+                                       provider=recipe.provider, runtime=recipe.runtime)
+            single = time_interleaved(paths, splits.input_shape, 1, recipe.threads, provider=recipe.provider,
+                                      runtime=recipe.runtime)
     total, nonzero, flops = counts.params_total, counts.params_nonzero, counts.flops
     baseline_latency = batched[-1]
     return Result(
@@ -397,7 +399,8 @@ def _measure(recipe: Recipe, counts: Counts, splits: Splits, deployed: Deployed,
         baseline_latency_ms=baseline_latency, layers=counts.layers, val_accuracy=deployed.val_accuracy,
         flops_ratio_vs_baseline=flops / base.flops if base else 1.0,
         size_gzip_ratio_vs_baseline=deployed.size_gzip_bytes / base.size_gzip_bytes if base else 1.0,
-        provenance=provenance(recipe.threads, recipe.batch, recipe.provider), size_source=deployed.size_source,
+        provenance=provenance(recipe.threads, recipe.batch, recipe.provider, recipe.runtime),
+        size_source=deployed.size_source,
         technique=recipe.technique, quant=deployed.quant_report, counts_source=counts.source,
     )
 
@@ -411,7 +414,7 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
         progress(Progress("store", f"served from the store ({recipe.hash})"))
         return cached
     training_device()  # a device asked for and not present: one line before any work
-    check_provider(recipe.provider)
+    check_runtime(recipe.runtime, recipe.provider)
     _clean_once(store)
     clock = StageClock()
     with clock.stage("load"):
@@ -439,7 +442,8 @@ def _in_torch(recipe: Recipe, base: Result | None, splits: Splits, store: Store,
         model = baseline_model(store, recipe.baseline(), splits, progress)
     if base is None:
         with clock.stage("export"):
-            return Compressed(torch_counts(model, splits.input_shape), deploy(model, None, splits, workdir), [], None)
+            return Compressed(torch_counts(model, splits.input_shape),
+                              deploy(model, None, splits, workdir, timing=timing_of(recipe)), [], None)
     return _apply_stages(recipe, model, base, splits, store, workdir, clock, progress)
 
 

@@ -359,7 +359,7 @@ def profile_and_store(store: Store, hash_prefix: str, runs: int = RUNS) -> dict:
     report = profile_result(store, hash_prefix, runs)
     recipe = Recipe.from_dict(store.get_result(report.recipe_hash).recipe)
     payload = {**report.to_dict(), "lines": report.lines(),
-               "measured_on": provenance(recipe.threads, recipe.batch, recipe.provider).cpu}
+               "measured_on": provenance(recipe.threads, recipe.batch, recipe.provider, recipe.runtime).cpu}
     store.put(KIND, report.recipe_hash, payload)
     return payload
 
@@ -372,6 +372,9 @@ def profile_result(store: Store, hash_prefix: str, runs: int = RUNS) -> ProfileR
     recipe = Recipe.from_dict(result.recipe)
     if not result.latency_measured:
         raise CompressionError(f"{result.technique} is simulated: it has no deployable file to profile")
+    if recipe.runtime != Recipe.runtime:
+        raise CompressionError(f"{result.recipe_hash} was measured in {recipe.runtime}: the profile is onnxruntime's "
+                               "per-node profiler; profile the same recipe without --runtime")
     baseline = store.get_result(recipe.baseline().hash)
     if baseline is None:
         raise CompressionError(f"the baseline of {result.recipe_hash} is not stored")

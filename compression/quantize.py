@@ -472,9 +472,10 @@ def _auto_layout(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split,
         except layouts.DoesNotApply:
             continue
     *timed, float_latency = time_interleaved([*converted.values(), float_onnx], val.x.shape[1:], timing.batch,
-                                             timing.threads, LAYOUT_TIMING, timing.provider)
+                                             timing.threads, LAYOUT_TIMING, timing.provider, timing.runtime)
     clock = float_latency.clock
-    trials = [LayoutTrial(name, onnx_accuracy(path, val), _clocked(latency), _clocked(float_latency), clock)
+    trials = [LayoutTrial(name, onnx_accuracy(path, val, timing.runtime), _clocked(latency), _clocked(float_latency),
+                          clock)
               for (name, path), latency in zip(converted.items(), timed)]
     best, reason = layouts.pick(trials)
     path = converted[best.layout]

@@ -86,7 +86,7 @@ def compute(recipe: Recipe, given: list[Row]) -> tuple[list[Row], str]:
             shipped = {(row.kind, row.key) for row in given}
             pipeline.run(recipe, store)
             made = [(kind, key) for kind, key, _ in store.rows() if (kind, key) not in shipped]
-            worker = provenance(recipe.threads, recipe.batch, recipe.provider)
+            worker = provenance(recipe.threads, recipe.batch, recipe.provider, recipe.runtime)
             return pack(store, made), f"{worker.cpu} ({worker.cpu_count} cores, {worker.flags_on})"
         finally:
             if previous is None:
@@ -167,7 +167,7 @@ def retimed(result: Result, onnx_file: bytes, store: Store, worker_cpu: str) -> 
     from compression.measure import provenance, time_interleaved
 
     recipe = Recipe.from_dict(result.recipe)
-    here = replace(provenance(recipe.threads, recipe.batch, recipe.provider), computed_on=worker_cpu)
+    here = replace(provenance(recipe.threads, recipe.batch, recipe.provider, recipe.runtime), computed_on=worker_cpu)
     base = None if recipe.is_baseline else store.get_result(recipe.baseline().hash)
     if not result.latency_measured or (base is None and not recipe.is_baseline):
         return replace(result, provenance=here)
@@ -176,8 +176,9 @@ def retimed(result: Result, onnx_file: bytes, store: Store, worker_cpu: str) -> 
         onnx.write_bytes(onnx_file)
         paths = [onnx] if base is None else [onnx, store.path(base, "model.onnx")]
         shape = _input_shape(onnx)
-        batched = time_interleaved(paths, shape, recipe.batch, recipe.threads, provider=recipe.provider)
-        single = time_interleaved(paths, shape, 1, recipe.threads, provider=recipe.provider)
+        timing = {"threads": recipe.threads, "provider": recipe.provider, "runtime": recipe.runtime}
+        batched = time_interleaved(paths, shape, recipe.batch, **timing)
+        single = time_interleaved(paths, shape, 1, **timing)
     return replace(result, latency_ms=batched[0], latency_ms_single=single[0], baseline_latency_ms=batched[-1],
                    speedup_vs_baseline=speedup(batched[-1], batched[0]), provenance=here)
 

@@ -6,9 +6,9 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, INT8_LAYOUTS, MAX_BATCH, MAX_CALIB_SAMPLES, MAX_EPOCHS,
-                                 MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
-                                 PROVIDERS, QUANT_MODES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
+from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, INT8_LAYOUTS, MAX_BATCH, MAX_CALIB_SAMPLES,
+                                 MAX_EPOCHS, MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
+                                 PROVIDERS, QUANT_MODES, RUNTIMES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
 from compression.errors import CompressionError
 
 
@@ -229,6 +229,7 @@ class Recipe:
     quant: QuantSpec | None = None
     distill: DistillSpec | None = None
     provider: str = "cpu"  # onnxruntime's execution provider latency is timed on (a key of PROVIDERS)
+    runtime: str = "onnxruntime"  # what the deployed file is measured in, accuracy and latency (a key of RUNTIMES)
 
     def __post_init__(self) -> None:
         present = tuple(s for s, spec in self._specs.items() if spec is not None)
@@ -264,6 +265,10 @@ class Recipe:
             raise CompressionError(f"latency batch must be at least 1, got {self.batch}")
         _at_most("latency batch", self.batch, MAX_BATCH)
         _choice("execution provider", self.provider, tuple(PROVIDERS))
+        _choice("runtime", self.runtime, tuple(RUNTIMES))
+        if self.runtime != Recipe.runtime and self.provider != Recipe.provider:
+            raise CompressionError(f"--provider {self.provider} is onnxruntime's: --runtime {self.runtime} runs on "
+                                   "its own CPU plugin")
         self._validate_order()
         self._validate_runtime_only()
         if self.prune is not None:
@@ -313,13 +318,14 @@ class Recipe:
         return replace(self, prune=None, quant=None, distill=None, order=STAGES)
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe as JSON-ready data (what the store and the Result keep). The provider, added later, is
-        left out at its default: results stored before it keep their keys."""
+        """The recipe as JSON-ready data (what the store and the Result keep). The provider and the runtime,
+        added later, are left out at their defaults: results stored before them keep their keys."""
         data = {**asdict(self), "order": list(self.order)}
         if self.quant is not None:
             data["quant"] = self.quant.to_dict()
-        if self.provider == Recipe.provider:
-            del data["provider"]
+        for name in ("provider", "runtime"):
+            if data[name] == getattr(Recipe, name):
+                del data[name]
         return data
 
     @classmethod

@@ -126,15 +126,21 @@ def _results_html(results: Sequence[Result], baseline: Result | None) -> str:
     return _table(header, rows, numeric={1, 2, 4, 5, 6, 7, 8}, row_classes=classes)
 
 
+def _runtimes(results: Sequence[Result]) -> str:
+    """The runtimes the results were measured in, e.g. 'onnxruntime' or 'openvino'."""
+    return " / ".join(sorted({r.provenance.runtime.split()[0] for r in results if r.provenance})) or "onnxruntime"
+
+
 def _provenance_html(results: Sequence[Result]) -> str:
     """Where and how the numbers were measured: each distinct setup, and how many figures are simulated."""
     setups = {repr(r.provenance): r.provenance for r in results if r.provenance}
     simulated = sum(not is_measured(r) for r in results)
     untimed = sum(not r.latency_measured for r in results)
     dates = sorted(r.created_at for r in results)
+    runtime = _runtimes(results)
     parts = [f"<p>{len(results) - simulated} of {len(results)} accuracies measured by running the ONNX file in "
-             f"onnxruntime on the test split, {simulated} simulated in torch (formats no CPU runtime executes); "
-             f"{len(results) - untimed} latencies timed in onnxruntime, {untimed} not timed. Measured between "
+             f"{runtime} on the test split, {simulated} simulated in torch (formats no CPU runtime executes); "
+             f"{len(results) - untimed} latencies timed in {runtime}, {untimed} not timed. Measured between "
              f"{dates[0]} and {dates[-1]} (UTC). Latency is the baseline's p50 divided by each result's speed-up, "
              "timed interleaved with the baseline in one process.</p>"]
     for _, p in sorted(setups.items()):
@@ -181,9 +187,9 @@ def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, cha
     else:
         parts.append("<p class=muted>The baseline of these results is not among them: no budget answers.</p>")
     figures = [pareto_figure(results, m, baseline, answers) for m in METRICS]
-    parts.append("<h3>Pareto frontiers</h3><p class=muted>● accuracy measured in onnxruntime, ◇ simulated in torch; "
-                 "the dashed staircase joins the results no other beats on both accuracy and cost; a red ring "
-                 "answers the budget question of its number (table below).</p>")
+    parts.append(f"<h3>Pareto frontiers</h3><p class=muted>● accuracy measured in {_runtimes(results)}, ◇ simulated "
+                 "in torch; the dashed staircase joins the results no other beats on both accuracy and cost; a red "
+                 "ring answers the budget question of its number (table below).</p>")
     parts.append("".join(charts.html(f) for f in figures))
     if answers:
         parts.append("<h3>Budget answers</h3>" + _answers_html(answers, baseline))

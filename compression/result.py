@@ -8,10 +8,10 @@ import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
+from compression.catalog import RUNTIMES
 from compression.recipe import Format
 
 T = TypeVar("T")
-ONNXRUNTIME = "onnxruntime"  # the accuracy source of a measured result
 
 
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
@@ -252,8 +252,8 @@ class SensitivityTable:
 
 def is_measured(record: "Result | StageRecord") -> bool:
     """Whether the accuracy of a result (or of one stage of its path) comes from running its deployable file in
-    onnxruntime, rather than from a simulation in torch."""
-    return record.accuracy_source == ONNXRUNTIME
+    a runtime (onnxruntime, openvino), rather than from a simulation in torch."""
+    return record.accuracy_source in RUNTIMES
 
 
 @dataclass

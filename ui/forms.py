@@ -308,7 +308,7 @@ def search_command(search: SearchSettings, workers: int) -> str:
             "--epochs", str(base.epochs), "--seed", str(base.seed)]
     if base.pretrained:
         args.append("--pretrained")
-    for flag in ("threads", "batch", "provider"):
+    for flag in ("threads", "batch", "provider", "runtime"):
         if getattr(base, flag) != getattr(Recipe, flag):
             args += [f"--{flag}", str(getattr(base, flag))]
     args += ["--objectives", ",".join(search.objectives), "--trials", str(search.trials), "--sampler", search.sampler]

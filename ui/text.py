@@ -71,8 +71,9 @@ def latency_note(result: Result) -> str:
     if not result.latency_measured or result.latency_ms is None:
         return "not timed · no runtime executes a simulated format"
     lat, p = result.latency_ms, result.provenance
-    where = p.runtime.split()[-1].removesuffix("ExecutionProvider") if p else "CPU"
-    return f"measured · onnxruntime {where}, batch {lat.batch}, {lat.threads} thread(s)"
+    runtime, where = (p.runtime.split()[0], p.runtime.split()[-1].removesuffix("ExecutionProvider")) if p else (
+        "onnxruntime", "CPU")
+    return f"measured · {runtime} {where}, batch {lat.batch}, {lat.threads} thread(s)"
 
 
 def latency_text(result: Result, baseline: Result | None) -> str:
@@ -87,8 +88,8 @@ def provenance_caption(result: Result) -> str:
     """One paragraph saying how each number of `result` was obtained (markdown)."""
     parts = []
     if is_measured(result):
-        parts.append("**Accuracy** measured: the exported ONNX file run in onnxruntime (CPU provider) on the test "
-                     "split.")
+        parts.append(f"**Accuracy** measured: the exported ONNX file run in {result.accuracy_source} (on the CPU) on "
+                     "the test split.")
     else:
         parts.append(f"**Accuracy** simulated ({result.accuracy_source}): no CPU runtime executes this format, so "
                      "the test split is scored in torch with fake quantization.")
