@@ -14,6 +14,7 @@ from compression import folders, pareto, settings
 from compression.cli_flags import add_budgets, add_common, add_timing, baseline_from, budgets_from, number, print_progress
 from compression.errors import CompressionError
 from compression.pareto import METRICS
+from compression.recipe import Recipe
 from compression.store import Store
 
 SWEEP_BASE_FLAGS: dict[str, type] = {"dataset": str, "model": str, "epochs": int, "seed": int, "threads": int,
@@ -58,6 +59,13 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
     profile.add_argument("hash", help="the result's recipe hash, or its first characters")
     profile.add_argument("--runs", type=int, default=200, help="profiled runs of each model (default 200)")
     profile.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
+    per_class = commands.add_parser("classes", help="which classes a compression hurt: a stored result's per-class "
+                                    "test accuracy and confusion matrix against its baseline's (or --against "
+                                    "another result), McNemar's exact test, the images that flipped; a table on "
+                                    "stderr, the figures as JSON")
+    per_class.add_argument("hash", help="the result's recipe hash, or its first characters")
+    per_class.add_argument("--against", default=None, help="the reference result's hash (default: its baseline)")
+    per_class.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
     report = commands.add_parser("report", help="write a self-contained HTML report of the stored results")
     report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     report.add_argument("--dataset", default=None, help="only this data set's results")
@@ -214,6 +222,31 @@ def profile_command(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def classes_command(args: argparse.Namespace) -> dict[str, Any]:
+    """A stored result against its baseline (or --against) class by class: a table on stderr (most hurt first),
+    the figures as JSON."""
+    from compression import pipeline
+    from compression.profile import find_result
+
+    store = Store()
+    result = find_result(store, args.hash)
+    reference = find_result(store, args.against) if args.against else store.get_result(
+        Recipe.from_dict(result.recipe).baseline().hash)
+    if reference is None:
+        raise CompressionError(f"the baseline of {result.recipe_hash} is not stored: give --against HASH")
+    comparison = pipeline.compare_results(store, reference, result)
+    paired = comparison.paired
+    verdict = "within noise" if paired.within_noise else "a real difference"
+    lines = [f"{reference.recipe_hash} → {result.recipe_hash}: {paired.only_first} test images right only before, "
+             f"{paired.only_second} right only after (McNemar exact p = {paired.p_value:.3g}: {verdict})",
+             f"{'class':>12} {'before':>8} {'after':>8} {'change':>8}  p"]
+    lines += [f"{c.before.name:>12} {c.before.accuracy:8.2%} {c.after.accuracy:8.2%} {c.delta * 100:+7.2f}pt  "
+              f"{c.paired.p_value:.3g}" for c in comparison.classes]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    return {"reference": reference.recipe_hash, "result": result.recipe_hash, **asdict(comparison),
+            "confusion": pipeline.class_view(store, result).confusion}
+
+
 def pareto_command(args: argparse.Namespace) -> dict[str, Any]:
     """The frontiers (size, latency, FLOPs) of the stored results of the baseline the flags describe, and the
     answers to the budget flags (default: pareto.default_budgets)."""
@@ -283,4 +316,4 @@ def worker_command(args: argparse.Namespace) -> None:
 
 
 TOOLS = {"import": import_command, "worker": worker_command, "sweep": sweep_command, "search": search_command, "report": report_command,
-         "pareto": pareto_command, "profile": profile_command, "store": store_command}
+         "pareto": pareto_command, "profile": profile_command, "store": store_command, "classes": classes_command}

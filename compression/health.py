@@ -57,6 +57,11 @@ def _artifact_problem(path: Path) -> str | None:
                 state = torch.load(path, weights_only=True)
             if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
                 return f"{path.name} is not a dict of tensors"
+        elif path.suffix == ".npy":
+            import numpy as np
+
+            if np.load(path, allow_pickle=False).dtype.kind not in "iu":
+                return f"{path.name} is not an array of class indices"
     except Exception as exc:  # noqa: BLE001 - any failure to load is the finding
         return f"{path.name} does not load ({type(exc).__name__}: {exc})".splitlines()[0][:300]
     return None

@@ -155,9 +155,14 @@ def onnx_logits(path: Path, x: torch.Tensor, batch_size: int = 512, runtime: str
     return np.concatenate([run(x[i:i + batch_size].numpy()) for i in range(0, len(x), batch_size)])
 
 
+def onnx_predictions(path: Path, split: Split, runtime: str = "onnxruntime") -> np.ndarray:
+    """The class the deployable ONNX file predicts for each image of `split`, run in `runtime`."""
+    return onnx_logits(path, split.x, runtime=runtime).argmax(1)
+
+
 def onnx_accuracy(path: Path, split: Split, runtime: str = "onnxruntime") -> float:
     """Top-1 accuracy of the deployable ONNX file on `split`, run in `runtime`."""
-    return float((onnx_logits(path, split.x, runtime=runtime).argmax(1) == split.y.numpy()).mean())
+    return float((onnx_predictions(path, split, runtime) == split.y.numpy()).mean())
 
 
 @contextmanager

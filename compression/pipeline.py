@@ -12,14 +12,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from compression import data, distill, imports, models, quantize
+from compression import classes, data, distill, imports, models, quantize
+from compression.classes import PREDICTIONS
 from compression.catalog import MODELS
 from compression.data import Splits
 from compression.export import export_named, save_deployable
-from compression.measure import (Counts, Timing, check_runtime, count_params, file_sizes, onnx_accuracy, onnx_counts, provenance, session,
+from compression.measure import (Counts, Timing, check_runtime, count_params, file_sizes, onnx_accuracy, onnx_counts,
+                                 onnx_predictions, provenance, session,
                                  time_interleaved, torch_counts)
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
@@ -156,6 +159,7 @@ class Deployed:
     size_gzip_bytes: int
     size_source: str
     quant_report: QuantReport | None = None
+    predictions: np.ndarray | None = None  # the class predicted for each test image (a runnable file's)
 
     @property
     def runnable(self) -> bool:
@@ -177,8 +181,9 @@ def deploy(model: nn.Module | None, quant: QuantSpec | None, splits: Splits, wor
     path = converted.onnx if converted is not None else save_deployable(named, workdir / ONNX)
     size, size_gzip = file_sizes(path)
     runtime = timing.runtime
-    return Deployed(path, onnx_accuracy(path, splits.test, runtime), onnx_accuracy(path, splits.val, runtime), runtime,
-                    size, size_gzip, "onnx file", converted.report if converted else None)
+    predictions = onnx_predictions(path, splits.test, runtime)
+    return Deployed(path, float((predictions == splits.test.y.numpy()).mean()), onnx_accuracy(path, splits.val, runtime),
+                    runtime, size, size_gzip, "onnx file", converted.report if converted else None, predictions)
 
 
 def timing_of(recipe: Recipe) -> Timing:
@@ -431,7 +436,10 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
         result = _measure(recipe, compressed.counts, splits, compressed.deployed, base,
                           store.path(base, ONNX) if base else None, clock, progress)
         result.stages, result.distill = compressed.records, _distill_result(compressed)
-        files = {ONNX: compressed.deployed.onnx} if compressed.deployed.runnable else {}
+        files = {}
+        if compressed.deployed.runnable:
+            files = {ONNX: compressed.deployed.onnx, PREDICTIONS: tmp / PREDICTIONS}
+            np.save(files[PREDICTIONS], compressed.deployed.predictions.astype(np.int32), allow_pickle=False)
         return store.put_result(result, files)
 
 
@@ -504,3 +512,21 @@ def stored_sensitivity(recipe: Recipe, method: str, store: Store) -> Sensitivity
     """The stored sensitivity table of the recipe's baseline under `method`, or None (nothing is computed)."""
     stored = store.get("sensitivity", recipe.sensitivity_key(method))
     return from_json(SensitivityTable, stored) if stored is not None else None
+
+
+def class_view(store: Store, result: Result) -> classes.ClassView:
+    """Per-class accuracy and the confusion matrix of a stored result's deployed file on its test split."""
+    splits = splits_for(Recipe.from_dict(result.recipe))
+    return classes.view(classes.stored_predictions(store, result), splits.test.y.numpy(), splits.classes)
+
+
+def compare_results(store: Store, reference: Result, other: Result) -> classes.Comparison:
+    """Two stored results compared image by image on their shared test split (one line where they do not
+    share one: another data set, seed or input size)."""
+    split_of = [(r.dataset, r.recipe["seed"], data_view(r.model)) for r in (reference, other)]
+    if split_of[0] != split_of[1]:
+        raise CompressionError("the two results were scored on different test splits (data set, seed or input "
+                               "size differ): compare results of one workspace")
+    splits = splits_for(Recipe.from_dict(reference.recipe))
+    return classes.compare(classes.stored_predictions(store, reference), classes.stored_predictions(store, other),
+                           splits.test.y.numpy(), splits.classes)
