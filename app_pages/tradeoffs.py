@@ -111,7 +111,8 @@ def why_not_faster(shown: list[Result], why: dict[str, profile.Diagnosis]) -> No
     result = timed[st.selectbox("A timed result", list(timed), key="tradeoffs_why", **PERSIST,
                                 format_func=lambda h: f"{timed[h].technique} · {describe.recipe(timed[h].recipe)}")]
     expected, diagnosis = profile.expected_speedup(result), why.get(result.recipe_hash)
-    predicted = f"its FLOPs (zeros counted as skipped) predict {expected:.2f}×" if expected else "no prediction"
+    zeros = " (its zero weights counted as skipped)" if result.sparsity > profile.SPARSE else ""
+    predicted = f"its FLOPs{zeros} predict {expected:.2f}×" if expected else "nothing predicts its speed"
     if diagnosis is None:
         st.markdown(f"Timed **{result.speedup_vs_baseline:.2f}×** the baseline's speed; {predicted}: as fast as "
                     "its work predicts, nothing to explain.")

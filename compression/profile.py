@@ -36,6 +36,7 @@ INT8_CHANNELS = 4  # onnxruntime's fast int8 convolution wants input channels in
 CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
 CALL_FLOPS = 2e6  # a call (batch × FLOPs a sample) under this much work is mostly onnxruntime's per-call cost
 SHORTFALL = 0.10  # a timed speed-up more than 10 % below the one its work predicts needs a cause
+SPARSE = 0.05  # a model with more of its weights zero than this has zeros a dense kernel still multiplies
 MATMUL_OPS = {"Gemm", "FusedGemm", "QGemm", "MatMul", "FusedMatMul", "MatMulInteger", "QLinearMatMul",
               "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
 
@@ -322,7 +323,7 @@ def diagnose(result: Result, layers: list[LayerComparison], profile: Profile | N
                 f"onnxruntime's fast int8 convolution does not apply{timed}; keeping that first block in float, or "
                 "padding the input to 4 channels, avoids it")))
     dense = [layer for layer in layers if layer.kernel in ("NCHWc float", "fused float", "float")]
-    if result.sparsity > 0.05 and dense:
+    if result.sparsity > SPARSE and dense:
         timed = ""
         if profile:
             ratio = sum(layer.us for layer in dense) / max(sum(layer.baseline_us or 0 for layer in dense), 1e-9)
@@ -412,10 +413,13 @@ class Diagnosis:
 
 def expected_speedup(result: Result) -> float | None:
     """The speed-up over the baseline a result's work predicts: its FLOPs ratio inverted
-    (Result.predicted_speedup), its zero weights counted as skipped (torch counts a zero's multiplications, which
-    only a sparse kernel would skip; dense kernels doing them is the cause to name)."""
+    (Result.predicted_speedup), and in a sparse model (over SPARSE) its zero weights counted as skipped (torch
+    counts a zero's multiplications, which only a sparse kernel would skip; dense kernels doing them is the
+    cause to name)."""
     predicted = result.predicted_speedup
-    return None if predicted is None else predicted / max(1.0 - result.sparsity, 0.01)
+    if predicted is None or result.sparsity <= SPARSE:
+        return predicted
+    return predicted / max(1.0 - result.sparsity, 0.01)
 
 
 def explain(result: Result, profile_row: dict | None = None) -> Diagnosis | None:

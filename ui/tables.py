@@ -41,8 +41,8 @@ RESULT_COLUMNS = {  # how the pages show results_table's numbers
     "FLOPs predict ×": st.column_config.NumberColumn(format="%.2f", help="the speed-up the FLOPs ratio predicts; "
                                                      "far above the timed one: see Where the time goes on its page"),
     "why not faster": st.column_config.TextColumn(help="where the timed speed-up falls short of the one its FLOPs "
-                                                  "(zeros counted as skipped) predict: the likely causes, measured "
-                                                  "by its profile or read from the model's structure"),
+                                                  "predict (a sparse model's zeros counted as skipped): the likely "
+                                                  "causes, measured by its profile or read from its structure"),
     "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
     "zero weights": percent_column(0),
 }
