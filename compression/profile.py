@@ -8,7 +8,9 @@ QLinear int8 kernels, ConvInteger from dynamic quantization, Q/DQ boundaries, fu
 compute layers (convolutions and matrix products) of the two graphs are compared in order — the first conv
 of one against the first of the other — and those slower than in the baseline beyond TOLERANCE (and by more
 than the noise floor) are named. `diagnose` says in words which known cause applies, from the graph's
-structure (channel counts, zeros, kernels), quantified by the measured times."""
+structure (channel counts, zeros, kernels), quantified by the measured times. `explain` gives any stored
+Result's likely causes where its timed speed-up falls short of the one its work predicts: its profile's, or
+without one the same rules read from what the Result records (`structure_layers`), labelled so."""
 
 from __future__ import annotations
 
