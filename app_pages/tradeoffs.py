@@ -1,13 +1,14 @@
 """Trade-offs: every stored result of a workspace on one chart — accuracy against size, latency or FLOPs (log
 axis), the Pareto frontier, colour by technique, the full recipe on hover, the baseline marked — with filters,
-budget questions answered and ringed on the chart, a table to download, and two results side by side."""
+budget questions answered and ringed on the chart, a table to download, two results side by side, and why a timed
+result is not as fast as its FLOPs predict, with where its time goes."""
 
 import streamlit as st
 
-from compression import charts, describe, pareto, report, workspace
+from compression import charts, describe, pareto, profile, report, workspace
 from compression.errors import CompressionError
 from compression.result import Result
-from ui import figures, tables, text
+from ui import figures, tables, text, timing
 from ui import workspace as ws
 from ui.forms import PERSIST
 
@@ -95,6 +96,37 @@ def compare(shown: list[Result], base: Result, event) -> None:
     st.dataframe(tables.compare_rows(a, b, base), hide_index=True, width="stretch", height="content")
 
 
+def why_not_faster(shown: list[Result], why: dict[str, profile.Diagnosis]) -> None:
+    """A timed result picked by its recipe: its speed-up beside the one its work predicts, the likely causes
+    where it falls short, and where its time goes beside its baseline (ui/timing: its profile, or the button
+    that profiles it)."""
+    st.subheader("Why not faster", anchor=False)
+    timed = {r.recipe_hash: r for r in sorted(shown, key=lambda r: r.recipe_hash not in why)  # short ones first
+             if r.latency_measured and r.speedup_vs_baseline}
+    if not timed:
+        st.caption("No timed result is shown (a simulated format is not timed).")
+        return
+    if st.session_state.get("tradeoffs_why") not in timed:  # hidden by a filter, or of another workspace
+        st.session_state.pop("tradeoffs_why", None)
+    result = timed[st.selectbox("A timed result", list(timed), key="tradeoffs_why", **PERSIST,
+                                format_func=lambda h: f"{timed[h].technique} · {describe.recipe(timed[h].recipe)}")]
+    expected, diagnosis = profile.expected_speedup(result), why.get(result.recipe_hash)
+    zeros = " (its zero weights counted as skipped)" if result.sparsity > profile.SPARSE else ""
+    predicted = f"its FLOPs{zeros} predict {expected:.2f}×" if expected else "nothing predicts its speed"
+    if diagnosis is None:
+        st.markdown(f"Timed **{result.speedup_vs_baseline:.2f}×** the baseline's speed; {predicted}: as fast as "
+                    "its work predicts, nothing to explain.")
+    else:
+        st.markdown(f"Timed **{result.speedup_vs_baseline:.2f}×** the baseline's speed where {predicted}.")
+        if diagnosis.source == "structure":  # a profile's measured causes are listed under its charts below
+            st.caption(f"Likely causes, {diagnosis.label} (not profiled yet: the profile below measures them).")
+            for finding in diagnosis.findings:
+                st.markdown(f"- {finding.text}")
+            if not diagnosis.findings:
+                st.markdown("- None of the known causes shows in its structure: its profile may tell.")
+    timing.where_the_time_goes(result)
+
+
 def page() -> None:
     st.title("Trade-offs")
     st.caption("Every result measured on a workspace, on one chart. Lower and to the right costs accuracy; up and to "
@@ -116,14 +148,15 @@ def page() -> None:
                                     format_func=figures.METRIC_NAMES.get, **PERSIST)
     shown = filtered(everything, (middle, right))
     asked, rings = budget_questions(shown, base)
-    figure = figures.tradeoff_figure(shown, metric, base, highlights=rings)
+    why = figures.explanations(shown)
+    figure = figures.tradeoff_figure(shown, metric, base, why, highlights=rings)
     event = st.plotly_chart(figure, width="stretch", key="tradeoffs_chart", on_select="rerun",
                             selection_mode=("points",))
     hidden = f"Filters hide {len(everything) - len(shown)} of {len(everything)} result(s)." \
         if len(shown) < len(everything) else ""
     st.caption(figures.chart_notes(shown, metric, base, hidden))
 
-    table = tables.results_table([base, *shown], base)
+    table = tables.results_table([base, *shown], base, why)
     st.subheader(f"{len(shown)} result(s) and the baseline", anchor=False)
     tables.show_table(table, tables.RESULT_COLUMNS)
     downloads = st.container(horizontal=True)
@@ -133,6 +166,7 @@ def page() -> None:
         [base, *shown], asked, title="Compression Explorer — trade-offs"), file_name="compression-report.html",
         mime="text/html", icon=":material/description:", on_click="ignore")
     compare(shown, base, event)
+    why_not_faster(shown, why)
 
 
 page()

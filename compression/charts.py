@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from compression import pareto
+from compression.profile import Diagnosis
 from compression.result import Result, is_measured
 
 PALETTE = {  # every colour a chart uses, by what it means (the theme's own are in .streamlit/config.toml)
@@ -76,6 +77,14 @@ def axis_scale(metric: str) -> tuple[float, str]:
     """(divisor from the metric's own unit to the axis unit, axis title)."""
     _, scale, title = pareto.UNITS[metric]
     return scale, title
+
+
+def why_hover(why: Diagnosis | None) -> str:
+    """A point's hover lines saying why it is not as fast as its work predicts (compression.profile.explain),
+    each cause in a few words, and where they come from; nothing for a result that needs no cause."""
+    if why is None:
+        return ""
+    return f"<br>why not faster ({why.label}):" + "".join(f"<br>  · {phrase}" for phrase in why.phrases)
 
 
 def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | None = None, *,

@@ -8,7 +8,9 @@ QLinear int8 kernels, ConvInteger from dynamic quantization, Q/DQ boundaries, fu
 compute layers (convolutions and matrix products) of the two graphs are compared in order — the first conv
 of one against the first of the other — and those slower than in the baseline beyond TOLERANCE (and by more
 than the noise floor) are named. `diagnose` says in words which known cause applies, from the graph's
-structure (channel counts, zeros, kernels), quantified by the measured times."""
+structure (channel counts, zeros, kernels), quantified by the measured times. `explain` gives any stored
+Result's likely causes where its timed speed-up falls short of the one its work predicts: its profile's, or
+without one the same rules read from what the Result records (`structure_layers`), labelled so."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import json
 import statistics
 import tempfile
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +36,9 @@ TOLERANCE = 0.10  # a layer more than 10 % slower than its baseline counterpart 
 FLOOR = 0.02      # … and by more than 2 % of the baseline's run (a few microseconds are the timer's noise)
 INT8_CHANNELS = 4  # onnxruntime's fast int8 convolution wants input channels in multiples of this
 CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
+CALL_FLOPS = 2e6  # a call (batch × FLOPs a sample) under this much work is mostly onnxruntime's per-call cost
+SHORTFALL = 0.10  # a timed speed-up more than 10 % below the one its work predicts needs a cause
+SPARSE = 0.05  # a model with more of its weights zero than this has zeros a dense kernel still multiplies
 MATMUL_OPS = {"Gemm", "FusedGemm", "QGemm", "MatMul", "FusedMatMul", "MatMulInteger", "QLinearMatMul",
               "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
 
@@ -124,7 +130,7 @@ class LayerComparison:
     baseline_kernel: str | None
     baseline_us: float | None
     floor_us: float  # a difference below this is noise
-    channels: tuple[int, int] | None = None  # the layer's (input, output) channels in the deployable file
+    channels: tuple[int | None, int] | None = None  # the layer's (input, output) channels in the deployable file
 
     @property
     def ratio(self) -> float | None:
@@ -138,10 +144,11 @@ class LayerComparison:
 
 @dataclass(frozen=True)
 class Finding:
-    """One cause of "smaller but not (as much) faster" that applies, in words with its measured figures."""
+    """One cause of "smaller but not (as much) faster" that applies, in words (with its measured figures where a
+    profile measured them)."""
 
-    cause: str  # narrow-int8-conv, dense-zeros, off-simd-block, dynamic-int8, conversions, no-vnni, call-overhead
-    text: str
+    cause: str  # narrow-int8-conv, dense-zeros, off-simd-block, dynamic-int8, conversions, no-vnni, call-overhead,
+    text: str   # not-timed
 
 
 @dataclass(frozen=True)
@@ -267,35 +274,66 @@ def conv_channels(path: Path) -> list[tuple[int, int]]:
     return channels
 
 
-def simd_block() -> int:
-    """The channel block of onnxruntime's NCHWc float convolutions on this CPU (16 with AVX-512, else 8)."""
+def simd_block(flags: dict[str, bool] | None = None) -> int:
+    """The channel block of onnxruntime's NCHWc float convolutions on a CPU with `flags` (default: this one): 16
+    with AVX-512, else 8."""
     from compression.measure import cpu_flags
 
-    return 16 if cpu_flags()["avx512f"] else 8
+    return 16 if (cpu_flags() if flags is None else flags).get("avx512f") else 8
 
 
-def diagnose(result: Result, layers: list[LayerComparison], profile: Profile) -> list[Finding]:
-    """The known causes that apply to `result`, each with the figures measured."""
-    from compression.measure import cpu_flags
+def structure_layers(result: Result) -> list[LayerComparison]:
+    """The compute layers as the Result records them (its conv and linear weights, in the model's order), each in
+    the kernel family its quantization mode runs in on onnxruntime's CPU provider, untimed: what `diagnose`
+    reads where there is no profile. A conv's input channels are its weight's, except a later conv with one
+    input channel a group (depthwise: its count is not recorded)."""
+    mode = (result.recipe.get("quant") or {}).get("mode")
+    integer = {"int8-static": "QLinear int8", "int8-dynamic": "dynamic int8"}.get(mode)
+    counts: dict[str, int] = defaultdict(int)
+    layers = []
+    for layer in result.layers:
+        compute = "conv" if len(layer.shape) == 4 else "matmul"
+        counts[compute] += 1
+        first = compute == "conv" and counts["conv"] == 1
+        kernel = integer or ("NCHWc float" if compute == "conv" and mode in (None, "fp32") else "float")
+        channels = ((layer.shape[1] if first or layer.shape[1] > 1 else None, layer.shape[0])
+                    if compute == "conv" else None)
+        layers.append(LayerComparison(f"{compute} {counts[compute]}", compute, kernel, 0.0, None, None, None, 0.0,
+                                      channels))
+    return layers
 
+
+def diagnose(result: Result, layers: list[LayerComparison], profile: Profile | None = None,
+             flags: dict[str, bool] | None = None) -> list[Finding]:
+    """The known causes that apply to `result`. With its `profile` (and `layers` compared with the baseline's),
+    each is quantified by the times measured; without, they are read from the model's structure
+    (`structure_layers`, its zeros, its timing setup), worded the same without the figures. `flags`: the CPU's
+    vector extensions (default: this machine's, where the profile runs; empty: not known)."""
+    if flags is None:
+        from compression.measure import cpu_flags
+
+        flags = cpu_flags()
     findings = []
-    run = profile.run_us or 1.0
+    run = (profile.run_us or 1.0) if profile else 1.0
     for layer in layers:
-        if layer.channels and layer.kernel in ("QLinear int8", "dynamic int8") and \
+        if layer.channels and layer.channels[0] and layer.kernel in ("QLinear int8", "dynamic int8") and \
                 layer.channels[0] % INT8_CHANNELS:
-            timed = f" and runs {layer.ratio:.2f}× the baseline's float time" if layer.ratio else ""
+            timed = (f" and runs {layer.ratio:.2f}× the baseline's float time" if layer.ratio else "") + (
+                f" ({layer.us / run:.0%} of the run)" if profile else "")
             findings.append(Finding("narrow-int8-conv", (
                 f"{layer.label} has {layer.channels[0]} input channel(s), not a multiple of {INT8_CHANNELS}: "
-                f"onnxruntime's fast int8 convolution does not apply{timed} ({layer.us / run:.0%} of the run); "
-                "keeping that first block in float, or padding the input to 4 channels, avoids it")))
+                f"onnxruntime's fast int8 convolution does not apply{timed}; keeping that first block in float, or "
+                "padding the input to 4 channels, avoids it")))
     dense = [layer for layer in layers if layer.kernel in ("NCHWc float", "fused float", "float")]
-    if result.sparsity > 0.05 and dense:
-        ratio = sum(layer.us for layer in dense) / max(sum(layer.baseline_us or 0 for layer in dense), 1e-9)
+    if result.sparsity > SPARSE and dense:
+        timed = ""
+        if profile:
+            ratio = sum(layer.us for layer in dense) / max(sum(layer.baseline_us or 0 for layer in dense), 1e-9)
+            timed = f": the compute layers take {ratio:.2f}× the baseline's time"
         findings.append(Finding("dense-zeros", (
-            f"{result.sparsity:.0%} of the weights are zeros, but the dense kernels still multiply them: the "
-            f"compute layers take {ratio:.2f}× the baseline's time; only structured pruning (removed channels) "
-            "shrinks the work")))
-    block = simd_block()
+            f"{result.sparsity:.0%} of the weights are zeros, but the dense kernels still multiply them{timed}; only "
+            "structured pruning (removed channels) shrinks the work")))
+    block = simd_block(flags)
     off = [layer for layer in layers if layer.channels and layer.kernel == "NCHWc float" and layer.channels[1] % block]
     if result.recipe.get("prune") and off:
         names = ", ".join(f"{layer.label} keeps {layer.channels[1]}" for layer in off)
@@ -303,30 +341,119 @@ def diagnose(result: Result, layers: list[LayerComparison], profile: Profile) ->
             f"{names} output channels, not a multiple of {block} (the NCHWc block on this CPU): partial blocks "
             f"are padded, and a count that breaks it can push the next conv off the fast path; --prune-round-to "
             f"{block} keeps whole blocks")))
-    dynamic = sum(n.us for n in profile.nodes if n.kernel == "dynamic int8")
-    if dynamic:
+    dynamic = sum(n.us for n in profile.nodes if n.kernel == "dynamic int8") if profile else None
+    if dynamic or (profile is None and any(layer.kernel == "dynamic int8" for layer in layers)):
+        timed = f": {dynamic:.0f} µs, {dynamic / run:.0%} of the run" if dynamic else ""
         findings.append(Finding("dynamic-int8", (
-            f"dynamic quantization runs ConvInteger / MatMulInteger and quantizes activations at every call: "
-            f"{dynamic:.0f} µs, {dynamic / run:.0%} of the run; int8-static calibrates the scales once")))
-    conversions = sum(n.us for n in profile.nodes if n.kernel in ("Q/DQ boundary", "NCHWc reorder")
-                      or n.op == "Transpose")
-    if conversions > 0.1 * run:
+            f"dynamic quantization runs ConvInteger / MatMulInteger and quantizes activations at every call{timed}; "
+            "int8-static calibrates the scales once")))
+    if profile:
+        conversions = sum(n.us for n in profile.nodes if n.kernel in ("Q/DQ boundary", "NCHWc reorder")
+                          or n.op == "Transpose")
+        if conversions > 0.1 * run:
+            findings.append(Finding("conversions", (
+                f"layout and precision conversions (Quantize/Dequantize, Transpose, NCHWc reorders) take "
+                f"{conversions:.0f} µs, {conversions / run:.0%} of the run: islands of float between int8 layers, or "
+                "a layout change per layer, cost what the kernels save")))
+    elif result.quant is not None and result.quant.runs_integer is False and result.quant.float_compute_ops:
+        ops = ", ".join(f"{op} ×{n}" for op, n in result.quant.float_compute_ops.items())
         findings.append(Finding("conversions", (
-            f"layout and precision conversions (Quantize/Dequantize, Transpose, NCHWc reorders) take "
-            f"{conversions:.0f} µs, {conversions / run:.0%} of the run: islands of float between int8 layers, or a "
-            "layout change per layer, cost what the kernels save")))
-    flags = cpu_flags()
-    if any(n.kernel in ("QLinear int8", "dynamic int8") for n in profile.nodes) and not (
+            f"float compute ops are left in the int8 graph ({ops}): each island of float between int8 layers costs "
+            "a Dequantize / Quantize pair")))
+    kernels = [n.kernel for n in profile.nodes] if profile else [layer.kernel for layer in layers]
+    if flags and any(k in ("QLinear int8", "dynamic int8") for k in kernels) and not (
             flags.get("avx512_vnni") or flags.get("avx_vnni")):
         findings.append(Finding("no-vnni", (
             "this CPU has no VNNI (avx512_vnni / avx_vnni): an int8 dot product takes several instructions, so int8 "
             "gains less here than on a CPU with it")))
-    if profile.overhead_us > 0.4 * run:
+    batch = profile.batch if profile else Recipe.from_dict(result.recipe).batch
+    if profile and profile.overhead_us > 0.4 * run:
         findings.append(Finding("call-overhead", (
             f"{profile.overhead_us:.0f} µs of each {run:.0f} µs run is outside the nodes (input and output copies, "
-            f"the executor): at batch {profile.batch} the per-call cost dominates, and a smaller model cannot remove "
-            "it")))
+            f"the executor): at batch {batch} the per-call cost dominates, and a smaller model cannot remove it")))
+    elif profile is None and batch * result.flops < CALL_FLOPS:
+        findings.append(Finding("call-overhead", (
+            f"a call does only {batch * result.flops / 1e6:.2g} MFLOPs (batch {batch}): the per-call cost (input and "
+            "output copies, the executor) dominates, and a smaller model cannot remove it")))
     return findings
+
+
+SHORT = {"narrow-int8-conv": "first conv too narrow for the int8 kernel", "dense-zeros": "zeros still multiplied",
+         "off-simd-block": "channels off the SIMD block", "dynamic-int8": "dynamic int8 (ConvInteger)",
+         "conversions": "layout / precision conversions", "no-vnni": "no VNNI on this CPU",
+         "call-overhead": "per-call overhead dominates", "not-timed": "simulated: not timed"}
+"""Each cause in a few words, for a table cell or a hover line."""
+SOURCES = {"measured": "measured (onnxruntime's profile)", "structure": "from the model's structure"}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why a stored result is not as fast as its work predicts: the causes that apply, from its stored profile
+    (source 'measured') or, not profiled, read from what the Result records (source 'structure')."""
+
+    expected: float | None  # the speed-up its work predicts (expected_speedup)
+    measured: float | None  # the speed-up timed (None: not timed)
+    source: str             # a key of SOURCES
+    findings: list[Finding]
+
+    @property
+    def phrases(self) -> list[str]:
+        """The causes in a few words each, or that none of the known ones was found."""
+        return [SHORT.get(f.cause, f.cause) for f in self.findings] or [
+            "no known cause found" + (": profile it" if self.source == "structure" else "")]
+
+    @property
+    def short(self) -> str:
+        """The causes in a few words, on one line, and where they come from (a table cell)."""
+        return "; ".join(self.phrases) + (" (measured)" if self.source == "measured" else " (from structure)")
+
+    @property
+    def label(self) -> str:
+        """Where the causes come from, in words."""
+        return SOURCES[self.source]
+
+
+def expected_speedup(result: Result) -> float | None:
+    """The speed-up over the baseline a result's work predicts: its FLOPs ratio inverted
+    (Result.predicted_speedup), and in a sparse model (over SPARSE) its zero weights counted as skipped (torch
+    counts a zero's multiplications, which only a sparse kernel would skip; dense kernels doing them is the
+    cause to name)."""
+    predicted = result.predicted_speedup
+    if predicted is None or result.sparsity <= SPARSE:
+        return predicted
+    return predicted / max(1.0 - result.sparsity, 0.01)
+
+
+def explain(result: Result, profile_row: dict | None = None) -> Diagnosis | None:
+    """Why `result` is not as fast as its work predicts, or None where it is (within SHORTFALL), is the baseline,
+    or has no prediction. A simulated format is not timed: that is its cause. `profile_row`: its stored profile
+    (`stored`), whose measured findings are given instead of those read from the structure."""
+    if result.technique == "baseline":
+        return None
+    expected = expected_speedup(result)
+    if not result.latency_measured:
+        return Diagnosis(expected, None, "structure", [Finding("not-timed", (
+            "a simulated format: no runtime executes it, so it is not timed (accuracy simulated in torch, size "
+            "computed from the packed bit width)"))])
+    measured = result.speedup_vs_baseline
+    if expected is None or measured is None or measured >= (1 - SHORTFALL) * expected:
+        return None
+    if profile_row is not None:
+        return Diagnosis(expected, measured, "measured",
+                         [Finding(f["cause"], f["text"]) for f in profile_row["findings"]])
+    flags = result.provenance.cpu_flags if result.provenance else {}  # the CPU it was timed on
+    return Diagnosis(expected, measured, "structure", diagnose(result, structure_layers(result), flags=flags))
+
+
+def explain_all(results: Sequence[Result], profiles: Mapping[str, dict]) -> dict[str, Diagnosis]:
+    """`explain` of each of `results` that needs a cause, by recipe hash; `profiles`: stored profiles by recipe
+    hash (`stored_all`)."""
+    return {r.recipe_hash: why for r in results if (why := explain(r, profiles.get(r.recipe_hash))) is not None}
+
+
+def stored_all(store: Store) -> dict[str, dict]:
+    """Every stored profile, by its result's recipe hash."""
+    return {row["recipe_hash"]: row for row in store.list(KIND)}
 
 
 def find_result(store: Store, hash_prefix: str) -> Result:

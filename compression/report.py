@@ -19,7 +19,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from compression import charts, describe, pareto
+from compression import charts, describe, pareto, profile
 from compression.charts import Highlight
 from compression.pareto import METRICS, UNITS, Budget
 from compression.recipe import Recipe
@@ -43,17 +43,21 @@ def _shown(metric: str, value: float | None) -> str:
     return f"{value / scale:,.3f} {unit}" if metric == "latency" else f"{value / scale:,.1f} {unit}"
 
 
-def _hover(result: Result, baseline: Result | None) -> str:
+def _hover(result: Result, baseline: Result | None, why: profile.Diagnosis | None = None) -> str:
     values = "<br>".join(f"{m}: {_shown(m, pareto.metric_value(result, m, baseline))}" for m in METRICS)
     return (f"<b>{html.escape(describe.recipe(result.recipe))}</b><br>accuracy {result.accuracy:.2%} "
-            f"({result.accuracy_source})<br>{values}<br>{result.recipe_hash}")
+            f"({result.accuracy_source})<br>{values}{charts.why_hover(why)}<br>{result.recipe_hash}")
 
 
 def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | None = None,
-                  answers: Sequence[tuple[Budget, Result | None]] = ()) -> go.Figure:
+                  answers: Sequence[tuple[Budget, Result | None]] = (),
+                  why: Mapping[str, profile.Diagnosis] | None = None) -> go.Figure:
     """The trade-off chart of `metric` (compression.charts) with the `answers` to this metric's budget
-    questions ringed and numbered as in the answers table (from 1), titled, in the app's template."""
-    fig = charts.pareto_figure(results, metric, baseline, hover=lambda r: _hover(r, baseline),
+    questions ringed and numbered as in the answers table (from 1), titled, in the app's template; `why`: by
+    recipe hash, why a result is not as fast as its work predicts (compression.profile.explain), on its hover."""
+    why = why or {}
+    fig = charts.pareto_figure(results, metric, baseline,
+                               hover=lambda r: _hover(r, baseline, why.get(r.recipe_hash)),
                                highlights=[Highlight(r, str(n)) for n, (b, r) in enumerate(answers, 1)
                                            if r is not None and b.metric == metric])
     fig.update_layout(template=charts.register_template(), title=f"Accuracy vs {metric}")
@@ -107,8 +111,10 @@ def _answers_html(answers: Sequence[tuple[Budget, Result | None]], baseline: Res
     return _table(["ring", "question", "answer", "accuracy", "its cost", "recipe hash"], rows, numeric={3, 4})
 
 
-def _results_html(results: Sequence[Result], baseline: Result | None) -> str:
-    """Every result, most accurate first; rows on some frontier are marked."""
+def _results_html(results: Sequence[Result], baseline: Result | None,
+                  why: Mapping[str, profile.Diagnosis]) -> str:
+    """Every result, most accurate first, with why it is not as fast as its work predicts (`why`, by recipe
+    hash); rows on some frontier are marked."""
     on_frontier = {m: {r.recipe_hash for r in pareto.frontier(results, m, baseline)} for m in METRICS}
     ordered = sorted(results, key=lambda r: (-r.accuracy, r.size_bytes, r.recipe_hash))
     rows, classes = [], []
@@ -119,10 +125,11 @@ def _results_html(results: Sequence[Result], baseline: Result | None) -> str:
                      _shown("size", r.size_bytes), _shown("size", r.file_gzip_bytes),
                      _shown("latency", pareto.metric_value(r, "latency", baseline)) if r.latency_measured
                      else "not timed (simulated)", _shown("flops", r.flops), f"{r.sparsity:.0%}",
-                     ", ".join(marks) or "—", r.created_at, r.recipe_hash])
+                     ", ".join(marks) or "—", why[r.recipe_hash].short if r.recipe_hash in why else "—",
+                     r.created_at, r.recipe_hash])
         classes.append("frontier" if marks else "")
     header = ["recipe", "accuracy", "Δ pts", "accuracy measured in", "size", "gzip", "latency p50", "FLOPs",
-              "zeros", "on frontier of", "measured at", "hash"]
+              "zeros", "on frontier of", "why not faster", "measured at", "hash"]
     return _table(header, rows, numeric={1, 2, 4, 5, 6, 7, 8}, row_classes=classes)
 
 
@@ -186,14 +193,15 @@ def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, cha
         answers = [(b, b.answer(results, baseline)) for b in asked]
     else:
         parts.append("<p class=muted>The baseline of these results is not among them: no budget answers.</p>")
-    figures = [pareto_figure(results, m, baseline, answers) for m in METRICS]
+    why = profile.explain_all(results, profiles)
+    figures = [pareto_figure(results, m, baseline, answers, why) for m in METRICS]
     parts.append(f"<h3>Pareto frontiers</h3><p class=muted>● accuracy measured in {_runtimes(results)}, ◇ simulated "
                  "in torch; the dashed staircase joins the results no other beats on both accuracy and cost; a red "
                  "ring answers the budget question of its number (table below).</p>")
     parts.append("".join(charts.html(f) for f in figures))
     if answers:
         parts.append("<h3>Budget answers</h3>" + _answers_html(answers, baseline))
-    parts.append(f"<h3>Results ({len(results)})</h3>" + _results_html(results, baseline))
+    parts.append(f"<h3>Results ({len(results)})</h3>" + _results_html(results, baseline, why))
     profiled = [r for r in results if r.recipe_hash in profiles]
     if profiled:
         parts.append("<h3>Where the time goes</h3><p class=muted>onnxruntime's per-node profile of each profiled "

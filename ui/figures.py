@@ -4,16 +4,17 @@ histograms, bars, the baseline's line), the trade-off chart with a recipe's path
 and hypervolume."""
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from compression import charts, describe, pareto
+from compression import charts, describe, pareto, profile
 from compression.charts import PALETTE
 from compression.recipe import Recipe
 from compression.result import Histogram, Result, StageRecord, is_measured
+from compression.store import Store
 from ui import text
 
 CHART_NOTE = ("Every point is one stored result. ● accuracy measured by running the ONNX file in onnxruntime on "
@@ -120,15 +121,16 @@ def cut_line(fig: go.Figure, x: float, label: str) -> None:
 
 # ------------------------------------------------------------------------------------- the trade-off chart
 
-def hover_lines(result: Result, baseline: Result | None) -> str:
-    """Everything about a point, for its hover box (plotly's <br> line breaks)."""
+def hover_lines(result: Result, baseline: Result | None, why: profile.Diagnosis | None = None) -> str:
+    """Everything about a point, for its hover box (plotly's <br> line breaks); `why`: the causes of its not
+    being as fast as its work predicts (compression.profile.explain)."""
     recipe = Recipe.from_dict(result.recipe)
     stages = "<br>".join(f"  {i}. {describe.stage(recipe, s)}" for i, s in enumerate(recipe.stages, 1)) or "  none"
     return (f"<b>{result.technique}</b> · {result.recipe_hash}<br>{describe.workspace(recipe)}<br>stages:<br>"
             f"{stages}<br>accuracy {result.accuracy:.2%} — {text.accuracy_mark(result)}"
             f"<br>size {text.fmt_bytes(result.size_bytes)} — {result.size_source}"
             f"<br>latency {text.latency_text(result, baseline)}{_predicted(result)}"
-            f"<br>FLOPs {text.fmt_count(result.flops)} per sample")
+            f"<br>FLOPs {text.fmt_count(result.flops)} per sample{charts.why_hover(why)}")
 
 
 def _predicted(result: Result) -> str:
@@ -139,11 +141,21 @@ def _predicted(result: Result) -> str:
     return f"<br>speed-up {result.speedup_vs_baseline:.2f}× timed, {result.predicted_speedup:.2f}× by FLOPs"
 
 
-def tradeoff_figure(results: Sequence[Result], metric: str, baseline: Result | None = None, **options) -> go.Figure:
-    """compression.charts.pareto_figure in the app's look, each point's hover box listing its whole recipe
-    (`options`: highlights, frontier, dim, height)."""
+def tradeoff_figure(results: Sequence[Result], metric: str, baseline: Result | None = None,
+                    why: Mapping[str, profile.Diagnosis] | None = None, **options) -> go.Figure:
+    """compression.charts.pareto_figure in the app's look, each point's hover box listing its whole recipe and
+    why it is not as fast as its work predicts (`why`, by recipe hash; default: `explanations`); `options`:
+    highlights, frontier, dim, height."""
     use_template()
-    return charts.pareto_figure(results, metric, baseline, hover=lambda r: hover_lines(r, baseline), **options)
+    why = explanations(results) if why is None else why
+    return charts.pareto_figure(results, metric, baseline,
+                                hover=lambda r: hover_lines(r, baseline, why.get(r.recipe_hash)), **options)
+
+
+def explanations(results: Sequence[Result]) -> dict[str, profile.Diagnosis]:
+    """Why each of `results` is not as fast as its work predicts, where it is not, by recipe hash: measured
+    where the server's store holds its profile, else from the model's structure (compression.profile)."""
+    return profile.explain_all(results, profile.stored_all(Store()))
 
 
 def unplotted_note(results: Sequence[Result], metric: str, baseline: Result | None = None) -> str | None:

@@ -3,16 +3,17 @@ by stage, two results side by side, the prunings / distillations / quantizations
 sensitivity curves, a search's frontier), how their columns are shown, and drawing them."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
 
-from compression import describe, pareto
+from compression import describe, pareto, profile
 from compression.recipe import Recipe
 from compression.result import QuantReport, Result, SensitivityTable, StageRecord
 from ui import text
+from ui.figures import explanations
 
 if TYPE_CHECKING:  # the quantize module loads torch; this one stays light
     from compression.quantize import BitPoint
@@ -39,6 +40,9 @@ RESULT_COLUMNS = {  # how the pages show results_table's numbers
     "speed-up ×": st.column_config.NumberColumn(format="%.2f", help="timed: the baseline's latency ÷ this one's"),
     "FLOPs predict ×": st.column_config.NumberColumn(format="%.2f", help="the speed-up the FLOPs ratio predicts; "
                                                      "far above the timed one: see Where the time goes on its page"),
+    "why not faster": st.column_config.TextColumn(help="where the timed speed-up falls short of the one its FLOPs "
+                                                  "predict (a sparse model's zeros counted as skipped): the likely "
+                                                  "causes, measured by its profile or read from its structure"),
     "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
     "zero weights": percent_column(0),
 }
@@ -60,8 +64,11 @@ def show_table(table: pd.DataFrame, columns: dict) -> None:
     st.dataframe(shown, hide_index=True, width="stretch", column_config=columns)
 
 
-def results_table(results: Sequence[Result], baseline: Result | None) -> pd.DataFrame:
-    """One row a result with every figure and its provenance."""
+def results_table(results: Sequence[Result], baseline: Result | None,
+                  why: Mapping[str, profile.Diagnosis] | None = None) -> pd.DataFrame:
+    """One row a result with every figure and its provenance; `why`: by recipe hash, why a result is not as fast
+    as its work predicts (default: figures.explanations)."""
+    why = explanations(results) if why is None else why
     rows = []
     for r in results:
         rows.append({
@@ -73,6 +80,7 @@ def results_table(results: Sequence[Result], baseline: Result | None) -> pd.Data
             "latency (ms)": pareto.metric_value(r, "latency", baseline),
             "speed-up ×": r.speedup_vs_baseline if r.latency_measured else None,
             "FLOPs predict ×": r.predicted_speedup,
+            "why not faster": why[r.recipe_hash].short if r.recipe_hash in why else None,
             "MFLOPs": r.flops / 1e6, "FLOPs ×": r.flops / baseline.flops if baseline else r.flops_ratio_vs_baseline,
             "zero weights": r.sparsity, "workspace": describe.workspace(r.recipe), "stored": r.created_at,
             "hash": r.recipe_hash,

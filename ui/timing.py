@@ -1,6 +1,6 @@
 """Where the time goes, on a technique page: a measured result's onnxruntime per-node profile beside its
-baseline's (compression/profile.py), its compute layers as bars, and the causes that apply in words; or the
-button that profiles it as a background job."""
+baseline's (compression/profile.py), its compute layers and its op types as bars, and the causes that apply in
+words; or the button that profiles it as a background job."""
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -31,6 +31,20 @@ def layers_figure(report: dict) -> go.Figure:
     return fig
 
 
+def ops_figure(report: dict) -> go.Figure:
+    """Per op type (every op of either graph, the model's largest first), microseconds a run: the result beside
+    the baseline."""
+    mine, base = report["result"]["by_op"], report["baseline"]["by_op"]
+    ops = list(dict.fromkeys([*mine, *base]))
+    fig = go.Figure()
+    for name, times, color in (("this model", mine, PALETTE["measured"]), ("baseline", base, PALETTE["baseline"])):
+        fig.add_bar(name=name, x=ops, y=[times.get(op, 0.0) for op in ops], marker_color=color,
+                    hovertemplate=f"%{{x}}: %{{y:.1f}} µs<extra>{name}</extra>")
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title="µs a run (median)", rangemode="tozero")
+    return fig
+
+
 def where_the_time_goes(result: Result) -> None:
     """The stored profile of `result` against its baseline, or a button that measures it."""
     if not result.latency_measured or Recipe.from_dict(result.recipe).is_baseline:
@@ -45,8 +59,10 @@ def where_the_time_goes(result: Result) -> None:
                                    str(ws.store().root), key=f"profile:{result.recipe_hash}")
         return
     mine, base = report["result"], report["baseline"]
-    figures.chart(layers_figure(report), height=320,
+    by_layer, by_op = st.columns(2)
+    figures.chart(layers_figure(report), by_layer, height=320,
                   title=f"Compute layers: {mine['run_us']:.0f} µs a run against the baseline's {base['run_us']:.0f} µs")
+    figures.chart(ops_figure(report), by_op, height=320, title="Time per op type")
     predicted, measured = report["predicted_speedup"], report["measured_speedup"]
     expected = (f" FLOPs predict {predicted:.2f}× the baseline's speed; timed {measured:.2f}×."
                 if predicted is not None and measured is not None else "")

@@ -14,11 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import app
-from compression import pipeline
+from compression import describe, pipeline
 from compression.data import screen_image
 from compression.result import Histogram
 from compression.recipe import PruneSpec, QuantSpec, Recipe
@@ -151,6 +152,48 @@ def test_one_channel_images_are_dark_ink_on_white_and_small_counts_tick_whole():
     assert screen_image(colour)[0, 0].tolist() == [128, 128, 128]  # colour images are not inverted
     assert figures.histogram_figure(Histogram([1, 2], [0.0, 0.5, 1.0])).layout.yaxis.dtick == 1
     assert figures.histogram_figure(Histogram([10, 200], [0.0, 0.5, 1.0])).layout.yaxis.dtick is None
+
+
+def test_tradeoffs_says_why_a_result_is_not_faster_and_profiles_it_beside_its_baseline(stored):
+    """The causes read from each result's structure in the table and on the chart's hover; a timed result picked
+    by its recipe in words shows them in full, and its per-op profile beside its baseline's once profiled (then
+    its causes are the measured ones)."""
+    at = start("app_pages/tradeoffs.py")
+    why = dict(zip(at.dataframe[0].value["hash"], at.dataframe[0].value["why not faster"]))
+    assert pd.isna(why[BASE.hash]) and why[SIMULATED.hash] == "simulated: not timed (from structure)"
+    assert why[COMBINED.hash].startswith("first conv too narrow for the int8 kernel; dynamic int8 (ConvInteger)")
+    [chart] = at.get("plotly_chart")
+    hovers = {point[0]: point[1] for trace in json.loads(chart.proto.spec)["data"] for point in
+              trace.get("customdata", [])}
+    assert ("why not faster (from the model's structure):<br>  · first conv too narrow for the int8 kernel<br>  · "
+            "dynamic int8 (ConvInteger)") in hovers[COMBINED.hash]
+    assert "why not faster" not in hovers[BASE.hash]
+
+    assert "Why not faster" in [s.value for s in at.subheader]
+    picker = at.selectbox(key="tradeoffs_why")
+    assert set(picker.options) == {f"{r.technique} · {describe.recipe(r.to_dict())}"  # the timed ones, in words
+                                   for r in (PRUNED, COMBINED)}
+    picker.set_value(COMBINED.hash).run()
+    assert not at.exception and not at.error
+    markdown = [m.value for m in at.markdown]
+    assert any(m.startswith("Timed **") and "where its FLOPs predict" in m for m in markdown)
+    assert "- conv 1 has 1 input channel(s), not a multiple of 4: onnxruntime's fast int8 convolution does not " \
+           "apply; keeping that first block in float, or padding the input to 4 channels, avoids it" in markdown
+    assert any("from the model's structure (not profiled yet" in c.value for c in at.caption)
+    assert "Where the time goes" in [s.value for s in at.subheader]
+
+    next(b for b in at.button if b.label == "Profile in onnxruntime").click().run(timeout=300)  # a job
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Profile in onnxruntime" not in [b.label for b in at.button]
+    specs = [chart.proto.spec for chart in at.get("plotly_chart")]
+    [ops] = [json.loads(spec)["data"] for spec in specs if "Time per op type" in spec]  # its ops, the baseline's
+    assert [trace["name"] for trace in ops] == ["this model", "baseline"]
+    assert {"ConvInteger", "Conv"} <= set(ops[0]["x"])
+    assert any("Compute layers:" in spec for spec in specs)
+    assert any(c.value.startswith("Measured · onnxruntime's profiler on") for c in at.caption)
+    assert any(m.value.startswith("- dynamic quantization runs ConvInteger / MatMulInteger") for m in at.markdown)
+    table = at.dataframe[0].value
+    assert table.loc[table["hash"] == COMBINED.hash, "why not faster"].item().endswith("(measured)")
 
 
 def test_tradeoffs_filters_hide_simulated_results(stored):
