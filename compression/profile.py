@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from compression.errors import CompressionError
+from compression.layouts import CHANNEL_BLOCK
 from compression.recipe import Recipe
 from compression.result import Result
 from compression.store import Store
@@ -34,7 +35,6 @@ RUNS = 200  # profiled runs of each model (the first WARMUP not counted)
 WARMUP = 20
 TOLERANCE = 0.10  # a layer more than 10 % slower than its baseline counterpart is named slower…
 FLOOR = 0.02      # … and by more than 2 % of the baseline's run (a few microseconds are the timer's noise)
-INT8_CHANNELS = 4  # onnxruntime's fast int8 convolution wants input channels in multiples of this
 CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
 CALL_FLOPS = 2e6  # a call (batch × FLOPs a sample) under this much work is mostly onnxruntime's per-call cost
 SHORTFALL = 0.10  # a timed speed-up more than 10 % below the one its work predicts needs a cause
@@ -286,9 +286,12 @@ def structure_layers(result: Result) -> list[LayerComparison]:
     """The compute layers as the Result records them (its conv and linear weights, in the model's order), each in
     the kernel family its quantization mode runs in on onnxruntime's CPU provider, untimed: what `diagnose`
     reads where there is no profile. A conv's input channels are its weight's, except a later conv with one
-    input channel a group (depthwise: its count is not recorded)."""
+    input channel a group (depthwise: its count is not recorded); an INT8 layout's first conv as the file has it
+    (padded to whole channel blocks, or in float)."""
     mode = (result.recipe.get("quant") or {}).get("mode")
     integer = {"int8-static": "QLinear int8", "int8-dynamic": "dynamic int8"}.get(mode)
+    choice = result.quant.layout_choice if result.quant is not None else None
+    layout = choice.layout if choice is not None else "plain"
     counts: dict[str, int] = defaultdict(int)
     layers = []
     for layer in result.layers:
@@ -296,8 +299,12 @@ def structure_layers(result: Result) -> list[LayerComparison]:
         counts[compute] += 1
         first = compute == "conv" and counts["conv"] == 1
         kernel = integer or ("NCHWc float" if compute == "conv" and mode in (None, "fp32") else "float")
-        channels = ((layer.shape[1] if first or layer.shape[1] > 1 else None, layer.shape[0])
-                    if compute == "conv" else None)
+        inputs = layer.shape[1] if compute == "conv" else 0
+        if first and layout == "float-first":
+            kernel = "NCHWc float"
+        elif first and layout == "pad-channels":
+            inputs += -inputs % CHANNEL_BLOCK
+        channels = ((inputs if first or inputs > 1 else None, layer.shape[0]) if compute == "conv" else None)
         layers.append(LayerComparison(f"{compute} {counts[compute]}", compute, kernel, 0.0, None, None, None, 0.0,
                                       channels))
     return layers
@@ -317,11 +324,11 @@ def diagnose(result: Result, layers: list[LayerComparison], profile: Profile | N
     run = (profile.run_us or 1.0) if profile else 1.0
     for layer in layers:
         if layer.channels and layer.channels[0] and layer.kernel in ("QLinear int8", "dynamic int8") and \
-                layer.channels[0] % INT8_CHANNELS:
+                layer.channels[0] % CHANNEL_BLOCK:
             timed = (f" and runs {layer.ratio:.2f}× the baseline's float time" if layer.ratio else "") + (
                 f" ({layer.us / run:.0%} of the run)" if profile else "")
             findings.append(Finding("narrow-int8-conv", (
-                f"{layer.label} has {layer.channels[0]} input channel(s), not a multiple of {INT8_CHANNELS}: "
+                f"{layer.label} has {layer.channels[0]} input channel(s), not a multiple of {CHANNEL_BLOCK}: "
                 f"onnxruntime's fast int8 convolution does not apply{timed}; keeping that first block in float, or "
                 "padding the input to 4 channels, avoids it")))
     dense = [layer for layer in layers if layer.kernel in ("NCHWc float", "fused float", "float")]
