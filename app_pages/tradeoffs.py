@@ -5,8 +5,9 @@ result is not as fast as its FLOPs predict, with where its time goes."""
 
 import streamlit as st
 
-from compression import charts, describe, pareto, profile, report, workspace
+from compression import charts, data, describe, pareto, pipeline, profile, report, workspace
 from compression.errors import CompressionError
+from compression.recipe import Recipe
 from compression.result import Result
 from ui import figures, tables, text, timing
 from ui import workspace as ws
@@ -94,6 +95,32 @@ def compare(shown: list[Result], base: Result, event) -> None:
             st.markdown(describe.recipe(r.recipe))
             st.caption(f"{describe.workspace(r.recipe)} · order {describe.order(r.recipe)}")
     st.dataframe(tables.compare_rows(a, b, base), hide_index=True, width="stretch", height="content")
+    class_by_class(a, b)
+
+
+def class_by_class(a: Result, b: Result, shown_images: int = 12) -> None:
+    """A and B on the same test images: McNemar's verdict, each class's change (neutral where within noise),
+    and the images A got right that B gets wrong."""
+    try:
+        comparison = pipeline.compare_results(ws.store(), a, b)
+    except CompressionError as exc:
+        st.caption(f"Class by class: {exc}.")
+        return
+    paired = comparison.paired
+    verdict = "within noise" if paired.within_noise else "a real difference"
+    st.markdown(f"**Class by class** (measured on the same {sum(c.before.total for c in comparison.classes)} test "
+                f"images): {paired.only_first} right only in A, {paired.only_second} right only in B — McNemar's "
+                f"exact test p = {paired.p_value:.3g}: **{verdict}**.")
+    figures.chart(figures.class_change_figure(comparison.classes), title="Accuracy change by class, B − A (grey: "
+                  "within noise for that class)", height=300)
+    if comparison.flipped:
+        images = data.images_at(pipeline.splits_for(Recipe.from_dict(a.recipe)), "test",
+                                comparison.flipped[:shown_images])
+        said = [images.classes[c] for c in comparison.flipped_to[:shown_images]]
+        st.caption(f"{len(comparison.flipped)} test image(s) A gets right and B gets wrong"
+                   f"{f' (the first {shown_images})' if len(comparison.flipped) > shown_images else ''}:")
+        st.image([data.screen_image(p, 64) for p in images.pixels], width=64,
+                 caption=[f"{name} → {b_said}" for name, b_said in zip(images.names, said)])
 
 
 def why_not_faster(shown: list[Result], why: dict[str, profile.Diagnosis]) -> None:

@@ -52,12 +52,13 @@ class ClassChange:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Two models on the same test images: McNemar overall, every class's change (most hurt first), and the
-    test-image indices the reference got right and the other got wrong."""
+    """Two models on the same test images: McNemar overall, every class's change (most hurt first), the
+    test-image indices the reference got right and the other got wrong, and the class the other said there."""
 
     paired: Paired
     classes: list[ClassChange]
     flipped: list[int]
+    flipped_to: list[int]
 
 
 def view(predictions: np.ndarray, labels: np.ndarray, names: list[str]) -> ClassView:
@@ -78,8 +79,9 @@ def compare(reference: np.ndarray, other: np.ndarray, labels: np.ndarray, names:
     changes = [ClassChange(b, a, mcnemar(right_before[labels == names.index(b.name)],
                                          right_after[labels == names.index(b.name)]))
                for b, a in zip(before.classes, after.classes)]
-    flipped = np.flatnonzero(right_before & ~right_after).tolist()
-    return Comparison(mcnemar(right_before, right_after), sorted(changes, key=lambda c: c.delta), flipped)
+    flipped = np.flatnonzero(right_before & ~right_after)
+    return Comparison(mcnemar(right_before, right_after), sorted(changes, key=lambda c: c.delta), flipped.tolist(),
+                      other[flipped].tolist())
 
 
 def stored_predictions(store: Store, result: Result) -> np.ndarray:

@@ -444,6 +444,13 @@ def sample_images(splits: Splits, split: str = "train", classes: int = 10, index
         found = torch.nonzero(part.y == label).flatten()
         if len(found):
             rows.append(int(found[min(index, len(found) - 1)]))
+    return images_at(splits, split, rows)
+
+
+def images_at(splits: Splits, split: str, rows: list[int]) -> SampleImages:
+    """The images of `splits.<split>` at positions `rows`, as SampleImages (e.g. the test images a compression
+    flipped from right to wrong)."""
+    part: Split = getattr(splits, split)
     x = part.x[rows]
     mean = torch.tensor(splits.mean).view(1, -1, 1, 1)
     std = torch.tensor(splits.std).view(1, -1, 1, 1)

@@ -407,6 +407,7 @@ def _measure(recipe: Recipe, counts: Counts, splits: Splits, deployed: Deployed,
         provenance=provenance(recipe.threads, recipe.batch, recipe.provider, recipe.runtime),
         size_source=deployed.size_source,
         technique=recipe.technique, quant=deployed.quant_report, counts_source=counts.source,
+        test_images=len(splits.test.y),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from compression.catalog import RUNTIMES
 from compression.recipe import Format
+from compression.stats import Interval, accuracy_interval
 
 T = TypeVar("T")
 
@@ -294,6 +295,14 @@ class Result:
     quant: QuantReport | None = None
     distill: DistillReport | None = None
     counts_source: str = "torch"  # what parameters and FLOPs were counted from: torch, or a runtime-only ONNX graph
+    test_images: int | None = None  # the test split's size (None: measured before it was recorded)
+
+    @property
+    def accuracy_interval(self) -> "Interval | None":
+        """The 95 % Wilson interval of the test accuracy, from the test split's size (where recorded)."""
+        if self.test_images is None:
+            return None
+        return accuracy_interval(round(self.accuracy * self.test_images), self.test_images)
 
     @property
     def predicted_speedup(self) -> float | None:

@@ -1,11 +1,10 @@
 """Whether a difference is real: the 95 % interval of an accuracy measured on n test images (Wilson), and
 McNemar's exact test of two models scored on the same images (only the images they disagree on count).
-scipy's binomial test computes both."""
+scipy's binomial test computes both (imported when first used: a Result carries no scipy)."""
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest
 
 CONFIDENCE = 0.95
 SIGNIFICANCE = 1 - CONFIDENCE
@@ -30,6 +29,8 @@ def accuracy_interval(correct: int, total: int) -> Interval:
     """The Wilson score interval of `correct` right answers out of `total` test images."""
     if total < 1 or not 0 <= correct <= total:
         raise ValueError(f"an accuracy needs 0 <= correct <= total and total >= 1, got {correct} of {total}")
+    from scipy.stats import binomtest
+
     ci = binomtest(correct, total).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
     return Interval(float(ci.low), float(ci.high))
 
@@ -58,5 +59,7 @@ def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> Paired:
         raise ValueError(f"paired answers need the same images, got {first.shape} and {second.shape}")
     only_first, only_second = int((first & ~second).sum()), int((second & ~first).sum())
     discordant = only_first + only_second
+    from scipy.stats import binomtest
+
     p_value = 1.0 if discordant == 0 else float(binomtest(only_first, discordant, 0.5).pvalue)
     return Paired(only_first, only_second, p_value)

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from compression import charts, describe, pareto, profile
+from compression import charts, classes, describe, pareto, profile
 from compression.charts import PALETTE
 from compression.recipe import Recipe
 from compression.result import Histogram, Result, StageRecord, is_measured
@@ -90,6 +90,20 @@ def bars(labels: Sequence[str], values: Sequence[float], colors: Sequence[str], 
     """One bar a label, each in its colour with its value written on it."""
     return go.Figure(go.Bar(x=list(labels), y=list(values), marker_color=list(colors), text=list(text_),
                             textposition=position, insidetextanchor="end" if position == "inside" else None))
+
+
+def class_change_figure(changes: Sequence[classes.ClassChange]) -> go.Figure:
+    """Each class's accuracy change from A to B in points: red where it fell, green where it rose, grey where
+    McNemar's test on the class's images calls it within noise."""
+    def color(change: classes.ClassChange) -> str:
+        if change.paired.within_noise:
+            return PALETTE["control"]
+        return PALETTE["threshold"] if change.delta < 0 else PALETTE["lime"]
+
+    fig = bars([c.before.name for c in changes], [100 * c.delta for c in changes], [color(c) for c in changes],
+               [f"{100 * c.delta:+.1f}" for c in changes])
+    fig.update_layout(yaxis_title="B − A, accuracy points", showlegend=False)
+    return fig
 
 
 def baseline_line(fig: go.Figure, accuracy: float, text_: str = "baseline") -> None:

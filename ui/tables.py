@@ -102,7 +102,8 @@ def compare_rows(a: Result, b: Result, baseline: Result | None) -> pd.DataFrame:
     lat_a, lat_b = (pareto.metric_value(r, "latency", baseline) for r in (a, b))
     rows = [
         ("technique", a.technique, b.technique, ""),
-        ("test accuracy", f"{a.accuracy:.2%}", f"{b.accuracy:.2%}", text.points(b.accuracy - a.accuracy)),
+        ("test accuracy", text.accuracy_with_interval(a), text.accuracy_with_interval(b),
+         text.points(b.accuracy - a.accuracy)),
         ("accuracy is", text.accuracy_mark(a), text.accuracy_mark(b), ""),
         ("size", text.fmt_bytes(a.size_bytes), text.fmt_bytes(b.size_bytes), ratio(a.size_bytes, b.size_bytes)),
         ("size is", a.size_source, b.size_source, ""),

@@ -51,6 +51,14 @@ def accuracy_kind(record: Result | StageRecord) -> str:
     return "measured" if is_measured(record) else "simulated"
 
 
+def accuracy_with_interval(result: Result) -> str:
+    """'98.06% (95%: 96.05–99.07)' where the test split's size is recorded, else the accuracy alone."""
+    interval = result.accuracy_interval
+    if interval is None:
+        return f"{result.accuracy:.2%}"
+    return f"{result.accuracy:.2%} (95%: {100 * interval.low:.2f}–{100 * interval.high:.2f})"
+
+
 def accuracy_mark(record: Result | StageRecord) -> str:
     """'measured (onnxruntime)' or 'simulated (torch-simulated)'."""
     return f"{accuracy_kind(record)} ({record.accuracy_source})"

@@ -140,6 +140,19 @@ def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
     compare = at.dataframe[1].value
     assert list(compare.columns) == ["", "A", "B", "B vs A"]
     assert "test accuracy" in set(compare[""])
+    accuracy = compare.set_index("")["A"]["test accuracy"]
+    assert "(95%: " in accuracy  # the Wilson interval from the test split's size
+    verdict = next(m.value for m in at.markdown if m.value.startswith("**Class by class**"))
+    assert "on the same 360 test images" in verdict and "McNemar's exact test p = " in verdict
+    assert ("within noise" in verdict) != ("a real difference" in verdict)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    classes = next(c for c in charts if "Accuracy change by class" in c["layout"].get("title", {}).get("text", ""))
+    assert len(classes["data"][0]["x"]) == 10  # every digit
+
+    at.multiselect(key="tradeoffs_compare").set_value([PRUNED.hash, SIMULATED.hash]).run()
+    assert not at.exception  # a simulated result has no deployed file to compare image by image: one line
+    assert any("Class by class: no test predictions are stored" in c.value and "simulated format" in c.value
+               for c in at.caption)
 
 
 def test_one_channel_images_are_dark_ink_on_white_and_small_counts_tick_whole():

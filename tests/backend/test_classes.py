@@ -34,7 +34,7 @@ def test_compare_lists_flipped_images_and_most_hurt_class_first():
     before = labels.copy()
     after = np.array([0, 0, 0, 0, 1, 0, 0, 1])  # class 1 loses two images
     comparison = classes.compare(before, after, labels, ["zero", "one"])
-    assert comparison.flipped == [5, 6]
+    assert comparison.flipped == [5, 6] and comparison.flipped_to == [0, 0]
     assert [c.before.name for c in comparison.classes] == ["one", "zero"]
     assert comparison.classes[0].delta == pytest.approx(-0.5)
     assert (comparison.paired.only_first, comparison.paired.only_second) == (2, 0)
