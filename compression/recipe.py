@@ -34,6 +34,10 @@ class PruneSpec:
     round_to: int = 1
     kd: bool = False
 
+    def __post_init__(self) -> None:
+        if self.round_to == "auto":  # as a sweep's grid may name it
+            object.__setattr__(self, "round_to", ROUND_TO_AUTO)
+
     def validate(self) -> None:
         """Raise a one-line CompressionError for a method, ratio, step count or λ out of range."""
         PRUNE_METHODS[self.method]
