@@ -66,8 +66,8 @@ def part(name: str, base: Recipe, finetune: int, store: Store) -> tuple[dict, st
     for fmt in FORMATS:
         for rounding in ROUNDINGS:
             for ratio in RATIOS:
-                recipe = replace(base, prune=PruneSpec("channel-l2", ratio, finetune_epochs=finetune, round_to=rounding),
-                                 quant=QuantSpec(fmt) if fmt else None)
+                spec = PruneSpec("channel-l2", ratio, finetune_epochs=finetune, round_to=rounding)
+                recipe = replace(base, prune=spec, quant=QuantSpec(fmt) if fmt else None)
                 print(f"[{name}] {fmt or 'fp32'} round_to {rounding or 'auto'} ratio {ratio}", file=sys.stderr,
                       flush=True)
                 rows.append(row(pipeline.run(recipe, store)))
@@ -81,7 +81,8 @@ def part(name: str, base: Recipe, finetune: int, store: Store) -> tuple[dict, st
                            "at_most_1_within_tolerance": max(latency) <= 1.0 + TOLERANCE})
     table = markdown_table(
         ["format", "round to", *[str(r) for r in RATIOS]],
-        [[fmt, rounding, *[f"{r['latency_ratio']:.3f}" for r in rows if r["format"] == fmt and r["round_to"] == rounding]]
+        [[fmt, rounding, *[f"{r['latency_ratio']:.3f}" for r in rows
+                            if r["format"] == fmt and r["round_to"] == rounding]]
          for fmt in ("fp32", *[f for f in FORMATS if f]) for rounding in (1, "auto")])
     kept = markdown_table(
         ["ratio", "asked (round to 1)", "kept (auto)", "FLOPs × auto", "test acc auto (fp32)"],

@@ -24,8 +24,8 @@ from compression.measure import (Counts, check_provider, count_params, file_size
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
 from compression.recipe import QuantSpec, Recipe
-from compression.result import (DistillReport, LayerSparsity, QuantReport, Result, SensitivityTable, StageRecord, from_json,
-                                speedup)
+from compression.result import (DistillReport, LayerSparsity, QuantReport, Result, SensitivityTable, StageRecord,
+                                from_json, speedup)
 from compression.store import Store
 from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent, training_device
 
@@ -223,7 +223,8 @@ def _prune(recipe: Recipe, model: nn.Module, baseline: nn.Module, splits: Splits
 
 
 def _transform(name: str, recipe: Recipe, model: nn.Module, baseline: nn.Module, previous: StageRecord,
-               splits: Splits, store: Store, workdir: Path, progress: ProgressFn) -> tuple[nn.Module, dict[str, Any] | None]:
+               splits: Splits, store: Store, workdir: Path,
+               progress: ProgressFn) -> tuple[nn.Module, dict[str, Any] | None]:
     """Apply one compression stage to `model` in torch (the baseline teaches pruning's fine-tuning when the
     recipe asks for KD); distillation also returns its KD-vs-control report, pruning with round_to auto its
     channel choices."""

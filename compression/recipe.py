@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, MAX_BATCH, MAX_CALIB_SAMPLES, MAX_EPOCHS,
-                                 MAX_PRUNE_STEPS, MAX_ROUND_TO, ROUND_TO_AUTO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
+                                 MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
+                                 ROUND_TO_AUTO,
                                  PROVIDERS, QUANT_MODES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
 from compression.errors import CompressionError
 
