@@ -18,7 +18,8 @@ from typing import Any
 from compression import folders, settings
 from compression.catalog import (CALIBRATIONS, GRANULARITIES, INT8_LAYOUTS, MODELS, PRUNE_METHODS, QUANT_MODES,
                                 QUANT_SCHEMES, STAGES)
-from compression.cli_flags import EXIT_BAD_INPUT, Parser, add_common, baseline_from, entries, number, print_progress
+from compression.cli_flags import (EXIT_BAD_INPUT, Parser, add_common, baseline_from, entries, number, print_progress,
+                                   round_to)
 from compression.commands import TOOLS, add_tools
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
@@ -41,8 +42,10 @@ def _add_prune(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuning epochs after each round")
     parser.add_argument("--prune-lambda", type=number, default=PruneSpec.lam,
                         help="activation method: weight of magnitude vs activation, 0 … 1")
-    parser.add_argument("--prune-round-to", type=int, default=1,
-                        help="channel methods: round kept channels down to a multiple of N (16 suits AVX-512)")
+    parser.add_argument("--prune-round-to", type=round_to, default=1,
+                        help="channel methods: round kept channels down to a multiple of N (16 suits AVX-512), or "
+                             "auto: per layer, the fastest count of at least the asked on this CPU's measured "
+                             "latency staircase")
     parser.add_argument("--prune-kd", action="store_true",
                         help=f"fine-tune on the KD loss against the baseline as teacher (T {DistillSpec.temperature:g}, "
                              f"α {DistillSpec.alpha:g}) instead of the labels alone")

@@ -60,6 +60,7 @@ EPOCH_CHOICES: tuple[int, ...] = (0, 1, 2, 3, 5, 10, 20, 40, 80, 160, 320, 640, 
 # epochs slider (and the search) offers: single steps where a few epochs matter, then doublings up to the longest
 # fine-tuning cross-validated
 ROUND_TO_CHOICES: tuple[int, ...] = (1, 8, 16)  # onnxruntime's convolutions like multiples of the SIMD block
+ROUND_TO_AUTO = 0  # PruneSpec.round_to: per-layer counts chosen on the measured latency staircase (staircase.py)
 
 # ------------------------------------------------------------------------------------- quantization
 

@@ -6,7 +6,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
-from compression.catalog import DATASETS, MODELS, PROVIDERS, RUNTIMES
+from compression.catalog import DATASETS, MODELS, PROVIDERS, ROUND_TO_AUTO, RUNTIMES
 from compression.pareto import METRICS, UNITS, Budget
 from compression.recipe import Recipe
 from compression.registry import Registry
@@ -32,6 +32,20 @@ def number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def round_to(text: str) -> int:
+    """--prune-round-to: 'auto' (ROUND_TO_AUTO: counts chosen on the measured latency staircase) or a multiple
+    of at least 1."""
+    if text.strip().lower() == "auto":
+        return ROUND_TO_AUTO
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto or a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be auto or a whole number of at least 1, got {text!r}")
     return value
 
 

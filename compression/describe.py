@@ -4,6 +4,7 @@ order. Import-light (no torch)."""
 
 from typing import Any
 
+from compression.catalog import ROUND_TO_AUTO
 from compression.recipe import PruneSpec, Recipe
 
 STAGE_NAMES = {"baseline": "baseline", "distill": "distil", "prune": "prune", "quant": "quantize"}
@@ -34,6 +35,8 @@ def prune_settings(p: PruneSpec) -> str:
         extra.append(f"λ {p.lam:g}")
     if p.round_to > 1:
         extra.append(f"round to {p.round_to}")
+    elif p.round_to == ROUND_TO_AUTO:
+        extra.append("channels fit to the measured latency staircase")
     return ", ".join(extra)
 
 

@@ -6,7 +6,7 @@ import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from compression import classes, data, distill, imports, models, quantize
+from compression import classes, data, distill, imports, models, quantize, staircase
 from compression.classes import PREDICTIONS
-from compression.catalog import MODELS
+from compression.catalog import MODELS, ROUND_TO_AUTO
 from compression.data import Splits
 from compression.export import export_named, save_deployable
 from compression.measure import (Counts, Timing, check_runtime, count_params, file_sizes, onnx_accuracy, onnx_counts,
@@ -27,8 +27,8 @@ from compression.measure import (Counts, Timing, check_runtime, count_params, fi
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
 from compression.recipe import QuantSpec, Recipe
-from compression.result import (DistillReport, QuantReport, Result, SensitivityTable, StageRecord, from_json,
-                                speedup)
+from compression.result import (DistillReport, LayerSparsity, QuantReport, Result, SensitivityTable, StageRecord,
+                                from_json, speedup)
 from compression.store import Store
 from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent, training_device
 
@@ -219,14 +219,30 @@ def _distill(recipe: Recipe, teacher: nn.Module, teacher_record: StageRecord, sp
     return student, report
 
 
+def _prune(recipe: Recipe, model: nn.Module, baseline: nn.Module, splits: Splits, store: Store,
+           progress: ProgressFn) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The pruned model; with round_to auto, its counts chosen on the measured staircase, and a report of the
+    channels each layer was asked to keep and kept."""
+    spec = recipe.prune
+    if not (spec.structured and spec.round_to == ROUND_TO_AUTO):
+        return prune_model(model, spec, splits, recipe.seed, progress, teacher=baseline), None
+    timing = staircase.Timing(recipe.threads, recipe.batch, recipe.provider)
+    choices = staircase.choose_counts(model, spec.ratio, splits.input_shape, timing, store, progress)
+    model = prune_model(model, spec, splits, recipe.seed, progress, teacher=baseline,
+                        kept={c.name: c.kept for c in choices})
+    return model, {"channels": [asdict(c) for c in choices]}
+
+
 def _transform(name: str, recipe: Recipe, model: nn.Module, baseline: nn.Module, previous: StageRecord,
-               splits: Splits, workdir: Path, progress: ProgressFn) -> tuple[nn.Module, dict[str, Any] | None]:
+               splits: Splits, store: Store, workdir: Path,
+               progress: ProgressFn) -> tuple[nn.Module, dict[str, Any] | None]:
     """Apply one compression stage to `model` in torch (the baseline teaches pruning's fine-tuning when the
-    recipe asks for KD); distillation also returns its KD-vs-control report."""
+    recipe asks for KD); distillation also returns its KD-vs-control report, pruning with round_to auto its
+    channel choices."""
     if name == "distill":
         return _distill(recipe, model, previous, splits, _quant_so_far(recipe, "distill"), workdir, progress)
     if name == "prune":
-        return prune_model(model, recipe.prune, splits, recipe.seed, progress, teacher=baseline), None
+        return _prune(recipe, model, baseline, splits, store, progress)
     return quantize.quantize_stage(model, recipe.quant, splits, recipe.seed, progress), None
 
 
@@ -333,7 +349,7 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
                   clock: StageClock, progress: ProgressFn) -> Compressed:
     """Apply the recipe's stages in order. The model after each stage prefix is stored, so recipes that begin
     alike (the same pruning, quantized three ways) compute the shared stages once. `model` is the baseline."""
-    baseline, records, report, deployed = model, [_baseline_record(base)], None, None
+    baseline, records, report, deployed, channels = model, [_baseline_record(base)], None, None, None
     for index, name in enumerate(recipe.stages):
         key = recipe.stage_key(index)
         loaded = _load_checkpoint(store, key, recipe, index, splits)
@@ -343,8 +359,8 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
         else:
             started = time.perf_counter()
             with clock.stage(name):
-                model, stage_report = _transform(name, recipe, model, baseline, records[-1], splits, workdir / name,
-                                                 progress)
+                model, stage_report = _transform(name, recipe, model, baseline, records[-1], splits, store,
+                                                 workdir / name, progress)
             seconds = time.perf_counter() - started
             progress(Progress(name, "export and measure the stage's deployable model"))
             with clock.stage("export"):
@@ -353,10 +369,19 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
             _save_checkpoint(store, key, recipe, model, record, stage_report, workdir / name)
         records.append(record)
         report = stage_report if name == "distill" else report
+        channels = stage_report["channels"] if name == "prune" and stage_report else channels
     if deployed is None:
         with clock.stage("export"):
             deployed = deploy(model, recipe.quant, splits, workdir / "final", timing=timing_of(recipe))
-    return Compressed(torch_counts(model, splits.input_shape), deployed, records, report)
+    counts = torch_counts(model, splits.input_shape)
+    return Compressed(replace(counts, layers=_with_choices(counts.layers, channels)), deployed, records, report)
+
+
+def _with_choices(layers: list[LayerSparsity], channels: list[dict[str, Any]] | None) -> list[LayerSparsity]:
+    """`layers` with the channels round_to auto asked each to keep and kept, where it chose them."""
+    chosen = {c["name"]: c for c in channels or []}
+    return [replace(layer, channels_asked=chosen[layer.name]["asked"], channels_kept=chosen[layer.name]["kept"])
+            if layer.name in chosen else layer for layer in layers]
 
 
 def _in_runtime(recipe: Recipe, source: Path, base: Result | None, splits: Splits, workdir: Path,

@@ -12,7 +12,7 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from compression.catalog import PRUNE_METHODS
+from compression.catalog import PRUNE_METHODS, ROUND_TO_AUTO
 from compression.data import Splits
 from compression.distill import teacher_loss
 from compression.errors import CompressionError
@@ -37,9 +37,9 @@ def step_targets(ratio: float, steps: int) -> list[float]:
 
 def kept_channels(channels: int, ratio: float, round_to: int = 1) -> int:
     """Channels a layer keeps when `ratio` of them are removed, rounded down to a multiple of `round_to`
-    (torch-pruning's arithmetic)."""
+    (torch-pruning's arithmetic; round_to auto asks this count unrounded, see compression.staircase)."""
     kept = int(channels * (1 - ratio))
-    return kept - kept % round_to
+    return kept - kept % round_to if round_to > 1 else kept
 
 
 def check_structured_ratio(model: nn.Module, ratio: float, round_to: int = 1) -> None:
@@ -123,11 +123,40 @@ def _calibration_inputs(splits: Splits, seed: int) -> torch.Tensor:
 
 
 def _structured_pruner(model: nn.Module, spec: PruneSpec, example: torch.Tensor,
-                       ratio_dict: dict[nn.Module, float] | None = None) -> tp.pruner.MetaPruner:
+                       ratio_dict: dict[nn.Module, float] | None = None, others: float = 0.0) -> tp.pruner.MetaPruner:
+    """torch-pruning's pruner for `spec`: every layer at spec.ratio, or the layers of `ratio_dict` at theirs and
+    the others at `others`; the output layer is never pruned."""
     return tp.pruner.MetaPruner(
-        model, example, importance=_importance(spec), pruning_ratio=0.0 if ratio_dict else spec.ratio,
+        model, example, importance=_importance(spec), pruning_ratio=others if ratio_dict else spec.ratio,
         pruning_ratio_dict=ratio_dict, iterative_steps=spec.steps, ignored_layers=[output_layer(model)],
         round_to=spec.round_to if spec.round_to > 1 else None)
+
+
+def exact_ratio(channels: int, kept: int) -> float:
+    """The ratio at which torch-pruning keeps exactly `kept` of `channels` (it keeps int(channels · (1 − r)))."""
+    return 0.0 if kept >= channels else 1 - (kept + 0.5) / channels
+
+
+def _auto_pruner(model: nn.Module, spec: PruneSpec, example: torch.Tensor,
+                 kept: dict[str, int] | None) -> tp.pruner.MetaPruner:
+    """The pruner of round_to auto: each layer of `kept` (name -> count chosen on its staircase) at the ratio
+    that keeps that count, every other prunable layer at the spec's ratio."""
+    if kept is None:
+        raise CompressionError("round_to auto needs the kept counts chosen on the latency staircase "
+                               "(compression.staircase.choose_counts)")
+    layers = dict(prunable_layers(model))
+    ratios = {layers[name]: exact_ratio(layers[name].weight.shape[0], count) for name, count in kept.items()}
+    return _structured_pruner(model, spec, example, ratios, others=spec.ratio)
+
+
+def check_kept(model: nn.Module, kept: dict[str, int]) -> None:
+    """Raise a one-line CompressionError unless each named layer of `model` has the output channels asked."""
+    layers = dict(prunable_layers(model))
+    for name, count in kept.items():
+        if layers[name].weight.shape[0] != count:
+            raise CompressionError(f"round_to auto chose {count} channels for layer '{name}' but torch-pruning kept "
+                                   f"{layers[name].weight.shape[0]} (layers coupled in this model): use a fixed "
+                                   f"round-to")
 
 
 def mask_each_layer(layers: Sequence[nn.Module], amount: float) -> None:
@@ -155,10 +184,11 @@ def _make_masks_permanent(model: nn.Module) -> None:
 
 
 def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, progress: ProgressFn = silent,
-                teacher: nn.Module | None = None) -> nn.Module:
+                teacher: nn.Module | None = None, kept: dict[str, int] | None = None) -> nn.Module:
     """Prune `model` in place to `spec.ratio` over `spec.steps` rounds, fine-tuning on the train split
     after each round (with spec.kd, on the KD loss against `teacher`'s logits, taken before any pruning);
-    returns the model ready for export (masks folded, channels physically removed)."""
+    returns the model ready for export (masks folded, channels physically removed). With round_to auto,
+    `kept` names each measured layer's final channel count (compression.staircase.choose_counts)."""
     spec.validate()
     if spec.kd and teacher is None:
         raise CompressionError("fine-tuning with KD needs a teacher model")
@@ -167,7 +197,9 @@ def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, pr
     if structured:
         check_structured_ratio(model, spec.ratio, spec.round_to)
         calibration = _calibration_inputs(splits, seed)
-        pruner = _structured_pruner(model, spec, calibration[:1])
+        auto = spec.round_to == ROUND_TO_AUTO
+        pruner = _auto_pruner(model, spec, calibration[:1], kept) if auto else _structured_pruner(
+            model, spec, calibration[:1])
     previous = 0.0
     for step, target in enumerate(step_targets(spec.ratio, spec.steps), 1):
         progress(Progress("prune", f"{spec.method}: round {step}/{spec.steps}, {target:.0%} removed"))
@@ -180,6 +212,8 @@ def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, pr
         previous = target
         fit(model, splits.train, spec.finetune_epochs, seed=seed + step, stage="fine-tune", progress=progress,
             loss_fn=loss_fn)
+    if structured and auto:
+        check_kept(model, kept)
     _make_masks_permanent(model)
     return model
 

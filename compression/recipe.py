@@ -8,7 +8,7 @@ from typing import Any
 
 from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, INT8_LAYOUTS, MAX_BATCH, MAX_CALIB_SAMPLES,
                                  MAX_EPOCHS, MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
-                                 PROVIDERS, QUANT_MODES, RUNTIMES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
+                                 PROVIDERS, QUANT_MODES, ROUND_TO_AUTO, RUNTIMES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
 from compression.errors import CompressionError
 
 
@@ -21,7 +21,8 @@ def _digest(data: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class PruneSpec:
     """How to prune: method, final fraction removed, prune/fine-tune rounds, λ for activation importance,
-    (structured only) a multiple that every pruned layer's channel count is rounded down to, and whether
+    (structured only) a multiple that every pruned layer's channel count is rounded down to (ROUND_TO_AUTO, 0:
+    each layer's count chosen on this CPU's measured latency staircase, compression.staircase), and whether
     fine-tuning learns from the baseline as teacher (`kd`: the KD loss at DistillSpec's default T and α)
     rather than from the labels alone."""
 
@@ -32,6 +33,10 @@ class PruneSpec:
     lam: float = 0.5
     round_to: int = 1
     kd: bool = False
+
+    def __post_init__(self) -> None:
+        if self.round_to == "auto":  # as a sweep's grid may name it
+            object.__setattr__(self, "round_to", ROUND_TO_AUTO)
 
     def validate(self) -> None:
         """Raise a one-line CompressionError for a method, ratio, step count or λ out of range."""
@@ -44,10 +49,10 @@ class PruneSpec:
             raise CompressionError(f"fine-tune epochs must not be negative, got {self.finetune_epochs}")
         _at_most("fine-tune epochs", self.finetune_epochs, MAX_EPOCHS)
         _within("prune lambda", self.lam, PRUNE_LAMBDA)
-        if self.round_to < 1:
-            raise CompressionError(f"prune round-to must be at least 1, got {self.round_to}")
+        if self.round_to < 0:
+            raise CompressionError(f"prune round-to must be auto or at least 1, got {self.round_to}")
         _at_most("prune round-to", self.round_to, MAX_ROUND_TO)
-        if self.round_to > 1 and not self.structured:
+        if self.round_to != 1 and not self.structured:
             raise CompressionError(f"prune round-to applies to channel pruning only, not to {self.method}")
 
     @property
@@ -347,7 +352,10 @@ class Recipe:
         """Key of the model after the first `index` + 1 stages: recipes that begin alike share it."""
         prefix = [[name, self.quant.to_dict() if name == "quant" else asdict(self._specs[name])]
                   for name in self.stages[:index + 1]]
-        return _digest({"training": self.training_key, "stages": prefix})
+        data: dict[str, Any] = {"training": self.training_key, "stages": prefix}
+        if "prune" in self.stages[:index + 1] and self.prune.round_to == ROUND_TO_AUTO:  # counts follow the timing
+            data["timing"] = [self.threads, self.batch, self.provider]
+        return _digest(data)
 
     def sensitivity_key(self, method: str) -> str:
         """Store key of the per-layer sensitivity table of this recipe's baseline under `method`."""

@@ -66,12 +66,15 @@ def speedup(baseline: Latency, model: Latency) -> float:
 
 @dataclass(frozen=True)
 class LayerSparsity:
-    """Weights of one conv / linear layer of the exported model, and how many are non-zero."""
+    """Weights of one conv / linear layer of the exported model, and how many are non-zero; with round_to auto,
+    the output channels the ratio asked it to keep and those kept (chosen on the measured latency staircase)."""
 
     name: str
     shape: list[int]
     weights: int
     nonzero: int
+    channels_asked: int | None = None
+    channels_kept: int | None = None
 
 
 @dataclass(frozen=True)

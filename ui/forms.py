@@ -8,7 +8,7 @@ import json
 import math
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ import streamlit as st
 
 from compression.catalog import (ALPHA, BITS, CALIB_SAMPLES, CALIBRATIONS, EPOCH_CHOICES, GRANULARITIES, INT8_LAYOUTS,
                                  MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO, PRUNE_STEPS, QAT_EPOCHS, QUANT_MODES,
-                                 QUANT_SCHEMES, ROUND_TO_CHOICES, STAGES, TEMPERATURE, WIDTH)
+                                 QUANT_SCHEMES, ROUND_TO_AUTO, ROUND_TO_CHOICES, STAGES, TEMPERATURE, WIDTH)
 from compression.describe import STAGE_NAMES
 from compression.errors import CompressionError
 from compression.pareto import METRICS
@@ -26,6 +26,7 @@ from compression.tasks import SearchSettings
 
 PERSIST = {"persist_state": "session"}  # a page's settings survive a visit to another page
 SAME_FAMILY = "teacher's family"
+ROUND_TO_OFFERED = (*ROUND_TO_CHOICES, ROUND_TO_AUTO)  # the search keeps to fixed multiples: auto measures first
 PRUNE_KD_LABEL = "Fine-tune on the baseline's outputs (KD)"
 PRUNE_KD_HELP = (f"Fine-tuning after each cut learns from the unpruned baseline's softened outputs as well as the "
                  f"labels (the distillation loss at T {DistillSpec.temperature:g}, α {DistillSpec.alpha:g}). It "
@@ -57,11 +58,13 @@ def prune_form(key: str, initial: PruneSpec, *, disabled: bool = False, columns:
     finetune = right.select_slider("Fine-tune epochs per round", EPOCH_CHOICES, initial.finetune_epochs,
                                    key=f"{key}_finetune", disabled=disabled, **PERSIST)
     kd = right.checkbox(PRUNE_KD_LABEL, initial.kd, key=f"{key}_kd", help=PRUNE_KD_HELP, disabled=disabled, **PERSIST)
-    round_to = right.selectbox("Channel methods: round kept channels down to a multiple of", ROUND_TO_CHOICES,
-                               index=ROUND_TO_CHOICES.index(initial.round_to), key=f"{key}_round_to",
-                               disabled=disabled or not technique.structured, **PERSIST,
+    round_to = right.selectbox("Channel methods: round kept channels down to a multiple of", ROUND_TO_OFFERED,
+                               index=ROUND_TO_OFFERED.index(initial.round_to), key=f"{key}_round_to",
+                               format_func=_round_to_label, disabled=disabled or not technique.structured, **PERSIST,
                                help="onnxruntime's convolutions are fastest on multiples of the SIMD block "
-                                    "(16 on AVX-512, 8 on AVX2).")
+                                    "(16 on AVX-512, 8 on AVX2). auto: per layer, the fastest count of at least "
+                                    "the asked on this CPU's measured latency staircase (measured once per "
+                                    "machine, a few seconds).")
     return PruneSpec(method, ratio, steps, finetune, lam if technique.uses_lambda else PruneSpec.lam,
                      round_to if technique.structured else 1, kd)
 
@@ -342,8 +345,8 @@ def pipeline_state(recipe: Recipe, key: str = "pipe") -> dict[str, Any]:
                   f"{key}_steps": _offered(prune.steps, range(int(PRUNE_STEPS.low), int(PRUNE_STEPS.high) + 1),
                                            "prune / fine-tune rounds"),
                   f"{key}_finetune": _offered(prune.finetune_epochs, EPOCH_CHOICES, "fine-tune epochs"),
-                  f"{key}_kd": prune.kd, f"{key}_round_to": _offered(prune.round_to, ROUND_TO_CHOICES,
-                                                                       "channel rounding")}
+                  f"{key}_kd": prune.kd, f"{key}_round_to": _offered(prune.round_to, ROUND_TO_OFFERED,
+                                                                       "channel rounding", _round_to_label)}
     if (quant := recipe.quant) is not None:
         state |= {f"{key}_mode": quant.mode, f"{key}_bits": quant.bits, f"{key}_scheme": quant.scheme,
                   f"{key}_granularity": quant.granularity, f"{key}_activations": quant.activations,
@@ -363,8 +366,13 @@ def pipeline_state(recipe: Recipe, key: str = "pipe") -> dict[str, Any]:
     return state
 
 
-def _offered(value: Any, options: Sequence[Any], what: str) -> Any:
-    """The option of a Pipeline widget equal to `value` (floats within rounding), or a one-line error."""
+def _round_to_label(value: int) -> str:
+    return "auto" if value == ROUND_TO_AUTO else str(value)
+
+
+def _offered(value: Any, options: Sequence[Any], what: str, label: Callable[[Any], str] | None = None) -> Any:
+    """The option of a Pipeline widget equal to `value` (floats within rounding), or a one-line error (options
+    shown by `label`, if given)."""
     if isinstance(options, range) and value in options:
         return value
     for option in options:
@@ -372,7 +380,7 @@ def _offered(value: Any, options: Sequence[Any], what: str) -> Any:
             return option
 
     def word(v: Any) -> str:
-        return f"{v:g}" if isinstance(v, float) else str(v)
+        return label(v) if label else f"{v:g}" if isinstance(v, float) else str(v)
     shown = f"{options[0]} … {options[-1]}" if isinstance(options, range) else ", ".join(map(word, options))
     raise CompressionError(f"the Pipeline page offers {what} {shown}, not {word(value)}")
 

@@ -26,12 +26,17 @@ def pruned(spec: PruneSpec, result: Result) -> list[Note]:
     if not spec.structured:
         return [("info", "Unstructured zeros stay in dense tensors: onnxruntime still multiplies them, so FLOPs and "
                          "latency do not fall — only the gzip size shows the sparsity.")]
+    chosen = [layer for layer in result.layers if layer.channels_kept is not None]
+    if chosen:  # round_to auto
+        pairs = ", ".join(f"{layer.name} {layer.channels_asked} → {layer.channels_kept}" for layer in chosen)
+        return [("info", f"Kept channels fit to this CPU's measured latency staircase (asked → kept): {pairs}. Each "
+                         "layer keeps the fastest measured count at or above what the ratio asks.")]
     if result.speedup_vs_baseline is not None and result.speedup_vs_baseline < 1:
         channels = ", ".join(str(layer.shape[0]) for layer in result.layers[:-1])
         return [("warning", f"Fewer FLOPs, yet slower than the baseline: the kept channel counts ({channels}) are "
                             "not multiples of the CPU's SIMD block, and onnxruntime's fast convolution layout wants "
                             "them to be (16 on AVX-512, 8 on AVX2). Try rounding kept channels down to a multiple "
-                            "of 16.")]
+                            "of 16, or auto.")]
     return []
 
 

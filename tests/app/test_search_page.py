@@ -140,7 +140,7 @@ def test_the_pipeline_page_filled_from_a_recipe_shows_that_recipe(recipe):
 
 @pytest.mark.parametrize("recipe, message", [
     (replace(BASE, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=7)), "fine-tune epochs 0, 1, 2, 3, 5, 10"),
-    (replace(BASE, prune=PruneSpec("channel-l2", 0.5, round_to=4)), "channel rounding 1, 8, 16, not 4"),
+    (replace(BASE, prune=PruneSpec("channel-l2", 0.5, round_to=4)), "channel rounding 1, 8, 16, auto, not 4"),
     (replace(BASE, prune=PruneSpec("l1-unstructured", 0.5, steps=6)), "prune / fine-tune rounds 1 … 5, not 6"),
     (replace(BASE, distill=DistillSpec(epochs=37)), "student epochs 1, 2, 3, 5, 10, 20"),
     (BASE, "the baseline has no stages"),

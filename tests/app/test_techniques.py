@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from compression.catalog import ROUND_TO_AUTO
 from compression.result import Result
 from compression.store import Store
 
@@ -170,6 +171,13 @@ def test_pruning_refuses_a_ratio_that_empties_a_layer_before_running():
         button.click().run(timeout=RUN_TIMEOUT)
     assert not at.exception
     assert "would empty layer 'features.0'" in at.error[0].value
+
+
+def test_pruning_offers_round_to_auto():
+    at = open_page("app_pages/pruning.py", prune_method="channel-l2", prune_round_to=ROUND_TO_AUTO)
+    box = at.selectbox(key="prune_round_to")
+    assert not at.exception
+    assert box.options[-1] == "auto" and box.value == ROUND_TO_AUTO
 
 
 @pytest.mark.slow

@@ -105,7 +105,8 @@ def test_structured_ratio_that_would_empty_a_layer_is_refused(digits):
     (PruneSpec("activation", 0.5, lam=1.5), "lambda must be within 0 … 1"),
     (PruneSpec("activation", 0.5, steps=0), "steps must be at least 1"),
     (PruneSpec("global-unstructured", 0.5, round_to=8), "applies to channel pruning only"),
-    (PruneSpec("channel-l1", 0.5, round_to=0), "round-to must be at least 1"),
+    (PruneSpec("channel-l1", 0.5, round_to=-1), "round-to must be auto or at least 1"),
+    (PruneSpec("l1-unstructured", 0.5, round_to="auto"), "applies to channel pruning only"),
 ])
 def test_bad_prune_specs_are_one_line_errors(spec, message):
     with pytest.raises(CompressionError, match=message):
