@@ -199,7 +199,7 @@ def test_qat_fine_tunes_onto_the_grid_and_recovers_accuracy(trained_cnn, digits,
 
 
 def test_int8_qat_exports_weights_exactly_on_the_runtime_int8_grid(trained_cnn, digits, tmp_path):
-    spec = QuantSpec("int8-static", qat_epochs=1)
+    spec = QuantSpec("int8-static", qat_epochs=1, layout="plain")  # every layer in int8
     few = replace(digits, train=Split(digits.train.x[:256], digits.train.y[:256]))  # the grid, not accuracy, matters
     tuned = quantize_stage(trained_cnn, spec, few, seed=0)
     path = convert(tuned, export_named(tuned, digits.input_shape, tmp_path / "qat.onnx"), spec, few, tmp_path).onnx
@@ -212,7 +212,7 @@ def test_every_deployable_format_is_minified_smaller_with_identical_outputs(mode
                                                                             tmp_path):
     """The deployable file is the converter's output minified: smaller, every internal tensor short-named,
     the interface kept, and onnxruntime computes exactly the same logits, on the same integer kernels."""
-    quantized = convert(_trained_cnn, float_onnx, QuantSpec(mode), digits, tmp_path)
+    quantized = convert(_trained_cnn, float_onnx, QuantSpec(mode, layout="plain"), digits, tmp_path)
     converted = float_onnx if mode == "fp32" else tmp_path / f"converted-{mode}.onnx"
     assert quantized.onnx.stat().st_size < converted.stat().st_size
     graph = onnx.load(str(quantized.onnx)).graph
