@@ -4,6 +4,9 @@ model, seed, epochs, the baseline's card), work left running by a rerun, then th
 The folder is not called `pages/`: Streamlit serves a page of a folder by that name, opened by its URL, as a
 script of its own, without this entry page (no sidebar, no navigation). See docs/ARCHITECTURE.md."""
 
+from pathlib import Path
+
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
 PAGES = (  # file, title, icon
     ("app_pages/overview.py", "Overview", ":material/dashboard:"),
     ("app_pages/pruning.py", "Pruning", ":material/content_cut:"),
@@ -22,7 +25,7 @@ def main() -> None:
 
     from compression.errors import CompressionError
     from ui import progress, workspace
-    st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
+    st.set_page_config(page_title="Compression Explorer", page_icon=str(FAVICON), layout="wide")  # a file: no outside host
     page = st.navigation([st.Page(file, title=title, icon=icon, default=file == PAGES[0][0])
                           for file, title, icon in PAGES])
     try:

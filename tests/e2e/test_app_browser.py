@@ -135,6 +135,25 @@ def test_every_page_renders(page, app_url):
     go(page, "Overview")
 
 
+def test_no_page_asks_an_outside_host_for_anything(browser, app_url):
+    """The browser's network log over every page: nothing but the app's own server (the favicon included)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    asked: list[str] = []
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.on("request", lambda request: asked.append(request.url))
+        with_baseline(page, app_url)
+        for name in PAGES:
+            go(page, name)
+        icons = page.eval_on_selector_all("link[rel*='icon']", "links => links.map(link => link.href)")
+    finally:
+        context.close()
+    assert icons and all(icon.startswith(app_url) for icon in icons)
+    outside = [url for url in asked if not url.startswith((app_url, "data:", "blob:"))]
+    assert not outside, outside
+
+
 def test_a_page_opened_by_its_url_comes_with_the_workspace_and_the_navigation(browser, page, app_url):
     """A bookmarked page URL runs through the entry page: its Workspace sidebar and titled navigation, not the
     page file alone (what Streamlit does for a folder called `pages/`)."""
