@@ -8,7 +8,7 @@ import streamlit as st
 from compression import charts, data, describe, pareto, pipeline, profile, report, workspace
 from compression.errors import CompressionError
 from compression.recipe import Recipe
-from compression.result import Result
+from compression.result import Result, is_measured
 from ui import figures, tables, text, timing
 from ui import workspace as ws
 from ui.forms import PERSIST
@@ -30,11 +30,14 @@ def filtered(results: list[Result], metric_column) -> list[Result]:
             and 100 * r.accuracy >= floor]
 
 
-def budget_questions(shown: list[Result], base: Result) -> tuple[list[pareto.Budget], list[charts.Highlight]]:
-    """Three budget questions asked of the results shown (the baseline included), each answer in a card under
-    its question; the questions, and their answers to ring on the chart with the question's number."""
+def budget_questions(shown: list[Result], base: Result, simulated: bool
+                     ) -> tuple[list[pareto.Budget], list[charts.Highlight]]:
+    """Three budget questions asked of the results shown (the baseline included; simulated ones only with
+    `simulated`), each answer in a card under its question; the questions, and their answers to ring on the
+    chart with the question's number."""
     st.subheader("Budget questions", anchor=False)
-    st.caption("Answered among the results shown (the baseline included) and ringed on the chart with their number.")
+    st.caption("Answered among the results shown (the baseline included) that a user can ship"
+               f"{' and, flagged, the simulated ones' if simulated else ''}, and ringed on the chart with their number.")
     size_kb, latency = base.size_bytes / 1024, base.latency_ms.p50 if base.latency_ms else 1.0
     q1, q2, q3 = st.columns(3)
     asked = [
@@ -51,7 +54,7 @@ def budget_questions(shown: list[Result], base: Result) -> tuple[list[pareto.Bud
     rings = []
     for number, (column, budget) in enumerate(asked, 1):
         try:
-            answer = budget.answer(shown, base)
+            answer = budget.answer(shown, base, simulated)
         except CompressionError as exc:
             column.error(str(exc))
             continue
@@ -62,7 +65,8 @@ def budget_questions(shown: list[Result], base: Result) -> tuple[list[pareto.Bud
         scale, _ = charts.axis_scale(budget.metric)
         cost = pareto.metric_value(answer, budget.metric, base) / scale
         with column.container(border=True):
-            st.markdown(f":red[**{number}**] · **{answer.technique}** · {describe.recipe(answer.recipe)}")
+            flag = "" if is_measured(answer) else " · :orange[**simulated: not deployable**]"
+            st.markdown(f":red[**{number}**] · **{answer.technique}** · {describe.recipe(answer.recipe)}{flag}")
             st.markdown(f"{answer.accuracy:.2%} ({text.points(answer.accuracy - base.accuracy)}) at "
                         f"**{cost:,.4g} {pareto.UNITS[budget.metric][0]}** · {text.accuracy_mark(answer)}")
             st.caption(f"`{answer.recipe_hash}`")
@@ -174,9 +178,13 @@ def page() -> None:
     metric = left.segmented_control("Cost axis", pareto.METRICS, default="size", required=True, key="tradeoffs_metric",
                                     format_func=figures.METRIC_NAMES.get, **PERSIST)
     shown = filtered(everything, (middle, right))
-    asked, rings = budget_questions(shown, base)
+    simulated = st.toggle("Let simulated results answer and join the frontier", False, key="tradeoffs_simulated",
+                          **PERSIST, help="Off: budget answers and the frontier consider only results measured in a "
+                                          "runtime, which a user can ship. Simulated formats (k-bit weights in torch) "
+                                          "have no deployable file.")
+    asked, rings = budget_questions(shown, base, simulated)
     why = figures.explanations(shown)
-    figure = figures.tradeoff_figure(shown, metric, base, why, highlights=rings)
+    figure = figures.tradeoff_figure(shown, metric, base, why, highlights=rings, simulated=simulated)
     event = st.plotly_chart(figure, width="stretch", key="tradeoffs_chart", on_select="rerun",
                             selection_mode=("points",))
     hidden = f"Filters hide {len(everything) - len(shown)} of {len(everything)} result(s)." \

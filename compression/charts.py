@@ -89,10 +89,11 @@ def why_hover(why: Diagnosis | None) -> str:
 
 def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | None = None, *,
                   hover: Callable[[Result], str], highlights: Iterable[Highlight] = (), frontier: bool = True,
-                  dim: bool = False, height: int = 460) -> go.Figure:
+                  dim: bool = False, height: int = 460, simulated: bool = False) -> go.Figure:
     """Accuracy against `metric` for `results`, each point's hover box `hover(result)` (its recipe hash in
-    customdata[0], for selections); `dim` fades the points (when something else is drawn on top). Results
-    without a value (the latency of a simulated format) are left out."""
+    customdata[0], for selections); `dim` fades the points (when something else is drawn on top); the frontier
+    joins deployable results (simulated ones too with `simulated`). Results without a value (the latency of a
+    simulated format) are left out."""
     scale, title = axis_scale(metric)
     fig = go.Figure()
     points = [(r, v / scale) for r in results if (v := pareto.metric_value(r, metric, baseline)) is not None
@@ -105,7 +106,7 @@ def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | Non
             marker=dict(color=color, size=11, opacity=0.45 if dim else 0.9, line=dict(width=1.5, color=color),
                         symbol=["circle" if is_measured(r) else SIMULATED_SYMBOL for r, _ in mine]),
             customdata=[[r.recipe_hash, hover(r)] for r, _ in mine], hovertemplate="%{customdata[1]}<extra></extra>"))
-    front = pareto.frontier(results, metric, baseline) if frontier else []  # only results with a value
+    front = pareto.frontier(results, metric, baseline, simulated) if frontier else []  # only results with a value
     if len(front) > 1:
         fig.add_trace(go.Scatter(x=[pareto.metric_value(r, metric, baseline) / scale for r in front],
                                  y=[r.accuracy for r in front], mode="lines",

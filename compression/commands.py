@@ -76,6 +76,9 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
     front = commands.add_parser("pareto", help="Pareto frontiers and budget answers over a stored baseline's results")
     add_common(front)
     add_budgets(front)
+    front.add_argument("--simulated", action="store_true", help="let simulated results (no deployable file) join the "
+                                                                "frontiers and answer budgets (default: only results "
+                                                                "measured in a runtime)")
     store = commands.add_parser("store", help="the store's health")
     actions = store.add_subparsers(dest="action", required=True, parser_class=type(store))
     check = actions.add_parser("check", help="check every row and artifact; --repair quarantines the damaged ones "
@@ -258,10 +261,13 @@ def pareto_command(args: argparse.Namespace) -> dict[str, Any]:
         raise CompressionError(f"no stored baseline for {base.dataset} / {base.model} (seed {base.seed}, "
                                f"{base.epochs} epochs): run `python -m compression baseline` first")
     results = pareto.groups(store.results(base.dataset, base.model))[base.hash]
-    answers = [(b, b.answer(results, baseline)) for b in budgets_from(args) or pareto.default_budgets(baseline)]
+    simulated = args.simulated
+    answers = [(b, b.answer(results, baseline, simulated))
+               for b in budgets_from(args) or pareto.default_budgets(baseline)]
     return {
-        "baseline": pareto.summary(baseline, baseline),
-        "frontiers": {m: [pareto.summary(r, baseline) for r in pareto.frontier(results, m, baseline)] for m in METRICS},
+        "baseline": pareto.summary(baseline, baseline), "simulated_included": simulated,
+        "frontiers": {m: [pareto.summary(r, baseline) for r in pareto.frontier(results, m, baseline, simulated)]
+                      for m in METRICS},
         "answers": [{"question": b.question, "kind": b.kind, "metric": b.metric, "value": b.value,
                      "answer": pareto.summary(r, baseline) if r else None} for b, r in answers],
     }

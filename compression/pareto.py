@@ -14,7 +14,7 @@ from typing import Any
 
 from compression.errors import CompressionError
 from compression.recipe import Recipe
-from compression.result import Result
+from compression.result import Result, is_measured
 
 METRICS: tuple[str, ...] = ("size", "latency", "flops")
 # How each metric is shown and asked for: (unit, value of one unit in the metric's own unit, axis title).
@@ -60,13 +60,20 @@ def _unique(results: Sequence[Result], baseline: Result | None) -> list[Result]:
     return list(seen.values())
 
 
-def frontier(results: Sequence[Result], metric: str, baseline: Result | None = None) -> list[Result]:
+def deployable(results: Sequence[Result]) -> list[Result]:
+    """The results a user can ship: measured by running their file in a runtime (not simulated in torch)."""
+    return [r for r in results if is_measured(r)]
+
+
+def frontier(results: Sequence[Result], metric: str, baseline: Result | None = None,
+             simulated: bool = False) -> list[Result]:
     """The non-dominated results (no other is at least as accurate and at most as costly, and better in one),
     cheapest first, so accuracy rises along the list. The baseline, when given, is a candidate too; results
-    without a value (unmeasured latency) are left out. Equal points (same cost, same accuracy) appear once:
-    the one with the fewest stages, then the smallest recipe hash, stands for them."""
-    points = [(value, r) for r in _unique(results, baseline)
-              if (value := metric_value(r, metric, baseline)) is not None]
+    without a value (unmeasured latency) are left out, and so are simulated ones unless `simulated` (a
+    frontier answers what a user can ship). Equal points (same cost, same accuracy) appear once: the one with
+    the fewest stages, then the smallest recipe hash, stands for them."""
+    candidates = _unique(results if simulated else deployable(results), baseline)
+    points = [(value, r) for r in candidates if (value := metric_value(r, metric, baseline)) is not None]
     points.sort(key=lambda p: (p[0], -p[1].accuracy, _stage_count(p[1]), p[1].recipe_hash))
     chosen: list[Result] = []
     for _, result in points:
@@ -76,21 +83,22 @@ def frontier(results: Sequence[Result], metric: str, baseline: Result | None = N
 
 
 def most_accurate_under(results: Sequence[Result], metric: str, limit: float,
-                        baseline: Result | None = None) -> Result | None:
+                        baseline: Result | None = None, simulated: bool = False) -> Result | None:
     """The most accurate result whose `metric` is at most `limit` (bytes, ms or FLOPs); of equally accurate
-    ones, the cheapest. None when nothing fits."""
-    fitting = [r for r in frontier(results, metric, baseline) if metric_value(r, metric, baseline) <= limit]
+    ones, the cheapest; a deployable one unless `simulated`. None when nothing fits."""
+    fitting = [r for r in frontier(results, metric, baseline, simulated) if metric_value(r, metric, baseline) <= limit]
     return fitting[-1] if fitting else None
 
 
 def smallest_within(results: Sequence[Result], baseline: Result, points: float,
-                    metric: str = "size") -> Result | None:
+                    metric: str = "size", simulated: bool = False) -> Result | None:
     """The result with the lowest `metric` whose accuracy is at most `points` percentage points below the
-    baseline's (the baseline itself qualifies); of equally cheap ones, the most accurate."""
+    baseline's (the baseline itself qualifies); of equally cheap ones, the most accurate; a deployable one
+    unless `simulated`."""
     if points < 0:
         raise CompressionError(f"accuracy points must not be negative, got {points}")
     floor = baseline.accuracy - points / 100 - _EPS
-    return next((r for r in frontier(results, metric, baseline) if r.accuracy >= floor), None)
+    return next((r for r in frontier(results, metric, baseline, simulated) if r.accuracy >= floor), None)
 
 
 def groups(results: Sequence[Result]) -> dict[str, list[Result]]:
@@ -135,11 +143,12 @@ class Budget:
         unit, scale, _ = UNITS[self.metric]
         return f"most accurate under {self.value / scale:.4g} {unit}"
 
-    def answer(self, results: Sequence[Result], baseline: Result) -> Result | None:
-        """The result that answers this question among `results` and `baseline`, or None."""
+    def answer(self, results: Sequence[Result], baseline: Result, simulated: bool = False) -> Result | None:
+        """The result that answers this question among `results` and `baseline` (deployable ones unless
+        `simulated`), or None."""
         if self.kind == "within":
-            return smallest_within(results, baseline, self.value, self.metric)
-        return most_accurate_under(results, self.metric, self.value, baseline)
+            return smallest_within(results, baseline, self.value, self.metric, simulated)
+        return most_accurate_under(results, self.metric, self.value, baseline, simulated)
 
 
 def default_budgets(baseline: Result) -> list[Budget]:

@@ -196,8 +196,9 @@ def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, cha
     why = profile.explain_all(results, profiles)
     figures = [pareto_figure(results, m, baseline, answers, why) for m in METRICS]
     parts.append(f"<h3>Pareto frontiers</h3><p class=muted>● accuracy measured in {_runtimes(results)}, ◇ simulated "
-                 "in torch; the dashed staircase joins the results no other beats on both accuracy and cost; a red "
-                 "ring answers the budget question of its number (table below).</p>")
+                 "in torch; the dashed staircase joins the deployable results (measured in a runtime) no other beats "
+                 "on both accuracy and cost; a red ring answers the budget question of its number (table below), "
+                 "among deployable results only.</p>")
     parts.append("".join(charts.html(f) for f in figures))
     if answers:
         parts.append("<h3>Budget answers</h3>" + _answers_html(answers, baseline))

@@ -159,7 +159,7 @@ def tradeoff_figure(results: Sequence[Result], metric: str, baseline: Result | N
                     why: Mapping[str, profile.Diagnosis] | None = None, **options) -> go.Figure:
     """compression.charts.pareto_figure in the app's look, each point's hover box listing its whole recipe and
     why it is not as fast as its work predicts (`why`, by recipe hash; default: `explanations`); `options`:
-    highlights, frontier, dim, height."""
+    highlights, frontier, dim, height, simulated."""
     use_template()
     why = explanations(results) if why is None else why
     return charts.pareto_figure(results, metric, baseline,

@@ -110,6 +110,18 @@ def test_budget_questions():
         Budget("under", "size", -1)
 
 
+def test_simulated_results_answer_and_join_the_frontier_only_when_asked():
+    shipped = point(0.90, 3000, ratio=0.7)
+    simulated = point(0.96, 500, speedup=None, ratio=0.1, quant="fake")  # more accurate and smaller: but torch only
+    results = [shipped, simulated]
+    assert pareto.deployable(results) == [shipped]
+    assert simulated not in pareto.frontier(results, "size", BASELINE)
+    assert pareto.frontier(results, "size", BASELINE, simulated=True) == [simulated]
+    assert Budget("under", "size", 5000).answer(results, BASELINE) is shipped
+    assert Budget("under", "size", 5000).answer(results, BASELINE, simulated=True) is simulated
+    assert Budget("within", "size", 1.0).answer(results, BASELINE) is BASELINE
+
+
 def test_the_trade_off_chart_draws_each_result_once_the_frontier_the_baseline_and_the_rings():
     a, b, c = point(0.80, 1000, ratio=0.9), point(0.90, 3000, ratio=0.7), point(0.85, 4000, ratio=0.6)
     simulated = point(0.94, 500, speedup=None, ratio=0.1, quant="fake")
@@ -211,7 +223,7 @@ def test_bad_grid_on_the_cli_exits_2_with_one_line_and_starts_nothing(home):
     done = cli("sweep", "--grid", json.dumps({"grid": {"quant.mode": ["int8-static"], "quant.bit": [4]}}), home=home)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == "error: unknown grid field 'quant.bit': quant fields are mode, bits, scheme, granularity, " \
-                          "calibration, calib_samples, qat_epochs, activations\n"
+                          "calibration, calib_samples, qat_epochs, activations, layout\n"
     assert Store(home).list("result") == [] and Store(home).list("checkpoint") == []
 
 
