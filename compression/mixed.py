@@ -5,20 +5,26 @@ per-layer bit widths (fake quantization in torch: the low width where a layer to
 with their packed size."""
 
 import copy
+import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
 from torch import nn
 
 from compression import layouts, quantize
+from compression.catalog import MODELS
 from compression.data import Split, Splits
+from compression.errors import CompressionError
+from compression.export import export_named
 from compression.measure import onnx_accuracy, prunable_layers
-from compression.recipe import Format, QuantSpec
+from compression.recipe import Format, QuantSpec, Recipe
 from compression.result import BitAssignment, LayerBits, LayerQuantSensitivity, MixedPrecision
-from compression.train import evaluate
+from compression.store import Store
+from compression.train import Progress, ProgressFn, evaluate, silent
 
 QUANTIZABLE_OPS = frozenset({"Conv", "Gemm", "MatMul"})
 LOW_BITS, HIGH_BITS = 4, 8  # simulated widths: robust layers at LOW_BITS, sensitive ones at HIGH_BITS
@@ -123,7 +129,8 @@ def bit_assignment(model: nn.Module, splits: Splits, max_drop: float, low: int =
                    scheme: str = QuantSpec.scheme, granularity: str = QuantSpec.granularity) -> BitAssignment:
     """Simulated per-layer weight widths of `model` (fake quantization in torch, weights only): each conv / linear
     layer at `low` bits where that layer alone at `low` costs at most `max_drop` validation accuracy points,
-    else at `high`; the model with every layer at its width scored on validation and test, with its packed size
+    else at `high` (and while the layers at `low` together cost more, the most sensitive of them go up to
+    `high`); the model with every layer at its width scored on validation and test, with its packed size
     beside every layer at `high`."""
     float_accuracy = evaluate(model, splits.val)
     names = [name for name, _ in prunable_layers(model)]
@@ -133,11 +140,45 @@ def bit_assignment(model: nn.Module, splits: Splits, max_drop: float, low: int =
         with quantize.fake_quantized(copied, {n: Format(b, scheme, granularity) for n, b in widths.items()}, {}):
             return evaluate(copied, split)
 
+    def fits(accuracy: float) -> bool:
+        return (float_accuracy - accuracy) * 100 <= max_drop + EPSILON
+
     alone = {name: simulated({name: low}, splits.val) for name in names}
-    widths = {name: low if (float_accuracy - alone[name]) * 100 <= max_drop + EPSILON else high for name in names}
+    widths = {name: low if fits(alone[name]) else high for name in names}
+    for name in sorted(names, key=alone.__getitem__):  # together over the bound: the most sensitive go up first
+        if fits(simulated(widths, splits.val)):
+            break
+        widths[name] = high
     layers = dict(prunable_layers(model))
     rows = [LayerBits(name, alone[name], widths[name], quantize.packed_weight_bytes(layers[name], widths[name],
                                                                                      granularity)) for name in names]
     return BitAssignment(max_drop, low, high, float_accuracy, rows, simulated(widths, splits.val),
                          simulated(widths, splits.test), quantize.packed_size(model, widths, granularity),
                          quantize.packed_size(model, high, granularity))
+
+
+def baseline_report(recipe: Recipe, max_drop: float, store: Store | None = None,
+                    progress: ProgressFn = silent) -> dict[str, Any]:
+    """For the baseline of `recipe` (trained or served from the store): its INT8 layer sensitivity and the float
+    layers `max_drop` keeps (measured, onnxruntime, validation; int8-static at the default settings), and its
+    simulated per-layer bit widths for the same bound, as JSON-ready data."""
+    spec = QuantSpec("int8-static", max_drop=max_drop)
+    recipe = recipe.baseline()
+    recipe.validate()
+    spec.validate()
+    reason = MODELS[recipe.model].runtime_only
+    if reason is not None:
+        raise CompressionError(f"{recipe.model} runs in onnxruntime only ({reason}): per-layer bit widths need a "
+                               f"torch form; run --quant int8-static --max-drop {max_drop:g} for its INT8 table")
+    from compression import pipeline  # heavy: training and the store's baseline weights
+
+    store = store or Store()
+    splits = pipeline.splits_for(recipe)
+    model = pipeline.baseline_model(store, recipe, splits, progress)
+    progress(Progress("quant", f"per-layer sensitivity of {len(prunable_layers(model))} layers, INT8 in "
+                               f"onnxruntime and {LOW_BITS}-bit simulated"))
+    with tempfile.TemporaryDirectory() as folder:
+        named = export_named(model, splits.input_shape, Path(folder) / "named.onnx")
+        x = quantize.calibration_inputs(splits.train, spec.calib_samples)
+        int8 = choose(named, spec, x, splits.val, Path(folder) / "mixed")
+    return {"baseline": recipe.hash, "int8": asdict(int8), "bits": asdict(bit_assignment(model, splits, max_drop))}

@@ -209,7 +209,8 @@ class LayerBits:
 @dataclass(frozen=True)
 class BitAssignment:
     """Simulated per-layer bit widths (fake quantization in torch, not a runtime format): each layer at `low`
-    bits where that alone costs at most `max_drop` validation points, else at `high`; the model with every layer
+    bits where that alone costs at most `max_drop` validation points, else at `high` (raised one by one, most
+    sensitive first, while the layers at `low` together cost more); the model with every layer
     at its width, its packed size beside all layers at `high`."""
 
     max_drop: float

@@ -20,16 +20,21 @@ from tests.backend.test_layouts import _optimized_ops
 FRAGILE = "features.3"
 
 
+def _with_fragile_layer(model, outlier):
+    """`model` (the trained digits CNN) with one fragile layer and the same float predictions: the first conv's
+    channel 0 is made dead (its bias far below any activation, so ReLU outputs 0), and the second conv reads that
+    channel with weights of `outlier` — multiplied by zero in float, but they set every output channel's
+    quantization scale, so the layer's real weights round to zero on a coarse enough grid."""
+    with torch.no_grad():
+        model.features[0].bias[0] = -1000.0
+        model.features[3].weight[:, 0] = outlier
+    return model
+
+
 @pytest.fixture
 def fragile_cnn(trained_cnn):
-    """The trained digits CNN with one fragile layer and the same float predictions: the first conv's channel 0 is
-    made dead (its bias far below any activation, so ReLU outputs 0), and the second conv reads that channel with
-    weights of 100 — multiplied by zero in float, but they set every output channel's int8 scale, so the layer's
-    real weights round to zero once quantized."""
-    with torch.no_grad():
-        trained_cnn.features[0].bias[0] = -1000.0
-        trained_cnn.features[3].weight[:, 0] = 100.0
-    return trained_cnn
+    """Fragile at 8 bits: weights of 100 beside real ones of about 0.1."""
+    return _with_fragile_layer(trained_cnn, 100.0)
 
 
 def _choice(model, digits, tmp_path, max_drop):
@@ -82,7 +87,8 @@ def test_a_bound_int8_already_meets_keeps_no_float_layer(trained_cnn, digits, tm
     assert choice.reason.startswith("every layer in int8")
 
 
-def test_simulated_bits_give_the_fragile_layer_the_high_width(fragile_cnn, digits):
+def test_simulated_bits_give_the_fragile_layer_the_high_width(trained_cnn, digits):
+    fragile_cnn = _with_fragile_layer(trained_cnn, 2.0)  # fragile at 4 bits (a step of ~0.13), fine at 8 (~0.008)
     assignment = mixed.bit_assignment(fragile_cnn, digits, 0.5)
     bits = {row.name: row.bits for row in assignment.layers}
     assert bits == {"features.0": 4, FRAGILE: 8, "classifier.1": 4, "classifier.3": 4}
@@ -91,6 +97,7 @@ def test_simulated_bits_give_the_fragile_layer_the_high_width(fragile_cnn, digit
         quantize.packed_weight_bytes(weights[name], b, "per-channel") for name, b in bits.items()]
     assert assignment.packed_bytes < assignment.high_packed_bytes == quantize.packed_size(fragile_cnn, 8, "per-channel")
     assert "simulated" in assignment.source
+    assert assignment.val_accuracy >= assignment.float_val_accuracy - 0.005
 
 
 def test_max_drop_leaves_other_recipes_hashes_alone():
@@ -126,3 +133,12 @@ def test_cli_refuses_bad_max_drop_in_one_line(argv, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and ("max-drop" in err or "--quant" in err)
+
+
+def test_quant_sensitivity_command_prints_the_baseline_tables(capsys):
+    assert main(["quant-sensitivity", "--epochs", "2", "--max-drop", "100", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in out["int8"]["layers"]] == ["features.0", "features.3", "classifier.1", "classifier.3"]
+    assert out["int8"]["float_layers"] == [] and out["int8"]["runtime"] == "onnxruntime"
+    assert {row["bits"] for row in out["bits"]["layers"]} == {4}  # any drop within 100 points
+    assert out["bits"]["source"].startswith("simulated") and out["bits"]["packed_bytes"] < out["bits"]["high_packed_bytes"]
