@@ -12,7 +12,7 @@ from compression import layouts, mixed, quantize
 from compression.__main__ import main
 from compression.errors import CompressionError
 from compression.export import export_named
-from compression.measure import onnx_accuracy, prunable_layers
+from compression.measure import Timing, onnx_accuracy, prunable_layers
 from compression.recipe import QuantSpec, Recipe
 from compression.result import QuantReport, from_json
 from tests.backend.test_layouts import _optimized_ops
@@ -78,6 +78,19 @@ def test_mixed_precision_composes_with_a_layout(fragile_cnn, digits, tmp_path):
     assert layouts.disabled_optimizers(path) == [layouts.QDQ_PROPAGATION, layouts.WEIGHT_BIAS_QUANTIZATION]
     ops = [op for op, _ in _optimized_ops(path, tmp_path)]
     assert ops.count("Conv") == 2 and "QLinearConv" not in ops and ops.count("QGemm") == 2
+
+
+@pytest.mark.slow
+def test_mixed_precision_with_layout_auto_times_layouts_with_the_layer_in_float(fragile_cnn, digits, tmp_path):
+    named = export_named(fragile_cnn, digits.input_shape, tmp_path / "named.onnx")
+    quantized = quantize.convert(fragile_cnn, named, QuantSpec("int8-static", max_drop=0.5), digits, tmp_path / "q",
+                                 Timing(batch=8))
+    report = quantized.report
+    assert report.mixed_precision.float_layers == [FRAGILE]
+    assert all(t.val_accuracy >= report.mixed_precision.float_val_accuracy - 0.005 for t in report.layout_choice.trials)
+    assert layouts.WEIGHT_BIAS_QUANTIZATION in layouts.disabled_optimizers(quantized.onnx)
+    float_convs = [op for op, _ in _optimized_ops(quantized.onnx, tmp_path)].count("Conv")
+    assert float_convs == 1 + (report.layout_choice.layout == "float-first")  # the fragile conv, and float-first's
 
 
 def test_a_bound_int8_already_meets_keeps_no_float_layer(trained_cnn, digits, tmp_path):
