@@ -27,7 +27,7 @@ test: $(VENV)/.dev
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev
-	for b in baseline pruning quantization distillation_epochs chain_finetune distillation distillation_selection sweep search executor clock runtimes byom streaming app; do $(PY) bench/$$b.py || exit 1; done
+	for b in baseline pruning round_to quantization mixed hardware distillation_epochs chain_finetune distillation distillation_selection sweep search executor clock runtimes byom streaming app; do $(PY) bench/$$b.py || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -64,6 +64,9 @@ def _add_quant(parser: argparse.ArgumentParser) -> None:
                         help="quantization-aware fine-tuning epochs before export (int8-static, fake)")
     parser.add_argument("--quant-layout", choices=tuple(INT8_LAYOUTS), default=QuantSpec.layout,
                         help="int8-static: " + "; ".join(f"{k}: {v}" for k, v in INT8_LAYOUTS.items()))
+    parser.add_argument("--max-drop", type=number, default=None, metavar="PTS",
+                        help="int8-static mixed precision: keep the most sensitive layers in float until validation "
+                             "accuracy is at most PTS points below the float model's (measured per layer)")
 
 
 def _add_distill(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 STAGE_FLAGS: dict[str, tuple[str, ...]] = {
     "prune": ("--prune-", "--finetune-epochs"),
-    "quant": ("--quant", "--bits", "--calibration", "--calib-samples", "--qat-epochs"),
+    "quant": ("--quant", "--bits", "--calibration", "--calib-samples", "--qat-epochs", "--max-drop"),
     "distill": ("--distill-",),
 }
 
@@ -120,7 +123,7 @@ def recipe_from(args: argparse.Namespace, stages: set[str]) -> Recipe:
         quant = QuantSpec(mode=args.quant, bits=args.bits, scheme=args.quant_scheme,
                           granularity=args.quant_granularity, calibration=args.calibration,
                           calib_samples=args.calib_samples, qat_epochs=args.qat_epochs,
-                          activations=args.quant_activations, layout=args.quant_layout)
+                          activations=args.quant_activations, layout=args.quant_layout, max_drop=args.max_drop)
     if "distill" in stages:
         width = args.distill_width if args.distill_width is not None else 1.0 if args.distill_student else None
         distill = DistillSpec(width=DistillSpec.width if width is None else width, temperature=args.distill_temperature,

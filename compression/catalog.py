@@ -71,7 +71,8 @@ class QuantMode(Entry):
     (float ONNX, spec, calibration images, folder) -> path. `integer`: int8 weights, checked to run integer
     kernels. `weight_bits`: the width a file stores weights at (None: a simulation, at the spec's bits).
     `activations`: whether activation ranges are calibrated ("always", "optional": on request, or "never").
-    `uses_scheme` / `uses_granularity` / `uses_layout`: whether those settings apply."""
+    `uses_scheme` / `uses_granularity` / `uses_layout`: whether those settings apply; `mixed_precision`: whether a
+    validation-drop bound can keep the most sensitive layers in float (compression/mixed.py)."""
 
     weight_bits: int | None = None
     simulated: bool = False
@@ -81,6 +82,7 @@ class QuantMode(Entry):
     uses_scheme: bool = False
     uses_granularity: bool = False
     uses_layout: bool = False
+    mixed_precision: bool = False
 
 
 QUANT_MODES: Registry[QuantMode] = Registry("quantization mode", [
@@ -90,7 +92,7 @@ QUANT_MODES: Registry[QuantMode] = Registry("quantization mode", [
               weight_bits=16),
     QuantMode("int8-static", "onnxruntime INT8 QDQ: int8 weights, activations calibrated on train images (measured)",
               "compression.quantize:convert_static", weight_bits=8, integer=True, activations="always", supports_qat=True,
-              uses_scheme=True, uses_granularity=True, uses_layout=True),
+              uses_scheme=True, uses_granularity=True, uses_layout=True, mixed_precision=True),
     QuantMode("int8-dynamic", "onnxruntime INT8 weights, activations quantized per batch at run time (measured)",
               "compression.quantize:convert_dynamic", weight_bits=8, integer=True, uses_granularity=True),
     QuantMode("fake", "simulated k-bit weights in torch (any width 2 … 16; accuracy simulated, size computed, not "
@@ -113,6 +115,7 @@ INT8_LAYOUTS: dict[str, str] = {
 MIN_BITS, MAX_BITS = 2, 16
 BITS = Bounds(MIN_BITS, MAX_BITS)
 CALIB_SAMPLES = Bounds(1, 10_000, 32)
+MAX_DROP = Bounds(0.0, 100.0, 0.1)  # mixed precision: validation accuracy points below the float model
 QAT_EPOCHS = Bounds(0, 20)  # widgets offer up to 20 epochs; the CLI takes any number
 
 # ------------------------------------------------------------------------------------- distillation

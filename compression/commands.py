@@ -1,4 +1,4 @@
-"""The CLI's commands over a grid, a search and the store: `sweep`, `search`, `report`, `pareto`, `store check`,
+"""The CLI's commands over a grid, a search and the store: `sweep`, `search`, `quant-sensitivity`, `report`, `pareto`, `store check`,
 `import` and `worker`. Each returns what to print as JSON (a sweep prints a line per result as it lands); bad input is a
 CompressionError."""
 
@@ -23,8 +23,8 @@ MAX_GRID_BYTES = 1_000_000  # a grid document is a few hundred bytes; a megabyte
 
 
 def add_tools(commands: argparse._SubParsersAction) -> None:
-    """The subcommands beyond run, baseline and sensitivity: sweep, search, profile, report, pareto, store,
-    import, worker."""
+    """The subcommands beyond run, baseline and sensitivity: sweep, search, quant-sensitivity, profile, report,
+    pareto, store, import, worker."""
     sweep = commands.add_parser("sweep", help="measure every recipe of a grid; one JSON line per result")
     sweep.add_argument("--grid", required=True, help='grid JSON file, "-" for stdin, or the JSON itself: '
                        '{"base": {"epochs": 20}, "grid": {"prune.method": ["channel-l2"], "prune.ratio": [0.3, 0.5]}}')
@@ -53,6 +53,12 @@ def add_tools(commands: argparse._SubParsersAction) -> None:
                         '["prune", "quant"], "fixed": {"prune.method": "channel-l2"}, "ranges": {"prune.ratio": '
                         '[0.3, 0.9], "quant.mode": ["int8-static"]}}')
     add_executor(search, "trials")
+    quant = commands.add_parser("quant-sensitivity", help="the baseline's per-layer quantization sensitivity: each "
+                                "layer alone in INT8 and all but it (measured, onnxruntime, validation), the float "
+                                "layers --max-drop keeps, and simulated per-layer 4/8-bit widths with their packed size")
+    add_common(quant)
+    quant.add_argument("--max-drop", type=number, default=0.3, metavar="PTS",
+                       help="validation accuracy points below the float model allowed (default 0.3)")
     profile = commands.add_parser("profile", help="where the time goes: a stored result's per-node onnxruntime "
                                   "profile beside its baseline's, and why it is (or is not) faster; a table on "
                                   "stderr, the figures as JSON")
@@ -215,6 +221,15 @@ def report_command(args: argparse.Namespace) -> dict[str, Any]:
                             "results": len(group)} for key, group in groups.items()]}
 
 
+def quant_sensitivity_command(args: argparse.Namespace) -> dict[str, Any]:
+    """The baseline's INT8 sensitivity table and mixed-precision choice, and its simulated bit widths, as JSON."""
+    from compression import mixed
+
+    base = baseline_from(args)
+    folders.preflight([base.dataset])
+    return mixed.baseline_report(base, args.max_drop, Store(), print_progress)
+
+
 def profile_command(args: argparse.Namespace) -> dict[str, Any]:
     """A stored result's profile beside its baseline's, measured now: the table on stderr, the figures as JSON
     (stored for the app and the report, unless one is stored already)."""
@@ -322,4 +337,5 @@ def worker_command(args: argparse.Namespace) -> None:
 
 
 TOOLS = {"import": import_command, "worker": worker_command, "sweep": sweep_command, "search": search_command, "report": report_command,
-         "pareto": pareto_command, "profile": profile_command, "store": store_command, "classes": classes_command}
+         "pareto": pareto_command, "profile": profile_command, "quant-sensitivity": quant_sensitivity_command,
+         "store": store_command, "classes": classes_command}

@@ -58,7 +58,8 @@ def stage(recipe: Recipe, name: str) -> str:
         what = q.mode
     layout = f", {q.layout} layout" if q.technique.uses_layout and q.layout != "auto" else ""
     qat = f", QAT {q.qat_epochs} epochs" if q.qat_epochs else ""
-    return f"quantize {what}{layout}{qat}"
+    mixed = f", sensitive layers in float within {q.max_drop:g} pt" if q.max_drop is not None else ""
+    return f"quantize {what}{layout}{mixed}{qat}"
 
 
 def recipe(value: Recipe | dict[str, Any]) -> str:

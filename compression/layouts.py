@@ -22,6 +22,9 @@ from compression.result import LayoutTrial
 
 RUNTIME_OPTIONS_KEY = "onnxruntime.disabled_optimizers"  # comma-separated optimizer names the file needs off
 QDQ_PROPAGATION = "QDQPropagationTransformer"
+# onnxruntime (1.20+) quantizes the float weight of a Conv / Gemm whose input is dequantized and whose output is
+# quantized: a layer excluded from quantize_static between int8 neighbours (mixed precision) would run int8 anyway.
+WEIGHT_BIAS_QUANTIZATION = "WeightBiasQuantization"
 CHANNEL_BLOCK = 4  # onnxruntime's fast int8 conv takes input channels in multiples of this
 ACCURACY_TOLERANCE = 0.005  # a layout matches when its validation accuracy is at most 0.5 pt below plain's
 PAD_NODE = "layout_pad_channels"

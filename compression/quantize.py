@@ -7,7 +7,7 @@ import copy
 import io
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -239,14 +239,17 @@ def _input_quantizer(params: AffineParams) -> Callable[[nn.Module, Inputs], Inpu
 
 
 @contextlib.contextmanager
-def fake_quantized(model: nn.Module, weights: Format, inputs: dict[str, AffineParams]) -> Iterator[nn.Module]:
-    """Fake-quantize every conv / linear weight of `model` in place (and the inputs of the layers named in
-    `inputs`); on exit the weights stay snapped to their grid and the input hooks are removed."""
-    layers = prunable_layers(model)
+def fake_quantized(model: nn.Module, weights: Format | dict[str, Format], inputs: dict[str, AffineParams]
+                   ) -> Iterator[nn.Module]:
+    """Fake-quantize every conv / linear weight of `model` in place (`weights` a dict: only the layers it names,
+    each in its format; and the inputs of the layers named in `inputs`); on exit the weights stay snapped to
+    their grid and the input hooks are removed."""
+    formats = weights if isinstance(weights, dict) else {name: weights for name, _ in prunable_layers(model)}
+    layers = [(name, layer) for name, layer in prunable_layers(model) if name in formats]
     handles = [layer.register_forward_pre_hook(_input_quantizer(inputs[name]))
-               for name, layer in layers if name in inputs]
-    for _, layer in layers:
-        parametrize.register_parametrization(layer, "weight", _FakeQuantWeight(weights))
+               for name, layer in prunable_layers(model) if name in inputs]
+    for name, layer in layers:
+        parametrize.register_parametrization(layer, "weight", _FakeQuantWeight(formats[name]))
     try:
         yield model
     finally:
@@ -343,13 +346,21 @@ def quantize_stage(model: nn.Module, spec: QuantSpec, splits: Splits, seed: int,
     return model.eval()
 
 
-def packed_size(model: nn.Module, bits: int, granularity: str, activation_params: int = 0) -> int:
-    """Bytes of `model` with conv / linear weights packed at `bits` (ceil(n · bits / 8) each), 8 bytes per
-    (scale, zero point) pair of weights and of `activation_params` layer inputs, 4 per other parameter."""
-    layers = [layer for _, layer in prunable_layers(model)]
-    quantized = {id(layer.weight) for layer in layers}
-    weights = sum(math.ceil(layer.weight.numel() * bits / 8)
-                  + 8 * (layer.weight.shape[0] if granularity == "per-channel" else 1) for layer in layers)
+def packed_weight_bytes(layer: nn.Module, bits: int, granularity: str) -> int:
+    """Bytes of one conv / linear layer's weights packed at `bits` (ceil(n · bits / 8)) with 8 bytes per
+    (scale, zero point) pair."""
+    return (math.ceil(layer.weight.numel() * bits / 8)
+            + 8 * (layer.weight.shape[0] if granularity == "per-channel" else 1))
+
+
+def packed_size(model: nn.Module, bits: int | dict[str, int], granularity: str, activation_params: int = 0) -> int:
+    """Bytes of `model` with conv / linear weights packed at `bits` (a dict: each layer at its own width) by
+    packed_weight_bytes, 8 bytes per (scale, zero point) pair of `activation_params` layer inputs, 4 per other
+    parameter."""
+    layers = prunable_layers(model)
+    widths = bits if isinstance(bits, dict) else {name: bits for name, _ in layers}
+    quantized = {id(layer.weight) for _, layer in layers}
+    weights = sum(packed_weight_bytes(layer, widths[name], granularity) for name, layer in layers)
     others = sum(4 * p.numel() for p in model.parameters() if id(p) not in quantized)
     return weights + others + 8 * activation_params
 
@@ -443,32 +454,44 @@ def convert_fp16(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, work
     return path
 
 
-def convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path) -> Path:
-    """QDQ INT8: symmetric int8 weights, activations by spec.scheme with ranges calibrated on `x`, in the
-    layout spec.layout names (auto converts plain here: `_auto_layout` times the others)."""
-    layout = "plain" if spec.layout == "auto" else spec.layout
-    prepared = layouts.PREPARERS[layout](_preprocessed(float_onnx, workdir), workdir)
-    path = workdir / "converted-int8-static.onnx"
+def quantize_qdq(prepared: Path, path: Path, spec: QuantSpec, cache: Path, exclude: Sequence[str]) -> Path:
+    """onnxruntime's quantize_static of the float graph `prepared` into `path` (QDQ, symmetric int8 weights,
+    activations by spec.scheme on the ranges of the calibration `cache`), the nodes named in `exclude` in float."""
     symmetric = spec.scheme == "symmetric"
-    cache = _calibration_cache(prepared.onnx, spec, x, workdir)
-    quantize_static(str(prepared.onnx), str(path), calibration_cache_path=cache, quant_format=QuantFormat.QDQ,
+    quantize_static(str(prepared), str(path), calibration_cache_path=cache, quant_format=QuantFormat.QDQ,
                     per_channel=spec.granularity == "per-channel", weight_type=QuantType.QInt8,
                     activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-                    calibrate_method=ORT_CALIBRATION[spec.calibration], nodes_to_exclude=list(prepared.exclude),
+                    calibrate_method=ORT_CALIBRATION[spec.calibration], nodes_to_exclude=list(dict.fromkeys(exclude)),
                     extra_options={"ActivationSymmetric": symmetric})
-    layouts.mark(path, prepared.disabled_optimizers)
     return path
 
 
-def _auto_layout(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split, workdir: Path, timing: Timing
-                 ) -> tuple[Path, LayoutChoice]:
-    """Every layout that applies converted, scored on the validation split and timed interleaved with the float
-    model under the recipe's timing setup: the file of the one layouts.pick keeps, and the choice."""
+def convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path,
+                   keep_float: Sequence[str] = ()) -> Path:
+    """QDQ INT8: symmetric int8 weights, activations by spec.scheme with ranges calibrated on `x`, in the
+    layout spec.layout names (auto converts plain here: `_auto_layout` times the others); the nodes named in
+    `keep_float` (mixed precision) stay in float beside the layout's own (with onnxruntime's weight quantization
+    of float layers between int8 ones off for the file)."""
+    layout = "plain" if spec.layout == "auto" else spec.layout
+    prepared = layouts.PREPARERS[layout](_preprocessed(float_onnx, workdir), workdir)
+    cache = _calibration_cache(prepared.onnx, spec, x, workdir)
+    path = quantize_qdq(prepared.onnx, workdir / "converted-int8-static.onnx", spec, cache,
+                        [*prepared.exclude, *keep_float])
+    mixed = (layouts.WEIGHT_BIAS_QUANTIZATION,) if keep_float else ()
+    layouts.mark(path, [*prepared.disabled_optimizers, *mixed])
+    return path
+
+
+def _auto_layout(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split, workdir: Path, timing: Timing,
+                 keep_float: Sequence[str] = ()) -> tuple[Path, LayoutChoice]:
+    """Every layout that applies converted (with the `keep_float` nodes in float), scored on the validation split
+    and timed interleaved with the float model under the recipe's timing setup: the file of the one layouts.pick
+    keeps, and the choice."""
     converted: dict[str, Path] = {}
     for name in (n for n in INT8_LAYOUTS if n != "auto"):
         (workdir / name).mkdir(parents=True, exist_ok=True)
         try:
-            converted[name] = convert_static(float_onnx, replace(spec, layout=name), x, workdir / name)
+            converted[name] = convert_static(float_onnx, replace(spec, layout=name), x, workdir / name, keep_float)
         except layouts.DoesNotApply:
             continue
     *timed, float_latency = time_interleaved([*converted.values(), float_onnx], val.x.shape[1:], timing.batch,
@@ -487,12 +510,13 @@ def _clocked(latency: Latency) -> float:
     return latency.cpu_p50 if latency.cpu_p50 is not None else latency.p50
 
 
-def _laid_out(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split, workdir: Path, timing: Timing
-              ) -> tuple[Path, LayoutChoice]:
-    """The int8-static file in the layout asked for (auto: the one _auto_layout keeps), and why."""
+def _laid_out(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split, workdir: Path, timing: Timing,
+              keep_float: Sequence[str] = ()) -> tuple[Path, LayoutChoice]:
+    """The int8-static file in the layout asked for (auto: the one _auto_layout keeps), with the `keep_float`
+    nodes in float, and why."""
     if spec.layout == "auto":
-        return _auto_layout(float_onnx, spec, x, val, workdir, timing)
-    path = convert_static(float_onnx, spec, x, workdir)
+        return _auto_layout(float_onnx, spec, x, val, workdir, timing, keep_float)
+    path = convert_static(float_onnx, spec, x, workdir, keep_float)
     return path, LayoutChoice(spec.layout, f"{spec.layout}: asked for", [], layouts.disabled_optimizers(path))
 
 
@@ -531,12 +555,19 @@ def _simulate(model: nn.Module, spec: QuantSpec, splits: Splits, x: torch.Tensor
 def _deploy(model: nn.Module | None, float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, val: Split,
             workdir: Path, timing: Timing) -> tuple[Quantized, dict[str, Any], dict[str, ActivationStats]]:
     """Real formats: the onnxruntime file the mode's converter makes (minified; int8-static in the layout it
-    asks for, its choice in `checks`), INT8 checked for integer kernels; where activations are calibrated, each
+    asks for, with spec.max_drop's mixed-precision float layers: both choices in `checks`), INT8 checked for
+    integer kernels; where activations are calibrated, each
     layer input's observed range (torch, on `x`) beside the clip range calibration wrote into the file (read
     before minifying, while tensors still carry the torch parameter names)."""
     checks: dict[str, Any] = {}
+    keep_float: list[str] = []
+    if spec.max_drop is not None:
+        from compression import mixed  # mixed precision converts through this module's helpers
+
+        checks["mixed_precision"] = mixed.choose(float_onnx, spec, x, val, workdir / "mixed")
+        keep_float = checks["mixed_precision"].float_nodes
     if spec.technique.uses_layout:
-        converted, checks["layout_choice"] = _laid_out(float_onnx, spec, x, val, workdir, timing)
+        converted, checks["layout_choice"] = _laid_out(float_onnx, spec, x, val, workdir, timing, keep_float)
     else:
         converted = spec.technique.load()(float_onnx, spec, x, workdir)
     path = save_deployable(converted, workdir / f"model-{spec.mode}.onnx")

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, INT8_LAYOUTS, MAX_BATCH, MAX_CALIB_SAMPLES,
+from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, INT8_LAYOUTS, MAX_BATCH, MAX_CALIB_SAMPLES, MAX_DROP,
                                  MAX_EPOCHS, MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
                                  PROVIDERS, QUANT_MODES, ROUND_TO_AUTO, RUNTIMES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
 from compression.errors import CompressionError
@@ -92,7 +92,9 @@ class QuantSpec:
     quantized (for int8-static: of the activations; weights are symmetric int8, as the runtime's fast
     kernels need); calibration chooses activation ranges on `calib_samples` train images; `qat_epochs`
     fine-tunes with fake quantization and a straight-through gradient first; `layout` (int8-static) shapes the
-    file for onnxruntime's CPU kernels (catalog.INT8_LAYOUTS; auto: timed, the fastest that keeps accuracy)."""
+    file for onnxruntime's CPU kernels (catalog.INT8_LAYOUTS; auto: timed, the fastest that keeps accuracy);
+    `max_drop` (int8-static, mixed precision) keeps the most sensitive layers in float until the validation
+    accuracy is at most this many points below the float model's (None: every layer in int8)."""
 
     mode: str
     bits: int = 8
@@ -103,6 +105,7 @@ class QuantSpec:
     qat_epochs: int = 0
     activations: bool = False
     layout: str = "auto"
+    max_drop: float | None = None
 
     def __post_init__(self) -> None:
         """Settings the mode does not use are set to their defaults, so that one model has one recipe (and
@@ -146,6 +149,11 @@ class QuantSpec:
         if self.qat_epochs < 0:
             raise CompressionError(f"QAT epochs must not be negative, got {self.qat_epochs}")
         _at_most("QAT epochs", self.qat_epochs, MAX_EPOCHS)
+        if self.max_drop is not None:
+            if not mode.mixed_precision:
+                raise CompressionError(f"--max-drop (mixed precision) applies to "
+                                       f"{' and '.join(QUANT_MODES.where(mixed_precision=True))}, not to {self.mode}")
+            _within("--max-drop (validation accuracy points)", self.max_drop, MAX_DROP)
         if self.qat_epochs and not mode.supports_qat:
             raise CompressionError(f"QAT applies to {' and '.join(QUANT_MODES.where(supports_qat=True))}, "
                                    f"not to {self.mode}")
@@ -156,11 +164,13 @@ class QuantSpec:
         return self.technique.simulated
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as JSON-ready data: `layout`, added later, only where the mode uses it, so the recipes of
-        other modes keep their keys (and hashes)."""
+        """The spec as JSON-ready data: `layout` and `max_drop`, added later, only where the mode uses them (and
+        `max_drop` only when set), so the recipes of other modes and settings keep their keys (and hashes)."""
         data = asdict(self)
         if not (self.mode in QUANT_MODES and QUANT_MODES[self.mode].uses_layout):
             del data["layout"]
+        if self.max_drop is None:
+            del data["max_drop"]
         return data
 
     @classmethod

@@ -163,6 +163,73 @@ class LayoutChoice:
 
 
 @dataclass(frozen=True)
+class LayerQuantSensitivity:
+    """One conv / matrix-product layer's INT8 sensitivity (measured: onnxruntime, validation split): accuracy with
+    this layer alone quantized, and with every layer but this one quantized. `name` is the torch layer name
+    (from its weight, e.g. features.0), `node` the ONNX node quantize_static names."""
+
+    name: str
+    node: str
+    op: str
+    alone_val_accuracy: float
+    all_but_val_accuracy: float
+
+
+@dataclass(frozen=True)
+class MixedPrecision:
+    """Mixed precision for a validation drop bound (measured in onnxruntime on the validation split): every
+    layer's sensitivity, the layers kept in float (the most sensitive first, by the accuracy the model gains
+    with that layer alone in float), the accuracy that reached, how many float layers the all-or-nothing
+    choice (every layer int8, else none) needs for the same bound, and why."""
+
+    max_drop: float  # validation accuracy points below the float model
+    float_val_accuracy: float
+    int8_val_accuracy: float
+    layers: list[LayerQuantSensitivity]
+    float_layers: list[str]
+    val_accuracy: float
+    all_or_nothing_float_layers: int
+    reason: str
+    split: str = "validation"
+    runtime: str = "onnxruntime"
+
+    @property
+    def float_nodes(self) -> list[str]:
+        """The ONNX node names of the layers kept in float (what quantize_static is told to exclude)."""
+        return [layer.node for layer in self.layers if layer.name in self.float_layers]
+
+
+@dataclass(frozen=True)
+class LayerBits:
+    """One layer's simulated bit width (torch, validation split): accuracy with this layer alone at the low
+    width, the width assigned, and its weights' packed bytes at that width."""
+
+    name: str
+    low_bits_val_accuracy: float
+    bits: int
+    packed_bytes: int
+
+
+@dataclass(frozen=True)
+class BitAssignment:
+    """Simulated per-layer bit widths (fake quantization in torch, not a runtime format): each layer at `low`
+    bits where that alone costs at most `max_drop` validation points, else at `high` (raised one by one, most
+    sensitive first, while the layers at `low` together cost more); the model with every layer
+    at its width, its packed size beside all layers at `high`."""
+
+    max_drop: float
+    low: int
+    high: int
+    float_val_accuracy: float
+    layers: list[LayerBits]
+    val_accuracy: float
+    test_accuracy: float
+    packed_bytes: int
+    high_packed_bytes: int
+    source: str = "simulated (torch fake quantization); size computed, packed"
+
+
+@dataclass(frozen=True)
 class QuantReport:
     """What the quant stage did: its settings, the weight format it stored, for INT8 the op types of the graph
     onnxruntime runs (integer compute ops, float Conv / MatMul / Gemm left, whether none are), and per layer."""
@@ -182,6 +249,8 @@ class QuantReport:
     layers: list[LayerQuant] = field(default_factory=list)
     layout: str | None = None  # the layout asked for (int8-static only)
     layout_choice: LayoutChoice | None = None  # the layout the file has, and why
+    max_drop: float | None = None  # the mixed-precision bound asked for (int8-static only)
+    mixed_precision: MixedPrecision | None = None  # the layers kept in float, and why
 
 
 @dataclass(frozen=True)

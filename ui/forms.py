@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from compression.catalog import (ALPHA, BITS, CALIB_SAMPLES, CALIBRATIONS, EPOCH_CHOICES, GRANULARITIES, INT8_LAYOUTS,
+from compression.catalog import (ALPHA, BITS, CALIB_SAMPLES, CALIBRATIONS, EPOCH_CHOICES, GRANULARITIES, INT8_LAYOUTS, MAX_DROP,
                                  MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO, PRUNE_STEPS, QAT_EPOCHS, QUANT_MODES,
                                  QUANT_SCHEMES, ROUND_TO_AUTO, ROUND_TO_CHOICES, STAGES, TEMPERATURE, WIDTH)
 from compression.describe import STAGE_NAMES
@@ -96,6 +96,11 @@ def quant_form(key: str, initial: QuantSpec, *, disabled: bool = False, columns:
                             key=f"{key}_layout", disabled=disabled or not mode.uses_layout, **PERSIST,
                             help="How the int8-static file is shaped for onnxruntime's CPU kernels. " + " ".join(
                                 f"{name}: {text}." for name, text in INT8_LAYOUTS.items()))
+    max_drop = left.number_input("Mixed precision: at most this many validation points below float", MAX_DROP.low,
+                                 MAX_DROP.high, value=initial.max_drop, step=MAX_DROP.step, placeholder="every layer INT8",
+                                 key=f"{key}_max_drop", disabled=disabled or not mode.mixed_precision, **PERSIST,
+                                 help="Measures each layer's INT8 sensitivity on the validation split and keeps the "
+                                      "most sensitive layers in float until the drop fits; empty: every layer INT8.")
     scheme = middle.selectbox("Scheme", QUANT_SCHEMES, index=QUANT_SCHEMES.index(initial.scheme), key=f"{key}_scheme",
                               disabled=disabled or not (mode.uses_scheme or shows_grid), **PERSIST,
                               help="asymmetric: [min, max] onto 0 … 2^b − 1 with a zero point; symmetric: "
@@ -123,7 +128,8 @@ def quant_form(key: str, initial: QuantSpec, *, disabled: bool = False, columns:
                             f"applies to {' and '.join(QUANT_MODES.where(supports_qat=True))}.")
     settings = dict(scheme=scheme, granularity=granularity, calibration=calibration, calib_samples=int(samples),
                     qat_epochs=qat, activations=activations, layout=layout)
-    return QuantChoice(QuantSpec(mode.name, bits if mode.simulated else QuantSpec.bits, **settings),
+    return QuantChoice(QuantSpec(mode.name, bits if mode.simulated else QuantSpec.bits, **settings,
+                                 max_drop=max_drop if mode.mixed_precision else None),
                        QuantSpec(QUANT_MODES.where(simulated=True)[0], bits, **settings))
 
 
@@ -355,7 +361,7 @@ def pipeline_state(recipe: Recipe, key: str = "pipe") -> dict[str, Any]:
                                                                               int(CALIB_SAMPLES.high) + 1),
                                                    "calibration samples"),
                   f"{key}_qat_epochs": _offered(quant.qat_epochs, range(int(QAT_EPOCHS.low), int(QAT_EPOCHS.high) + 1),
-                                                "QAT epochs")}
+                                                "QAT epochs"), f"{key}_max_drop": quant.max_drop}
     if (distill := recipe.distill) is not None:
         state |= {f"{key}_temperature": distill.temperature, f"{key}_alpha": distill.alpha,
                   f"{key}_student": _offered(distill.student or SAME_FAMILY, (SAME_FAMILY, *MODELS.names),

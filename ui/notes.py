@@ -52,14 +52,25 @@ def quantized(spec: QuantSpec, result: Result) -> list[Note]:
         notes.append(("info", f"INT8 layout {choice.reason}." + (f" Tried, measured interleaved with the float model "
                                                                 f"({choice.trials[0].clock}): {tried}." if tried else "")
                       + options))
+    mixed = report.mixed_precision if report is not None else None
+    if mixed is not None:
+        table = "; ".join(f"{row.name}: alone {row.alone_val_accuracy:.1%}, all but it {row.all_but_val_accuracy:.1%}"
+                          for row in mixed.layers)
+        notes.append(("info", f"Mixed precision within {mixed.max_drop:g} validation points: {mixed.reason}. Each "
+                              f"layer's INT8 validation accuracy (measured in onnxruntime): {table}."))
     if mode.integer and report is not None and report.integer_ops is not None:
         integer = ", ".join(f"{op} × {n}" for op, n in report.integer_ops.items()) or "none"
         if report.runs_integer:
             notes.append(("success", f"Ran as integer arithmetic: the graph onnxruntime executes has integer compute "
                                      f"ops ({integer}) and no float Conv / MatMul / Gemm left."))
-        elif choice is not None and choice.layout == "float-first":
+        elif choice is not None and choice.layout == "float-first" and not (mixed and mixed.float_layers):
             notes.append(("info", f"Integer arithmetic but for the first block, which the float-first layout keeps in "
                                   f"float on purpose: integer ops {integer}."))
+        elif mixed is not None and mixed.float_layers:
+            kept = ", ".join(mixed.float_layers) + (" and the first block (float-first layout)"
+                                                    if choice is not None and choice.layout == "float-first" else "")
+            notes.append(("info", f"Integer arithmetic but for {kept}, kept in float on purpose: integer ops "
+                                  f"{integer}."))
         else:
             floating = ", ".join(f"{op} × {n}" for op, n in report.float_compute_ops.items())
             notes.append(("warning", f"Not all integer: float compute ops remain in the graph onnxruntime executes "

@@ -151,6 +151,15 @@ def test_quantization_int8_static_runs_integer_and_fake_is_labelled_simulated():
     assert "by FLOPs" not in figures.hover_lines(fake, None)  # not timed: nothing to set beside
 
 
+def test_quantization_mixed_precision_shows_its_sensitivity_table():
+    at = click(open_page("app_pages/quantization.py", quant_mode="int8-static", quant_calib_samples=64,
+                         quant_max_drop=0.3), "Quantize and measure")
+    note = next(e.value for e in at.info if e.value.startswith("Mixed precision within 0.3 validation points"))
+    assert "features.0: alone" in note and "(measured in onnxruntime)" in note
+    at.selectbox(key="quant_mode").set_value("fake").run()
+    assert at.number_input(key="quant_max_drop").disabled  # int8-static only
+
+
 def test_quantization_bad_settings_are_one_line_errors():
     at = open_page("app_pages/quantization.py", quant_mode="int8-dynamic", quant_qat_epochs=2)
     assert "QAT applies to int8-static and fake" in at.error[0].value
