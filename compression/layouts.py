@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from compression.errors import CompressionError
@@ -133,8 +134,12 @@ def mark(path: Path, disabled_optimizers: Sequence[str]) -> None:
 
 
 def disabled_optimizers(path: Path) -> list[str]:
-    """The onnxruntime optimizers the ONNX file at `path` asks to have disabled (its metadata), if any."""
-    props = onnx.load(str(path), load_external_data=False).metadata_props
+    """The onnxruntime optimizers the ONNX file at `path` asks to have disabled (its metadata), if any; none for
+    a file that does not parse (onnxruntime then says why it cannot load it)."""
+    try:
+        props = onnx.load(str(path), load_external_data=False).metadata_props
+    except DecodeError:
+        return []
     value = next((p.value for p in props if p.key == RUNTIME_OPTIONS_KEY), "")
     return [name for name in value.split(",") if name]
 

@@ -64,7 +64,7 @@ def quantized(spec: QuantSpec, result: Result) -> list[Note]:
             notes.append(("success", f"Ran as integer arithmetic: the graph onnxruntime executes has integer compute "
                                      f"ops ({integer}) and no float Conv / MatMul / Gemm left."))
         elif choice is not None and choice.layout == "float-first" and not (mixed and mixed.float_layers):
-            notes.append(("info", f"Integer arithmetic but for the first block, which the float-first layout keeps in "
+            notes.append(("success", f"Integer arithmetic but for the first block, which the float-first layout keeps in "
                                   f"float on purpose: integer ops {integer}."))
         elif mixed is not None and mixed.float_layers:
             kept = ", ".join(mixed.float_layers) + (" and the first block (float-first layout)"
