@@ -14,7 +14,7 @@ from ui import figures, forms, live, metrics, notes, outcomes, progress, tables,
 from ui import workspace as ws
 from ui.forms import PERSIST, QuantChoice
 
-INITIAL = QuantSpec("fake")
+INITIAL = QuantSpec("int8-static")  # a format a user can ship; simulated widths one choice away
 LEAD = ("Map each float onto a grid of 2^b integers — q = clamp(round(x / scale) + zero_point, q_min, q_max), x̂ "
         "= (q − zero_point) · scale — then run the integers (INT8 in onnxruntime, measured) or simulate widths no "
         "CPU runtime runs (torch, labelled simulated).")

@@ -9,7 +9,7 @@ from compression import charts, data, describe, pareto, pipeline, profile, repor
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.result import Result, is_measured
-from ui import figures, tables, text, timing
+from ui import figures, metrics, tables, text, timing
 from ui import workspace as ws
 from ui.forms import PERSIST
 
@@ -98,6 +98,7 @@ def compare(shown: list[Result], base: Result, event) -> None:
             st.markdown(f"**{r.technique}** · `{r.recipe_hash}`")
             st.markdown(describe.recipe(r.recipe))
             st.caption(f"{describe.workspace(r.recipe)} · order {describe.order(r.recipe)}")
+            metrics.download_onnx(r)
     st.dataframe(tables.compare_rows(a, b, base), hide_index=True, width="stretch", height="content")
     class_by_class(a, b)
 

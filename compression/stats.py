@@ -3,8 +3,12 @@ McNemar's exact test of two models scored on the same images (only the images th
 scipy's binomial test computes both (imported when first used: a Result carries no scipy)."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from compression.result import Result
 
 CONFIDENCE = 0.95
 SIGNIFICANCE = 1 - CONFIDENCE
@@ -63,3 +67,25 @@ def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> Paired:
 
     p_value = 1.0 if discordant == 0 else float(binomtest(only_first, discordant, 0.5).pvalue)
     return Paired(only_first, only_second, p_value)
+
+
+MIN_TEST_IMAGES = 100  # below this, one image moves accuracy by more than a point
+
+
+def sanity_warnings(result: "Result") -> list[str]:
+    """What makes a result's figures unsafe to read at face value: accuracy at or below chance (1 / classes, the
+    classes read off its output layer), a KD student at or below chance, a test split under MIN_TEST_IMAGES."""
+    warnings = []
+    classes = result.layers[-1].shape[0] if result.layers else None
+    if classes and classes > 1:
+        chance = 1 / classes
+        if result.accuracy <= chance:
+            warnings.append(f"Test accuracy {result.accuracy:.1%} is at or below chance ({chance:.1%} for {classes} "
+                            "classes): this model has not learned the task.")
+        if result.distill is not None and result.distill.student_accuracy <= chance:
+            warnings.append(f"The KD student's accuracy {result.distill.student_accuracy:.1%} is at or below chance "
+                            f"({chance:.1%}).")
+    if result.test_images is not None and result.test_images < MIN_TEST_IMAGES:
+        warnings.append(f"The test split has only {result.test_images} images: one image moves accuracy by "
+                        f"{100 / result.test_images:.1f} points, so small differences are noise.")
+    return warnings

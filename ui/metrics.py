@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from compression.pipeline import ONNX
 from compression.recipe import Recipe
 from compression.result import DistillReport, Latency, Result
+from compression.stats import sanity_warnings
+from compression.store import Store
 from ui import text
 
 
@@ -46,7 +49,7 @@ def _ratio(label: str, ratio: float, kind: str, note: str, help_: str) -> Metric
     """A figure shown as a ratio to the reference ('0.49×') with its relative change as the delta (smaller is
     better: a fall is green)."""
     delta = text.change(ratio, 1.0)
-    return MetricFigure(label, f"{ratio:.2f}×", delta, _color(delta, "inverse"), kind, note, help_)
+    return MetricFigure(label, text.ratio(ratio), delta, _color(delta, "inverse"), kind, note, help_)
 
 
 def metric_figures(result: Result, reference: Result | None = None, versus: str = "baseline") -> list[MetricFigure]:
@@ -107,7 +110,23 @@ def result_metrics(result: Result, reference: Result | None = None, container=st
         column.metric(fig.label, fig.value, fig.delta, delta_color=fig.delta_color, help=fig.help,
                       delta_arrow="off" if fig.delta_color == "off" else "auto")
         column.caption(fig.note)
+    for warning in sanity_warnings(result):
+        container.warning(warning, icon=":material/warning:")
+    download_onnx(result, container)
     return figures
+
+
+def download_onnx(result: Result, container=st) -> None:
+    """A button that downloads the result's deployable ONNX file (read when clicked); a note for a simulated
+    format, which has none."""
+    if ONNX not in result.artifacts:
+        container.caption("No file to download: a simulated format exists only in torch.")
+        return
+    path = Store().path(result, ONNX)  # the server's store ($COMPRESSION_HOME), as ui.workspace.store()
+    container.download_button(f"Download the ONNX file ({text.fmt_bytes(result.size_bytes)})", path.read_bytes,
+                              file_name=f"{result.technique}-{result.recipe_hash}.onnx", mime="application/octet-stream",
+                              key=f"download_{result.recipe_hash}", icon=":material/download:",
+                              on_click="ignore")
 
 
 def baseline_card(result: Result) -> None:
@@ -123,6 +142,8 @@ def baseline_card(result: Result) -> None:
     right.metric("FLOPs", text.fmt_count(result.flops), help="per sample, counted on the exported model")
     timing = f" · p50 at batch {lat.batch}, {lat.threads} thread(s)" if lat else ""
     st.caption(f"Measured in {result.accuracy_source} on the test split{timing} · details on the Overview")
+    for warning in sanity_warnings(result):
+        st.warning(warning, icon=":material/warning:")
 
 
 def baseline_row(base: Result) -> None:

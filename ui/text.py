@@ -43,7 +43,15 @@ def change(value: float, reference: float) -> str:
     if reference == 0:
         return "n/a"
     percent = round(100 * (value / reference - 1))
+    if percent == -100 and value > 0:  # a ratio too small for whole percents: never "-100%" for what is left
+        return f"{100 * (value / reference - 1):+.2f}%"
     return f"{percent:+d}%" if percent else "±0%"
+
+
+def ratio(value: float) -> str:
+    """A ratio to a reference, '0.49×'; one too small to print that way in words, '680× smaller' (never
+    '0.00×')."""
+    return f"{value:.2f}×" if value >= 0.1 or value <= 0 else f"{1 / value:,.0f}× smaller"
 
 
 def accuracy_kind(record: Result | StageRecord) -> str:

@@ -25,7 +25,7 @@ from compression.result import Histogram
 from compression.recipe import PruneSpec, QuantSpec, Recipe
 from compression.store import Store
 from compression import tasks
-from ui import figures, jobs
+from ui import figures, jobs, text
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -153,6 +153,13 @@ def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
     assert not at.exception  # a simulated result has no deployed file to compare image by image: one line
     assert any("Class by class: no test predictions are stored" in c.value and "simulated format" in c.value
                for c in at.caption)
+
+
+def test_small_ratios_read_as_times_smaller_never_zero_or_minus_a_hundred_percent():
+    assert text.ratio(0.49) == "0.49×" and text.ratio(1.5) == "1.50×"
+    assert text.ratio(1 / 680) == "680× smaller"  # not "0.00×"
+    assert text.change(1 / 680, 1.0) == "-99.85%"  # not "-100%": something is left
+    assert text.change(0.5, 1.0) == "-50%" and text.change(1.0, 1.0) == "±0%" and text.change(0.0, 1.0) == "-100%"
 
 
 def test_one_channel_images_are_dark_ink_on_white_and_small_counts_tick_whole():

@@ -126,6 +126,8 @@ def test_quantization_int8_static_runs_integer_and_fake_is_labelled_simulated():
     assert "measured · onnxruntime, test split" in captions(at)
     assert any("integer" in e.value for e in (*at.success, *at.warning))  # said whether INT8 ran as integers
     assert any("scale" in formula.value for formula in at.latex)  # the article's formula, filled in
+    [download] = [b for b in at.get("download_button") if "Download the ONNX file" in b.proto.label]
+    assert download.proto.deferred_file_id  # the deployable file, read when the button is clicked
 
     at.selectbox(key="quant_mode").set_value("fake").run()
     at.slider(key="quant_bits").set_value(4).run()
@@ -134,6 +136,7 @@ def test_quantization_int8_static_runs_integer_and_fake_is_labelled_simulated():
     assert shown["Latency p50"].value == "—" and shown["gzip size"].value == "—"
     assert "simulated · torch-simulated, test split" in captions(at)
     assert "not timed" in captions(at)
+    assert "No file to download: a simulated format exists only in torch." in captions(at)
 
     # the page's settings are the canonical recipes (the CLI's): the Trade-offs page can compare them
     from compression.recipe import QuantSpec, Recipe

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from compression.stats import accuracy_interval, mcnemar
+from compression.stats import accuracy_interval, mcnemar, sanity_warnings
 
 
 def test_wilson_interval_matches_the_formula():
@@ -47,3 +47,22 @@ def test_mcnemar_exact_counts_only_the_images_the_models_disagree_on():
 def test_mcnemar_refuses_unpaired_answers():
     with pytest.raises(ValueError):
         mcnemar(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_sanity_warnings_name_chance_accuracy_and_a_small_test_split():
+    from compression.result import LayerSparsity, Result
+
+    def result(accuracy: float, test_images: int | None) -> Result:
+        return Result(recipe={}, recipe_hash="h", dataset="d", model="m", accuracy=accuracy, accuracy_source="onnxruntime",
+                      baseline_accuracy=accuracy, params_total=1, params_nonzero=1, sparsity=0.0, size_bytes=1,
+                      size_gzip_bytes=1, flops=1, latency_ms=None, latency_ms_single=None, latency_measured=False,
+                      speedup_vs_baseline=None, size_ratio_vs_baseline=1.0, stage_seconds={}, created_at="",
+                      baseline_latency_ms=None, layers=[LayerSparsity("fc", [10, 64], 640, 640)],
+                      test_images=test_images)
+
+    assert sanity_warnings(result(0.97, 360)) == []
+    [chance] = sanity_warnings(result(0.10, 360))  # 10 classes, read off the output layer
+    assert "at or below chance (10.0% for 10 classes)" in chance
+    [small] = sanity_warnings(result(0.95, 90))
+    assert "only 90 images" in small and "1.1 points" in small
+    assert sanity_warnings(result(0.95, None)) == []  # measured before the size was recorded: nothing to say
