@@ -132,10 +132,6 @@ def baseline_model(store: Store, recipe: Recipe, splits: Splits, progress: Progr
 
 def check_feasible(recipe: Recipe, splits: Splits) -> None:
     """Refuse, before any training, a recipe whose stages cannot apply to this model (one-line error)."""
-    quant = recipe.quant
-    if quant is not None and quant.calibrates and quant.calib_samples > len(splits.train.y):
-        raise CompressionError(f"calibration samples ({quant.calib_samples}) exceed the train split "
-                               f"({len(splits.train.y)} images)")
     if MODELS[recipe.model].runtime_only:  # no torch form: Recipe.validate admits post-training formats only
         return
     arch = models.build_model(recipe.model, splits.input_shape, splits.num_classes)

@@ -26,7 +26,6 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from compression.data import Split, Splits
-from compression.errors import CompressionError
 from compression.export import save_deployable
 from compression.measure import Timing, TimingPlan, onnx_accuracy, prunable_layers, time_interleaved
 from compression import layouts
@@ -260,11 +259,9 @@ def fake_quantized(model: nn.Module, weights: Format | dict[str, Format], inputs
 
 
 def calibration_inputs(train: Split, samples: int) -> torch.Tensor:
-    """The first `samples` train images (the split is already shuffled); never the test split."""
-    if samples > len(train.y):
-        raise CompressionError(f"calibration samples ({samples}) exceed the train split ({len(train.y)} images): "
-                               f"use --calib-samples {len(train.y)} or fewer")
-    return train.x[:samples]
+    """The first `samples` train images (the split is already shuffled), at most the whole train split (a small
+    image folder calibrates on all it has; the QuantReport says how many); never the test split."""
+    return train.x[:min(samples, len(train.y))]
 
 
 def _calibrator_options(scheme: str, bits: int) -> dict[str, Any]:
@@ -597,7 +594,8 @@ def convert(model: nn.Module | None, float_onnx: Path | None, spec: QuantSpec, s
         quantized, checks, activations = _deploy(model, float_onnx, spec, x, splits.val, workdir, timing)
     weights = weight_format(spec)
     quantized.report = QuantReport(**spec.to_dict(), weight_format=weights, **checks,
-                                   layers=_layer_report(model, weights, activations))
+                                   layers=_layer_report(model, weights, activations),
+                                   calib_samples_used=len(x) if x is not None else None)
     return quantized
 
 

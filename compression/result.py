@@ -248,6 +248,7 @@ class QuantReport:
     runs_integer: bool | None = None
     layers: list[LayerQuant] = field(default_factory=list)
     layout: str | None = None  # the layout asked for (int8-static only)
+    calib_samples_used: int | None = None  # the train images calibration read (at most the train split's size)
     layout_choice: LayoutChoice | None = None  # the layout the file has, and why
     max_drop: float | None = None  # the mixed-precision bound asked for (int8-static only)
     mixed_precision: MixedPrecision | None = None  # the layers kept in float, and why

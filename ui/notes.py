@@ -44,6 +44,9 @@ def quantized(spec: QuantSpec, result: Result) -> list[Note]:
     """Whether an INT8 file ran as integer arithmetic, and why a real format ran slower than FP32."""
     notes, report, mode = [], result.quant, spec.technique
     choice = report.layout_choice if report is not None else None
+    if report is not None and report.calib_samples_used is not None and report.calib_samples_used < spec.calib_samples:
+        notes.append(("info", f"Calibrated on {report.calib_samples_used} train images: the whole train split, "
+                              f"fewer than the {spec.calib_samples} asked."))
     if choice is not None:
         tried = "; ".join(f"{t.layout} {t.ratio:.2f}× the float model's time, validation {t.val_accuracy:.1%}"
                           for t in choice.trials)

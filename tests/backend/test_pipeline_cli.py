@@ -153,7 +153,6 @@ BAD_INPUT = [
     (("run", "--quant", "fake", "--bits", "1"), "bits must be within 2 … 16"),
     (("run", "--quant", "int4"), "invalid choice"),
     (("run", "--quant", "int8-static", "--calibration", "magic"), "invalid choice"),
-    (("run", "--quant", "int8-static", "--calib-samples", "100000"), "exceed the train split"),
     (("run", "--quant", "int8-dynamic", "--qat-epochs", "2"), "QAT applies to int8-static and fake"),
     (("run", "--bits", "4"), "quantization flags need --quant"),
     (("run", "--distill-temperature", "30"), "temperature must be within 1 … 20"),

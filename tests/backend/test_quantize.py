@@ -14,7 +14,6 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from compression.data import Split
-from compression.errors import CompressionError
 from compression.export import export_named, save_deployable
 from compression.measure import onnx_logits, prunable_layers
 from compression.quantize import (affine_params, convert, fake_quantize, integer_execution, quantize_stage,
@@ -171,10 +170,11 @@ def test_fake_activations_clip_to_the_calibrated_percentile(digits, _trained_cnn
     assert quantized.simulated_accuracy >= evaluate(_trained_cnn, digits.test) - 0.02
 
 
-def test_calibration_samples_beyond_the_train_split_are_refused(float_onnx, digits, _trained_cnn, tmp_path):
-    spec = QuantSpec("int8-static", calib_samples=len(digits.train.y) + 1)
-    with pytest.raises(CompressionError, match="exceed the train split"):
-        convert(_trained_cnn, float_onnx, spec, digits, tmp_path)
+def test_calibration_samples_are_capped_at_the_train_split(float_onnx, digits, _trained_cnn, tmp_path):
+    few = replace(digits, train=Split(digits.train.x[:90], digits.train.y[:90]))  # a small image folder's split
+    quantized = convert(_trained_cnn, float_onnx, QuantSpec("int8-static", layout="plain"), few, tmp_path)
+    assert quantized.report.calib_samples == QuantSpec.calib_samples and quantized.report.calib_samples_used == 90
+    assert onnx_test_accuracy(quantized.onnx, digits) >= evaluate(_trained_cnn, digits.test) - 0.03
 
 
 def test_quantize_stage_without_qat_returns_an_unchanged_copy(trained_cnn, digits):
