@@ -51,7 +51,7 @@ def change(value: float, reference: float) -> str:
 def ratio(value: float) -> str:
     """A ratio to a reference, '0.49×'; one too small to print that way in words, '680× smaller' (never
     '0.00×')."""
-    return f"{value:.2f}×" if value >= 0.1 or value <= 0 else f"{1 / value:,.0f}× smaller"
+    return f"{value:.2f}×" if value >= 0.01 or value <= 0 else f"{1 / value:,.0f}× smaller"
 
 
 def accuracy_kind(record: Result | StageRecord) -> str:

@@ -156,7 +156,7 @@ def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
 
 
 def test_small_ratios_read_as_times_smaller_never_zero_or_minus_a_hundred_percent():
-    assert text.ratio(0.49) == "0.49×" and text.ratio(1.5) == "1.50×"
+    assert text.ratio(0.49) == "0.49×" and text.ratio(1.5) == "1.50×" and text.ratio(0.07) == "0.07×"
     assert text.ratio(1 / 680) == "680× smaller"  # not "0.00×"
     assert text.change(1 / 680, 1.0) == "-99.85%"  # not "-100%": something is left
     assert text.change(0.5, 1.0) == "-50%" and text.change(1.0, 1.0) == "±0%" and text.change(0.0, 1.0) == "-100%"
