@@ -31,7 +31,7 @@ from compression.measure import Timing, TimingPlan, onnx_accuracy, prunable_laye
 from compression import layouts
 from compression.catalog import BITS, INT8_LAYOUTS
 from compression.recipe import Format, QuantSpec, Recipe
-from compression.result import (ActivationStats, Histogram, LayerQuant, LayoutChoice, LayoutTrial, Latency, QuantReport,
+from compression.result import (ActivationStats, Histogram, LayerQuant, LayoutChoice, LayoutTrial, QuantReport,
                                 Result, is_measured)
 from compression.train import LEARNING_RATE, Progress, ProgressFn, evaluate, fit, silent
 
@@ -494,17 +494,12 @@ def _auto_layout(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split,
     *timed, float_latency = time_interleaved([*converted.values(), float_onnx], val.x.shape[1:], timing.batch,
                                              timing.threads, LAYOUT_TIMING, timing.provider, timing.runtime)
     clock = float_latency.clock
-    trials = [LayoutTrial(name, onnx_accuracy(path, val, timing.runtime), _clocked(latency), _clocked(float_latency),
+    trials = [LayoutTrial(name, onnx_accuracy(path, val, timing.runtime), latency.clocked, float_latency.clocked,
                           clock)
               for (name, path), latency in zip(converted.items(), timed)]
     best, reason = layouts.pick(trials)
     path = converted[best.layout]
     return path, LayoutChoice(best.layout, reason, trials, layouts.disabled_optimizers(path))
-
-
-def _clocked(latency: Latency) -> float:
-    """The figure speed-ups are taken from: thread CPU time where it was valid, else wall-clock p50."""
-    return latency.cpu_p50 if latency.cpu_p50 is not None else latency.p50
 
 
 def _laid_out(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split, workdir: Path, timing: Timing,

@@ -55,6 +55,11 @@ class Latency:
         """Which clock speed-ups of this latency are taken from."""
         return "thread CPU time" if self.cpu_p50 is not None else "wall time"
 
+    @property
+    def clocked(self) -> float:
+        """The p50 of that clock, in ms."""
+        return self.cpu_p50 if self.cpu_p50 is not None else self.p50
+
 
 def speedup(baseline: Latency, model: Latency) -> float:
     """How many times faster `model` runs than `baseline`, both timed interleaved: from the calling thread's

@@ -193,9 +193,7 @@ def measure(pair: _Pair, timing: Timing, store: Store) -> Staircase:
     with store.workdir() as tmp:
         paths = [_export(_pair_model(pair, k), pair.shape, tmp / f"{k}.onnx") for k in counts]
         timed = time_interleaved(paths, pair.shape, timing.batch, timing.threads, PLAN, timing.provider)
-    cpu = timed[0].cpu_p50 is not None
-    staircase = Staircase(counts, [t.cpu_p50 if cpu else t.p50 for t in timed],
-                          "thread CPU time" if cpu else "wall time")
+    staircase = Staircase(counts, [t.clocked for t in timed], timed[0].clock)
     stored = store.put(KIND, key, asdict(staircase))
     return Staircase(stored["counts"], stored["ms"], stored["clock"])
 
