@@ -6,6 +6,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
+from compression import folders
 from compression.catalog import DATASETS, MODELS, PROVIDERS, ROUND_TO_AUTO, RUNTIMES
 from compression.pareto import METRICS, UNITS, Budget
 from compression.recipe import Recipe
@@ -82,10 +83,10 @@ def add_timing(parser: argparse.ArgumentParser) -> None:
 
 
 def baseline_from(args: argparse.Namespace) -> Recipe:
-    """The baseline Recipe of the common flags."""
-    return Recipe(dataset=args.dataset, model=args.model, seed=args.seed, epochs=args.epochs,
-                  pretrained=args.pretrained, threads=args.threads, batch=args.batch, provider=args.provider,
-                  runtime=args.runtime)
+    """The baseline Recipe of the common flags (an image folder's keyed by its contents now)."""
+    return folders.pinned(Recipe(dataset=args.dataset, model=args.model, seed=args.seed, epochs=args.epochs,
+                                 pretrained=args.pretrained, threads=args.threads, batch=args.batch,
+                                 provider=args.provider, runtime=args.runtime))
 
 
 def add_budgets(parser: argparse.ArgumentParser) -> None:

@@ -5,14 +5,19 @@ the walk found."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compression.catalog import IMAGEFOLDER, imagefolder_path
+from compression.catalog import IMAGEFOLDER, check_dataset, imagefolder_path
 from compression.errors import CompressionError
+
+if TYPE_CHECKING:
+    from compression.recipe import Recipe
 
 # What reading an image folder may cost; each is raised by its environment variable, read at every load.
 MAX_ENTRIES = 100_000  # directory entries a walk visits: ends a walk of a huge tree (/proc, /) within a second or so
@@ -142,6 +147,48 @@ def scan(path: Path) -> tuple[list[str], list[tuple[str, int]]]:
     if len(classes) < 2:
         raise CompressionError(f"imagefolder: {path} has {len(classes)} class folder; need at least 2")
     return classes, samples
+
+
+def files_digest(root: Path, samples: list[tuple[str, int]], prefix: str = "", times: bool = True) -> str:
+    """sha256 (hex) of `prefix` and each sample's path below `root`, class and size, and (with `times`) its
+    modification time: what changes when an image is added, removed, renamed, moved to another class or edited."""
+    digest = hashlib.sha256(prefix.encode())
+    for file, label in samples:
+        info = os.stat(file)
+        digest.update(f"\n{os.path.relpath(file, root)}|{label}|{info.st_size}"
+                      f"{f'|{info.st_mtime_ns}' if times else ''}".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(name: str) -> str:
+    """The contents of the image folder ``imagefolder:PATH`` names, as 16 hex digits: a digest of its files'
+    names, classes, sizes and modification times. A zip's copy is unpacked into a folder named by the zip's
+    content digest, so there the folder's path stands for the content and unpacking again changes nothing."""
+    from compression.archives import image_folder, is_archive
+
+    path = imagefolder_path(name)
+    root = image_folder(path)
+    _, samples = scan(root)
+    archive = is_archive(path)
+    return files_digest(root, samples, str(root.resolve()) if archive else "", times=not archive)[:16]
+
+
+def pinned(recipe: Recipe, known: dict[str, str] | None = None) -> Recipe:
+    """`recipe` keyed by its image folder's contents as they are now (`Recipe.data_version`, the `fingerprint`),
+    so that an edited folder gets new results and never serves stale ones; a recipe already pinned to other
+    contents is refused in one line. Built-in data sets come back as given. `known` memoises fingerprints by data
+    set name across the recipes of one grid."""
+    if not recipe.dataset.startswith(IMAGEFOLDER):
+        return recipe
+    check_dataset(recipe.dataset)  # a missing folder named as such, before the walk would find it unlistable
+    known = {} if known is None else known
+    if recipe.dataset not in known:
+        known[recipe.dataset] = fingerprint(recipe.dataset)
+    current = known[recipe.dataset]
+    if recipe.data_version not in (None, current):
+        raise CompressionError(f"imagefolder: {imagefolder_path(recipe.dataset)} changed since this recipe was made "
+                               "(images added, removed or edited): choose the folder again to measure it as it is now")
+    return replace(recipe, data_version=current)
 
 
 def preflight(datasets: Iterable[str]) -> None:

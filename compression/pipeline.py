@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compression import classes, data, distill, imports, models, quantize, staircase
+from compression import classes, data, distill, folders, imports, models, quantize, staircase
 from compression.classes import PREDICTIONS
 from compression.catalog import MODELS, ROUND_TO_AUTO
 from compression.data import Splits
@@ -84,14 +84,15 @@ def view_of(imported: imports.Imported) -> DataView:
 
 
 @lru_cache(maxsize=4)
-def load_splits(dataset: str, seed: int, view: DataView = DataView()) -> Splits:
-    """The data set's splits for a seed as a model with `view` sees them, loaded once per process."""
+def load_splits(dataset: str, seed: int, view: DataView = DataView(), data_version: str | None = None) -> Splits:
+    """The data set's splits for a seed as a model with `view` sees them, loaded once per process for each
+    version of an image folder's contents."""
     return data.load_dataset(dataset, seed=seed, image_size=view.size or 32, norm=view.norm)
 
 
 def splits_for(recipe: Recipe) -> Splits:
     """The splits `recipe` runs on: its data set and seed, as its model sees them."""
-    return load_splits(recipe.dataset, recipe.seed, data_view(recipe.model))
+    return load_splits(recipe.dataset, recipe.seed, data_view(recipe.model), recipe.data_version)
 
 
 def train_baseline(recipe: Recipe, splits: Splits, progress: ProgressFn = silent) -> nn.Module:
@@ -433,8 +434,10 @@ def _measure(recipe: Recipe, counts: Counts, splits: Splits, deployed: Deployed,
 
 
 def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silent) -> Result:
-    """The measured Result of `recipe`: from the store if it is there, else computed and stored."""
+    """The measured Result of `recipe` (an image folder's keyed by its contents now: folders.pinned): from the
+    store if it is there, else computed and stored."""
     recipe.validate()
+    recipe = folders.pinned(recipe)
     store = store or Store()
     cached = store.get_result(recipe.hash)
     if cached is not None:

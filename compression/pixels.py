@@ -6,7 +6,6 @@ with workers. Pages a read touches are handed back to the kernel, so resident me
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import mmap
 import os
 import shutil
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from compression import settings
 from compression.errors import CompressionError
-from compression.folders import limit
+from compression.folders import files_digest, limit
 
 CACHE_VERSION = 1  # part of every key: a change of how pixels are decoded or laid out invalidates old files
 STREAM_VARIABLE = "COMPRESSION_STREAM_ABOVE_BYTES"
@@ -42,11 +41,7 @@ def cache_dir() -> Path:
 def cache_key(root: Path, samples: list[tuple[str, int]], image_size: tuple[int, int]) -> str:
     """A digest of what decoding `samples` at `image_size` produces: each file's path below `root`, class, size and
     modification time, so an edited, added or removed image gives a new key (and a fresh decode)."""
-    digest = hashlib.sha256(f"{CACHE_VERSION}|{image_size}|{Path(root).resolve()}".encode())
-    for file, label in samples:
-        info = os.stat(file)
-        digest.update(f"\n{os.path.relpath(file, root)}|{label}|{info.st_size}|{info.st_mtime_ns}".encode())
-    return digest.hexdigest()[:32]
+    return files_digest(root, samples, f"{CACHE_VERSION}|{image_size}|{Path(root).resolve()}")[:32]
 
 
 class MappedPixels:

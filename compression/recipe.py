@@ -245,6 +245,7 @@ class Recipe:
     distill: DistillSpec | None = None
     provider: str = "cpu"  # onnxruntime's execution provider latency is timed on (a key of PROVIDERS)
     runtime: str = "onnxruntime"  # what the deployed file is measured in, accuracy and latency (a key of RUNTIMES)
+    data_version: str | None = None  # an image folder's contents when the recipe was made (folders.pinned)
 
     def __post_init__(self) -> None:
         present = tuple(s for s, spec in self._specs.items() if spec is not None)
@@ -333,12 +334,12 @@ class Recipe:
         return replace(self, prune=None, quant=None, distill=None, order=STAGES)
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe as JSON-ready data (what the store and the Result keep). The provider and the runtime,
-        added later, are left out at their defaults: results stored before them keep their keys."""
+        """The recipe as JSON-ready data (what the store and the Result keep). The provider, the runtime and the
+        data version, added later, are left out at their defaults: results stored before them keep their keys."""
         data = {**asdict(self), "order": list(self.order)}
         if self.quant is not None:
             data["quant"] = self.quant.to_dict()
-        for name in ("provider", "runtime"):
+        for name in ("provider", "runtime", "data_version"):
             if data[name] == getattr(Recipe, name):
                 del data[name]
         return data
@@ -356,6 +357,8 @@ class Recipe:
         """Key of the trained baseline weights: only what training depends on (not the timing setup)."""
         fields_ = {"dataset": self.dataset, "model": self.model, "seed": self.seed, "epochs": self.epochs,
                    "pretrained": self.pretrained}
+        if self.data_version is not None:
+            fields_["data_version"] = self.data_version
         return _digest(fields_)
 
     def stage_key(self, index: int) -> str:

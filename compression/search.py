@@ -188,7 +188,7 @@ class Space:
         chosen["order"] = (*stages, *[s for s in STAGES if s not in stages])
         top = {"dataset": base.dataset, "model": base.model, "seed": base.seed, "epochs": base.epochs,
                "pretrained": base.pretrained, "threads": base.threads, "batch": base.batch,
-               "provider": base.provider, "runtime": base.runtime}
+               "provider": base.provider, "runtime": base.runtime, "data_version": base.data_version}
         return recipe_of({**top, **{stage: PRESENT for stage in stages}, **chosen})
 
 

@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from compression import executors
+from compression import executors, folders
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
 from compression.result import Result
@@ -168,9 +168,10 @@ class Grid:
             raise CompressionError(f"the grid makes {combinations:,} combinations: a sweep takes at most "
                                    f"{MAX_RECIPES:,}; split it into smaller grids")
         unique: dict[str, Recipe] = {}
+        fingerprints: dict[str, str] = {}
         for combination in itertools.product(*self.axes.values()):
             values = {**_flatten(self.base), **_flatten(dict(zip(self.axes, combination)))}
-            recipe = recipe_of(values)
+            recipe = folders.pinned(recipe_of(values), fingerprints)
             unique.setdefault(recipe.hash, recipe)
         return list(unique.values())
 

@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from compression import describe
+from compression import describe, folders
 from compression import search as searches
 from compression.imports import ImportRequest
 from compression.recipe import Recipe
@@ -33,7 +33,7 @@ def import_model(request: ImportRequest, seed: int, root: str, progress: Progres
     store = Store(root)
     progress(Progress("import", f"checking {request.path.name}: it runs, converts to torch and fits the data"))
     imports.import_model(request, store)
-    pipeline.run(Recipe(dataset=request.dataset, model=request.name, seed=seed), store, progress)
+    pipeline.run(folders.pinned(Recipe(dataset=request.dataset, model=request.name, seed=seed)), store, progress)
 
 
 def run_recipes(recipes: list[Recipe], stage: str, root: str, progress: ProgressFn) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from compression import describe, settings, tasks
+from compression import describe, folders, settings, tasks
 from compression.catalog import BASELINE_EPOCHS, DATASETS, IMAGEFOLDER, MODELS, SEEDS, imagefolder_path
 from compression.errors import CompressionError
 from compression.recipe import Recipe
@@ -61,12 +61,20 @@ def sidebar() -> None:
 
 
 def baseline_recipe() -> Recipe:
-    """The baseline Recipe the sidebar describes."""
+    """The baseline Recipe the sidebar describes: an image folder's keyed by its contents now, once the folder
+    passes `check` (until then it is left unkeyed, and `check` says what is wrong)."""
     choice = st.session_state.get("dataset_choice", DATASETS[0])
     dataset = IMAGEFOLDER + st.session_state.get("imagefolder_path", "") if choice == IMAGEFOLDER_CHOICE else choice
-    return Recipe(dataset=dataset, model=st.session_state.get("model", MODELS.names[0]),
-                  seed=int(st.session_state.get("seed", Recipe.seed)),
-                  epochs=int(st.session_state.get("epochs", Recipe.epochs)))
+    recipe = Recipe(dataset=dataset, model=st.session_state.get("model", MODELS.names[0]),
+                    seed=int(st.session_state.get("seed", Recipe.seed)),
+                    epochs=int(st.session_state.get("epochs", Recipe.epochs)))
+    if not recipe.dataset.startswith(IMAGEFOLDER):
+        return recipe
+    try:
+        check(recipe)
+        return folders.pinned(recipe)
+    except CompressionError:
+        return recipe
 
 
 def check(recipe: Recipe) -> None:

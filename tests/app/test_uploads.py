@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from compression import imports, settings
+from compression import folders, imports, settings
 from compression.catalog import IMAGEFOLDER, MODELS
 from compression.errors import CompressionError
 from compression.export import export_onnx
@@ -130,7 +130,7 @@ def test_an_uploaded_zip_is_unpacked_inside_the_data_roots_and_trained_on():
     assert [e.label for e in at.sidebar.expander if e.label == "Bring your own images"]
     card = until_card(at)
     assert set(card) == {"Accuracy", "Size", "Latency", "FLOPs"}
-    assert Store().get_result(Recipe(dataset=IMAGEFOLDER + str(folder), epochs=1).hash) is not None
+    assert Store().get_result(folders.pinned(Recipe(dataset=IMAGEFOLDER + str(folder), epochs=1)).hash) is not None
 
 
 def test_a_zip_with_an_entry_leaving_its_folder_is_one_line(tmp_path):
