@@ -207,6 +207,12 @@ def grid_form(recipe: Recipe) -> GridChoice:
                                       "in torch (accuracy simulated, latency not timed)")
         bits = st.multiselect("Bits (fake only)", range(int(BITS.low), 9), default=[4], key="sweep_bits", **PERSIST,
                               disabled=not set(formats) & set(SIMULATED))
+        calibrated = [m for m in formats if m != NO_QUANT and QuantSpec(m).calibrates]
+        samples = st.number_input("Calibration samples (train split)", int(CALIB_SAMPLES.low),
+                                  int(CALIB_SAMPLES.high), QuantSpec.calib_samples, step=int(CALIB_SAMPLES.step),
+                                  key="sweep_calib_samples", disabled=not calibrated, **PERSIST,
+                                  help=f"Train images {', '.join(QUANT_MODES.where(activations='always'))} reads to "
+                                       "choose activation ranges; a smaller train split is read whole.")
     with distill:
         st.markdown("**Distillation**")
         temperatures = st.multiselect("KD temperatures (none: no distillation)", SWEEP_TEMPERATURES,
@@ -217,7 +223,8 @@ def grid_form(recipe: Recipe) -> GridChoice:
         return GridChoice(None, "Choose at least one of the **Fractions removed**, or no pruning method.")
     if set(formats) & set(SIMULATED) and not bits:
         return GridChoice(None, "Choose at least one of the **Bits (fake only)**, or take fake out of the formats.")
-    quants = [None if m == NO_QUANT else {"mode": m} for m in formats if m not in SIMULATED]
+    quants = [None if m == NO_QUANT else {"mode": m, **({"calib_samples": int(samples)} if m in calibrated else {})}
+              for m in formats if m not in SIMULATED]
     quants += [{"mode": m, "bits": b} for m in formats if m in SIMULATED for b in bits]
     axes = {"prune.method": [*methods, *([None] if unpruned or not methods else [])], "quant": quants or [None],
             "distill.temperature": temperatures or [None]}

@@ -108,6 +108,17 @@ def test_bits_are_disabled_unless_fake_is_a_chosen_format():
     assert not at.multiselect(key="sweep_bits").disabled
 
 
+def test_calibration_samples_are_asked_only_for_a_format_that_calibrates_and_reach_its_recipes():
+    at = sweep_page(**{**GRID, "sweep_quant": ["none", "fp16"]})
+    assert at.number_input(key="sweep_calib_samples").disabled
+    at.multiselect(key="sweep_quant").set_value(["fp16", "int8-static"]).run()
+    at.number_input(key="sweep_calib_samples").set_value(64).run()
+    assert not at.number_input(key="sweep_calib_samples").disabled
+    command = next(c.value for c in at.code if "--grid" in c.value)
+    quants = json.loads(command.split("--grid '", 1)[1].rstrip("'"))["grid"]["quant"]
+    assert quants == [{"mode": "fp16"}, {"mode": "int8-static", "calib_samples": 64}]
+
+
 def worker_state() -> tuple[list[str], bool]:
     """A worker's threads, and whether it ran the app's main script (which Streamlit made __main__)."""
     return [t.name for t in threading.enumerate()], "__mp_main__" in sys.modules
