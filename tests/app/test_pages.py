@@ -216,6 +216,18 @@ def test_tradeoffs_says_why_a_result_is_not_faster_and_profiles_it_beside_its_ba
     assert table.loc[table["hash"] == COMBINED.hash, "why not faster"].item().endswith("(measured)")
 
 
+def test_budget_answers_are_deployable_unless_simulated_results_are_let_in(stored):
+    """The simulated 4-bit model is the most accurate result under half the baseline's size (and within a point
+    of it): by default no budget question is answered with it; with the toggle on it answers, flagged."""
+    at = start("app_pages/tradeoffs.py")
+    cards = [m.value for m in at.markdown if m.value.startswith(":red[**")]
+    assert cards and not any("not deployable" in card or "· **quant** ·" in card for card in cards)
+    at.toggle(key="tradeoffs_simulated").set_value(True).run()
+    assert not at.exception
+    cards = [m.value for m in at.markdown if m.value.startswith(":red[**")]
+    assert cards[0].startswith(":red[**1**] · **quant** ·") and cards[0].endswith("**simulated: not deployable**]")
+
+
 def test_tradeoffs_filters_hide_simulated_results(stored):
     at = start("app_pages/tradeoffs.py")
     at.pills(key="tradeoffs_kinds").set_value(["measured"]).run()

@@ -1,7 +1,7 @@
 """The real app in headless Chromium, on one server with an empty store: the Workspace sidebar trains the
 digits/cnn baseline on its own, every page renders, a pruning experiment runs through the UI and lands on the
 Pareto chart, two sessions run experiments at the same time, work survives leaving the page, a stored recipe
-shows at once, a small search runs from the Search page, bad settings are clear messages, and image folders outside the data roots are refused. The tests
+shows at once, budget answers are deployable by default, a small search runs from the Search page, bad settings are clear messages, and image folders outside the data roots are refused. The tests
 share one server, one store and (mostly) one page, and run in file order (each builds on the one before)."""
 
 from __future__ import annotations
@@ -196,6 +196,26 @@ def test_pruning_experiment_through_the_ui_lands_on_the_pareto_chart(page, serve
     go(page, "Overview")
     assert pruned.hash in chart_hashes(page)
     page.screenshot(path=str(artifacts / "overview.png"), full_page=True)
+
+
+def test_budget_answers_are_deployable_until_simulated_results_are_let_in(page, server):
+    """A simulated 2-bit model, the smallest result, answers "smallest within 100 points" only once the toggle
+    lets simulated results in, and then flagged as not deployable."""
+    from compression import pipeline
+
+    with_baseline(page, server.url)
+    pipeline.run(replace(BASE, quant=QuantSpec("fake", bits=2)), Store(server.home))
+    go(page, "Trade-offs")
+    points = main(page).get_by_label("3 · Smallest within … points of the baseline")
+    points.fill("100")
+    points.press("Enter")
+    wait_idle(page)
+    expect(main(page).get_by_text("Budget questions")).to_be_visible()
+    assert "not deployable" not in main(page).inner_text()
+    main(page).get_by_text("Let simulated results answer and join the frontier").click()
+    wait_idle(page)
+    expect(main(page).get_by_text("simulated: not deployable").first).to_be_visible()
+    expect(page.locator(EXCEPTION)).to_have_count(0)
 
 
 def test_two_sessions_run_experiments_at_the_same_time(browser, server):
