@@ -69,7 +69,7 @@ def page() -> None:
     checked = progress.runnable(built)
     result = None
     if checked is not None:
-        st.markdown(f"**Recipe** `{built.hash}` — {describe.recipe(built)}")
+        st.markdown(f"**Recipe** — {describe.recipe(built)}")
         result = ws.store().get_result(built.hash)
     if result is None:
         if checked is not None:

@@ -69,7 +69,6 @@ def budget_questions(shown: list[Result], base: Result, simulated: bool
             st.markdown(f":red[**{number}**] · **{answer.technique}** · {describe.recipe(answer.recipe)}{flag}")
             st.markdown(f"{answer.accuracy:.2%} ({text.points(answer.accuracy - base.accuracy)}) at "
                         f"**{cost:,.4g} {pareto.UNITS[budget.metric][0]}** · {text.accuracy_mark(answer)}")
-            st.caption(f"`{answer.recipe_hash}`")
     return [budget for _, budget in asked], rings
 
 
@@ -95,8 +94,7 @@ def compare(shown: list[Result], base: Result, event) -> None:
     a, b = (by_hash[h] for h in pair)
     for column, r in zip(st.columns(2), (a, b)):
         with column.container(border=True):
-            st.markdown(f"**{r.technique}** · `{r.recipe_hash}`")
-            st.markdown(describe.recipe(r.recipe))
+            st.markdown(f"**{r.technique}** · {describe.recipe(r.recipe)}")
             st.caption(f"{describe.workspace(r.recipe)} · order {describe.order(r.recipe)}")
             metrics.download_onnx(r)
     st.dataframe(tables.compare_rows(a, b, base), hide_index=True, width="stretch", height="content")

@@ -163,7 +163,7 @@ def baseline_row(base: Result) -> None:
     st.caption(f"All measured: accuracy in onnxruntime's CPU provider, latency in "
                f"{p.runtime if p else 'onnxruntime'}, {latency.threads} intra-op thread(s), spinning off; CPU flags {p.flags_on if p else 'unknown'}. Parameters {base.params_total:,} "
                f"({base.params_nonzero:,} non-zero). Validation accuracy {base.val_accuracy:.2%}. Stored "
-               f"{text.fmt_time(base.created_at)} as `{base.recipe_hash}`.")
+               f"{text.fmt_time(base.created_at)}.")
 
 
 def kd_gain(report: DistillReport) -> None:

@@ -31,6 +31,7 @@ RATIO_COLUMN = st.column_config.NumberColumn(format="%.3f")
 COUNT_COLUMN = st.column_config.NumberColumn(format="localized")  # 53,002
 POINTS_COLUMN = st.column_config.NumberColumn(format="%+.2f")
 RESULT_COLUMNS = {  # how the pages show results_table's numbers
+    "recipe": st.column_config.TextColumn(width="medium", help="the recipe in words (hover a cell to read it all)"),
     "test accuracy": ACCURACY_COLUMN,
     "vs baseline (pts)": POINTS_COLUMN,
     "size (KB)": st.column_config.NumberColumn(format="%.1f"),
@@ -45,6 +46,7 @@ RESULT_COLUMNS = {  # how the pages show results_table's numbers
                                                   "causes, measured by its profile or read from its structure"),
     "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
     "zero weights": percent_column(0),
+    "hash": None,  # the store key: kept in the table (charts and tests find a result by it), not shown
 }
 STAGE_COLUMNS = {  # how stages_table's numbers show
     "test accuracy": ACCURACY_COLUMN, "size (KB)": RESULT_COLUMNS["size (KB)"], "MFLOPs": RESULT_COLUMNS["MFLOPs"],
@@ -71,17 +73,17 @@ def results_table(results: Sequence[Result], baseline: Result | None,
     why = explanations(results) if why is None else why
     rows = []
     for r in results:
-        rows.append({
+        rows.append({  # the four figures first, so that they show without scrolling at 1280 px; provenance after
             "technique": r.technique, "recipe": describe.recipe(r.recipe), "test accuracy": r.accuracy,
             "vs baseline (pts)": (round(100 * (r.accuracy - baseline.accuracy), 4) or 0.0) if baseline else None,
-            "accuracy": text.accuracy_mark(r), "size (KB)": r.size_bytes / 1024,
+            "size (KB)": r.size_bytes / 1024, "latency (ms)": pareto.metric_value(r, "latency", baseline),
+            "MFLOPs": r.flops / 1e6,
             "size ×": r.size_bytes / baseline.size_bytes if baseline else r.size_ratio_vs_baseline,
-            "size source": r.size_source, "gzip (KB)": None if r.file_gzip_bytes is None else r.file_gzip_bytes / 1024,
-            "latency (ms)": pareto.metric_value(r, "latency", baseline),
             "speed-up ×": r.speedup_vs_baseline if r.latency_measured else None,
-            "FLOPs predict ×": r.predicted_speedup,
+            "FLOPs ×": r.flops / baseline.flops if baseline else r.flops_ratio_vs_baseline,
+            "accuracy": text.accuracy_mark(r), "FLOPs predict ×": r.predicted_speedup,
             "why not faster": why[r.recipe_hash].short if r.recipe_hash in why else None,
-            "MFLOPs": r.flops / 1e6, "FLOPs ×": r.flops / baseline.flops if baseline else r.flops_ratio_vs_baseline,
+            "size source": r.size_source, "gzip (KB)": None if r.file_gzip_bytes is None else r.file_gzip_bytes / 1024,
             "zero weights": r.sparsity, "workspace": describe.workspace(r.recipe), "stored": r.created_at,
             "hash": r.recipe_hash,
         })

@@ -128,6 +128,6 @@ def provenance_caption(result: Result) -> str:
                      + f"; CPU flags {p.flags_on if p else 'unknown'}.")
     else:
         parts.append("**Latency** not timed: a simulated format has no runtime to time.")
-    parts.append(f"{'Measured' if is_measured(result) else 'Computed'} {fmt_time(result.created_at)} and stored "
-                 f"as `{result.recipe_hash}`: these settings chosen again show it without recomputing.")
+    parts.append(f"{'Measured' if is_measured(result) else 'Computed'} {fmt_time(result.created_at)} and stored: "
+                 "these settings chosen again show it without recomputing.")
     return " ".join(parts)

@@ -250,7 +250,7 @@ def test_pipeline_shows_a_stored_recipe_at_once_with_its_path(stored):
     at = _pipeline_settings(start("app_pages/pipeline.py"))
     assert not at.exception and not at.error
     assert not [b for b in at.button if b.label == "Run pipeline"]  # stored: nothing to run
-    assert any(COMBINED.hash in m.value for m in at.markdown)
+    assert f"**Recipe** — {describe.recipe(COMBINED)}" in [m.value for m in at.markdown]
     assert "Test accuracy" in {m.label for m in at.main.metric}
     assert len(at.get("plotly_chart")) == 1
     stages = at.dataframe[0].value
@@ -262,7 +262,7 @@ def test_pipeline_order_is_part_of_the_recipe(stored):
     at.selectbox(key="pipe_order_prune-quant").set_value(("quant", "prune")).run()
     assert not at.exception
     reordered = replace(COMBINED, order=("quant", "prune", "distill"))
-    assert any(reordered.hash in m.value for m in at.markdown)
+    assert f"**Recipe** — {describe.recipe(reordered)}" in [m.value for m in at.markdown]
     assert [b for b in at.button if b.label == "Run pipeline"]  # not measured yet
 
 

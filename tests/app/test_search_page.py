@@ -19,7 +19,7 @@ import optuna
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from compression import commands, pipeline, search
+from compression import commands, describe, pipeline, search
 from compression.__main__ import build_parser
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
@@ -135,7 +135,7 @@ def test_the_pipeline_page_filled_from_a_recipe_shows_that_recipe(recipe):
         at.session_state[key] = value
     at.switch_page(forms.PIPELINE_PAGE).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert f"**Recipe** `{recipe.hash}` — " in " ".join(m.value for m in at.markdown)
+    assert f"**Recipe** — {describe.recipe(recipe)}" in [m.value for m in at.markdown]
 
 
 @pytest.mark.parametrize("recipe, message", [
@@ -189,7 +189,8 @@ def test_a_small_search_stores_its_trials_draws_its_frontier_and_opens_a_point_o
     next(b for b in at.button if b.label == "Open on the Pipeline page").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.title[0].value == "Pipeline"
-    assert f"**Recipe** `{point['hash']}` — " in " ".join(m.value for m in at.markdown)
+    stored = Store().get_result(point["hash"])
+    assert f"**Recipe** — {describe.recipe(stored.recipe)}" in [m.value for m in at.markdown]
     assert "Final model vs the baseline" in [s.value for s in at.subheader]  # stored: shown, nothing to run
 
 
