@@ -73,9 +73,8 @@ def page() -> None:
         result = ws.store().get_result(built.hash)
     if result is None:
         if checked is not None:
-            st.info("Not measured yet. Running it trains, exports and measures every stage (stages shared with "
-                    "earlier runs come from the store); the result is stored, so these settings show at once next "
-                    "time.", icon=":material/play_circle:")
+            progress.unmeasured_note(built, "Run pipeline", "trains, exports and measures every stage (stages shared "
+                                                            "with earlier runs come from the store), ")
         clicked = st.button("Run pipeline", type="primary", key="pipe_run", disabled=checked is None)
         result = progress.measured(checked, clicked, f"Running {describe.order(built)}…")
         if result is None:

@@ -1,7 +1,7 @@
 """Knowledge distillation (Hinton et al., 2015): a narrow student learns from a trained teacher's softened
 outputs; a label-only control with the same init, batches and epochs shows what the teacher adds."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -93,7 +93,12 @@ def student_and_control(teacher_model: str, teacher: nn.Module, train: Split, sp
                         input_shape: InputShape, num_classes: int,
                         progress: ProgressFn = silent) -> tuple[nn.Module, nn.Module]:
     """The KD student of `teacher` and its label-only control: the same fresh student (same init, batches and
-    epochs for `seed`), trained with the teacher and without it."""
-    kd, control = (trained_student(teacher_model, source, train, spec, seed, input_shape, num_classes, progress)
-                   for source in (teacher, None))
+    epochs for `seed`), trained with the teacher and without it; their training reported as stages
+    'student 1/2' and 'control 2/2'."""
+    def labelled(stage: str) -> ProgressFn:
+        return lambda event: progress(replace(event, stage=stage) if event.epochs else event)
+
+    kd, control = (trained_student(teacher_model, source, train, spec, seed, input_shape, num_classes,
+                                   labelled(stage))
+                   for source, stage in ((teacher, "student 1/2"), (None, "control 2/2")))
     return kd, control

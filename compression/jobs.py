@@ -600,6 +600,7 @@ class _Runner:
         self.worker, self.job = worker, job
         self.pending: list[str] = []
         self.written = 0.0
+        self.training: tuple[str, int, float, float] | None = None  # stage, epochs, when and how far it began
 
     def run(self, fn: Task, args: tuple, limit: float) -> _Outcome:
         """Run `fn(*args, progress)` in a child process and return how it ended. No process of the job
@@ -662,7 +663,19 @@ class _Runner:
             self.job.fraction = min(max(event.fraction, 0.0), 1.0)
             loss = f" · loss {event.loss:.3f}" if event.loss is not None else ""
             accuracy = f" · train accuracy {event.accuracy:.1%}" if event.accuracy is not None else ""
-            self.job.step = f"{event.stage}: epoch {event.epoch}/{event.epochs}{loss}{accuracy}"
+            self.job.step = f"{event.stage}: epoch {event.epoch}/{event.epochs}{loss}{accuracy}{self._left(event)}"
+
+    def _left(self, event: _Step) -> str:
+        """' · about 40 s left' of a training stage, from its pace so far (a stage that stops early on a
+        validation plateau ends sooner), or '' until a few seconds of it have passed."""
+        now = time.monotonic()
+        if self.training is None or self.training[:2] != (event.stage, event.epochs):
+            self.training = (event.stage, event.epochs, now, event.fraction)
+        _, _, began, start = self.training
+        done, spent = event.fraction - start, now - began
+        if done <= 0 or spent < 3:
+            return ""
+        return f" · about {_duration(spent / done * (1 - event.fraction))} left"
 
     def _write(self) -> bool:
         """The job's progress into its row; True if its cancel was asked for."""

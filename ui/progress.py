@@ -177,11 +177,22 @@ class Experiment:
     button: str
 
     def note_not_measured(self, what: str = "") -> None:
-        """Say that these settings are not measured yet, and what the button does (`what`: its work before it
-        stores the result)."""
+        """Say that these settings are running or not measured yet (see `unmeasured_note`)."""
         if self.result is None and self.runnable:
-            st.info(f"Not measured with these settings yet: **{self.button}** {what}stores the result, and it shows "
-                    "here at once whenever these settings are chosen again.", icon=":material/science:")
+            unmeasured_note(self.recipe, self.button, what)
+
+
+def unmeasured_note(recipe: Recipe, button: str, what: str = "") -> None:
+    """Say that `recipe` is running now (its job's step: started by this session before a rerun, or by another
+    one; the button follows it), or that it is not measured yet and what `button` does (`what`: its work before it
+    stores the result)."""
+    job = jobs.find_job(recipe.hash)
+    if job is not None and job.running:
+        st.info(f"Running now ({job.status_text()}): it shows here once it is stored; **{button}** follows it.",
+                icon=":material/hourglass_top:")
+    else:
+        st.info(f"Not measured with these settings yet: **{button}** {what}stores the result, and it shows here at "
+                "once whenever these settings are chosen again.", icon=":material/science:")
 
 
 def experiment(box, recipe: Recipe, button: str, label: str) -> Experiment:

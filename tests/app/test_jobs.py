@@ -6,6 +6,7 @@ server stops it; the page's Cancel button ends a job with one error line. The ex
 limits, killed children and workers, owners, claims) is tests/backend/test_executor.py."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -66,6 +67,11 @@ def test_only_tasks_of_the_table_are_jobs(home):
 
 def test_a_cancel_mid_training_stores_nothing(home):
     job = training(jobs.start_job(LONG.hash, "baseline", tasks.run_recipe, LONG, str(home), owner="me"))
+    deadline = time.monotonic() + WAIT
+    while " left" not in job.refresh().step and job.running and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert re.fullmatch(r"train: epoch \d+/200 · loss [\d.]+ · train accuracy [\d.]+% · about [\d.]+ (s|min) left",
+                        job.step), job.step  # the time left in training, from its pace so far
     assert not jobs.cancel(LONG.hash, "another session")
     assert jobs.cancel(LONG.hash, "me") and job.refresh().error == jobs.CANCELLED
     store = Store(home)

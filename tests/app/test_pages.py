@@ -266,6 +266,24 @@ def test_pipeline_order_is_part_of_the_recipe(stored):
     assert [b for b in at.button if b.label == "Run pipeline"]  # not measured yet
 
 
+def test_a_recipe_running_in_a_job_reads_running_not_unmeasured(stored):
+    """The recipe the Pipeline page shows runs already (started before a rerun, or by another session): the page
+    says so, with its job's step, instead of "not measured yet"."""
+    from ui import jobs
+
+    at = _pipeline_settings(start("app_pages/pipeline.py"))
+    at.select_slider(key="pipe_finetune").set_value(640).run()  # minutes of fine-tuning: running all along
+    long = replace(COMBINED, prune=replace(COMBINED.prune, finetune_epochs=640))
+    assert not any(i.value.startswith("Running now") for i in at.info)
+    jobs.start_job(long.hash, "long", tasks.run_recipe, long, str(stored), owner="another session")
+    try:
+        at.run()
+        assert any(i.value.startswith("Running now (") and "**Run pipeline** follows it" in i.value
+                   for i in at.info), [i.value for i in at.info]
+    finally:
+        jobs.cancel(long.hash, "another session")
+
+
 def test_pipeline_refuses_a_recipe_that_cannot_apply_with_a_clear_message(stored):
     at = start("app_pages/pipeline.py")
     at.toggle(key="pipe_quant").set_value(False)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from compression.distill import build_student, kd_loss, soften, train_student
+from compression.distill import build_student, kd_loss, soften, student_and_control, train_student
 from compression.errors import CompressionError
 from compression.recipe import DistillSpec
 from compression.train import Progress, evaluate, fit, predict, seed_everything
@@ -94,3 +94,13 @@ def test_the_only_difference_between_student_and_control_is_the_loss(trained_cnn
     fit(plain, digits.train, spec.epochs, seed=5)
     for a, b, c in zip(student.parameters(), control.parameters(), plain.parameters()):
         assert torch.equal(a, b) and torch.equal(b, c)
+
+
+def test_student_and_control_report_their_training_as_one_of_two(trained_cnn, digits):
+    events: list[Progress] = []
+    student_and_control("cnn", trained_cnn, digits.train, DistillSpec(width=0.25, epochs=1), 0, digits.input_shape,
+                        digits.num_classes, events.append)
+    stages = [e.stage for e in events if e.epochs]
+    assert stages[0] == "student 1/2" and stages[-1] == "control 2/2"
+    assert list(dict.fromkeys(stages)) == ["student 1/2", "control 2/2"]
+    assert [e.message for e in events if not e.epochs] == ["training the KD student", "training the label-only control"]
