@@ -10,7 +10,7 @@ import json
 
 import streamlit as st
 
-from compression import pareto, report, sweep
+from compression import pareto, sweep
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.result import Result
@@ -74,11 +74,10 @@ def page() -> None:
     st.subheader(f"Results of this grid ({len(results)} of {len(recipes)})", anchor=False)
     st.plotly_chart(figures.tradeoff_figure(results, metric, baseline), width="stretch", key="sweep_chart")
     st.caption(figures.chart_notes(results, metric, baseline))
-    tables.show_table(tables.results_table(results, baseline), tables.RESULT_COLUMNS)
+    table = tables.results_table(results, baseline)
+    tables.show_table(table, tables.RESULT_COLUMNS)
     unique = list({r.recipe_hash: r for r in [*([baseline] if baseline else []), *results]}.values())
-    st.download_button("Download HTML report", lambda: report.build_html(unique, title="Sweep report"),
-                       file_name="sweep-report.html", mime="text/html", icon=":material/description:",
-                       on_click="ignore")
+    tables.downloads(table, unique, "sweep", "Sweep report")
 
 
 page()

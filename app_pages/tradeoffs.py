@@ -5,7 +5,7 @@ result is not as fast as its FLOPs predict, with where its time goes."""
 
 import streamlit as st
 
-from compression import charts, data, describe, pareto, pipeline, profile, report, workspace
+from compression import charts, data, describe, pareto, pipeline, profile, workspace
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.result import Result, is_measured
@@ -193,12 +193,7 @@ def page() -> None:
     table = tables.results_table([base, *shown], base, why)
     st.subheader(f"{len(shown)} result(s) and the baseline", anchor=False)
     tables.show_table(table, tables.RESULT_COLUMNS)
-    downloads = st.container(horizontal=True)
-    downloads.download_button("Download table (CSV)", table.to_csv(index=False).encode(), file_name="tradeoffs.csv",
-                              mime="text/csv", icon=":material/download:", on_click="ignore")
-    downloads.download_button("Download HTML report", lambda: report.build_html(  # built on click: megabytes
-        [base, *shown], asked, title="Compression Explorer — trade-offs"), file_name="compression-report.html",
-        mime="text/html", icon=":material/description:", on_click="ignore")
+    tables.downloads(table, [base, *shown], "tradeoffs", "Compression Explorer — trade-offs", asked)
     compare(shown, base, event)
     why_not_faster(shown, why)
 

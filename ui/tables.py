@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
-from compression import describe, pareto, profile
+from compression import describe, pareto, profile, report
 from compression.recipe import Recipe
 from compression.result import QuantReport, Result, SensitivityTable, StageRecord
 from ui import text
@@ -88,6 +88,17 @@ def results_table(results: Sequence[Result], baseline: Result | None,
             "hash": r.recipe_hash,
         })
     return pd.DataFrame(rows)
+
+
+def downloads(table: pd.DataFrame, results: Sequence[Result], stem: str, title: str,
+              budgets: Sequence[pareto.Budget] | None = None) -> None:
+    """The results `table` as CSV and `results` as the HTML report (with `budgets` answered; built only when
+    clicked: megabytes), side by side, as `stem`.csv and `stem`.html."""
+    row = st.container(horizontal=True)
+    row.download_button("Download table (CSV)", table.to_csv(index=False).encode(), file_name=f"{stem}.csv",
+                        mime="text/csv", icon=":material/download:", on_click="ignore")
+    row.download_button("Download HTML report", lambda: report.build_html(results, budgets, title=title),
+                        file_name=f"{stem}.html", mime="text/html", icon=":material/description:", on_click="ignore")
 
 
 def compare_rows(a: Result, b: Result, baseline: Result | None) -> pd.DataFrame:

@@ -63,6 +63,7 @@ def test_sweep_page_runs_a_two_recipe_grid_then_serves_it_from_the_store():
     table = at.dataframe[0].value
     assert sorted(table["technique"]) == ["prune", "prune+quant"]
     assert (table["test accuracy"] > 0.5).all()
+    assert {b.proto.label for b in at.get("download_button")} == {"Download table (CSV)", "Download HTML report"}
 
     again = sweep_page(**GRID)
     assert "**2 recipe(s)** · 2 already stored · 0 to compute" in [m.value for m in again.markdown]
