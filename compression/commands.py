@@ -24,15 +24,16 @@ MAX_GRID_BYTES = 1_000_000  # a grid document is a few hundred bytes; a megabyte
 
 
 def add_tools(commands: argparse._SubParsersAction) -> None:
-    """The subcommands beyond run, baseline and sensitivity: sweep, search, quant-sensitivity, profile, report,
-    pareto, store, import, worker."""
+    """The subcommands beyond run, baseline and sensitivity: classic, sweep, search, quant-sensitivity, profile,
+    report, pareto, store, import, worker."""
     classic = commands.add_parser("classic", help="rerun a published result with its figures beside ours: hinton "
                                   "(MNIST distillation), deep-compression (LeNet-300-100 pruning + INT8)")
     classic.add_argument("experiment", choices=tuple(EXPERIMENTS))
     classic.add_argument("--setting", choices=SETTINGS, default=SETTINGS[0],
                          help="classroom (a few epochs, minutes) or paper (long training; default classroom)")
     classic.add_argument("--epochs-scale", type=number, default=1.0,
-                         help=f"multiply the setting's epochs ({EPOCHS_SCALE[0]:g} … {EPOCHS_SCALE[1]:g}; each at least 1)")
+                         help=f"multiply the setting's epochs ({EPOCHS_SCALE[0]:g} … {EPOCHS_SCALE[1]:g}; each at "
+                              "least 1)")
     classic.add_argument("--seed", type=int, default=0, help="seed of the data split, init and training")
     classic.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
     sweep = commands.add_parser("sweep", help="measure every recipe of a grid; one JSON line per result")

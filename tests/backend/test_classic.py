@@ -23,8 +23,9 @@ MNIST_GZ = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-im
 
 
 def write_mnist(raw: Path, train: int = 300, test: int = 100) -> None:
-    """A tiny MNIST in the distribution's IDX format (big-endian magic and sizes, uint8 payload): scikit-learn's 8 × 8
-    digits enlarged three times and padded to 28 × 28, the first `train` as the train files, the next `test` as t10k."""
+    """A tiny MNIST in the distribution's IDX format (big-endian magic and sizes, uint8 payload): scikit-learn's
+    8 × 8 digits enlarged three times and padded to 28 × 28, the first `train` as the train files, the next `test`
+    as t10k."""
     digits = load_digits()
     images = np.pad(np.kron(digits.images / 16 * 255, np.ones((3, 3))).astype(np.uint8), ((0, 0), (2, 2), (2, 2)))
     raw.mkdir(parents=True, exist_ok=True)
@@ -134,6 +135,7 @@ def test_deep_compression_classroom_runs_end_to_end_and_is_stored(tiny_mnist, ca
     assert result.paper_seconds == pytest.approx(40 * result.epoch_seconds["train"]
                                                  + 3 * 20 * result.epoch_seconds["fine-tune"])
     assert any("computed, not deployed" in line for line in result.why)
+    assert any("McNemar p = " in line for line in result.why)  # baseline and INT8 file on the same test images
     assert classic.stored(request, store) == result  # a reload shows it
 
     assert main(["classic", "deep-compression", "--epochs-scale", "0.01", "--json"]) == 0  # from the store
