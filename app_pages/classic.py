@@ -10,6 +10,7 @@ import streamlit as st
 
 from compression import classic, data, tasks
 from compression.errors import CompressionError
+from compression.jobs import DEFAULT_TIMEOUT, TIMEOUT_ENV
 from ui import progress
 from ui import workspace as ws
 from ui.forms import PERSIST
@@ -34,6 +35,13 @@ def choose() -> classic.ClassicRequest:
     labels = {s.name: f"{s.name} — {', '.join(f'{role} {n}' for role, n in s.epochs.items())} epochs: {s.note}"
               for s in experiment.settings}
     setting = st.radio("Setting", list(labels), format_func=labels.get, key=f"classic_setting_{name}", **PERSIST)
+    if setting == "paper":
+        estimate = classic.paper_estimate(name, ws.store())
+        timed = (f"{classic.duration(estimate)} here, by the epoch times of the classroom run" if estimate is not None
+                 else "hours here (run the classroom setting first for an estimate from its epoch times)")
+        st.caption(f"The paper setting trains for {timed}. A job from this page stops after {TIMEOUT_ENV} seconds "
+                   f"(default {DEFAULT_TIMEOUT / 3600:g} h); `python -m compression classic {name} --setting paper` "
+                   "has no limit, and its stored result shows here.")
     return classic.ClassicRequest(name, setting)
 
 
@@ -55,8 +63,8 @@ def show(result: classic.ClassicResult) -> None:
     timed = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result.epoch_seconds.items())
     st.caption(f"Produced by the **{result.setting}** setting ({epochs} epochs, seed {result.seed}) in "
                f"{result.seconds:,.0f} s on {result.test_images:,} test images, {result.created_at}. The paper setting "
-               f"takes {classic.duration(result.paper_seconds)} on this machine, estimated from the seconds an epoch "
-               f"measured in this run ({timed or 'none: every model came from the store'}).")
+               f"trains for {classic.duration(result.paper_seconds)} on this machine, estimated from the seconds an "
+               f"epoch measured in this run ({timed or 'none: every model came from the store'}).")
 
 
 def page() -> None:

@@ -115,8 +115,9 @@ class ClassicRequest:
 
     @property
     def key(self) -> str:
-        """The store key of this run's result: the experiment and its recipes."""
-        return _digest({"experiment": self.experiment, "recipes": {r: x.hash for r, x in self.recipes().items()}})
+        """The store key of this run's result: the experiment, the setting it is labelled with, and its recipes."""
+        return _digest({"experiment": self.experiment, "setting": self.setting,
+                        "recipes": {role: recipe.hash for role, recipe in self.recipes().items()}})
 
 
 @dataclass
@@ -236,7 +237,7 @@ HINTON = Experiment(
           "errors on MNIST; a small net (2 × 800, no regularisation) makes 146; the same small net trained to match "
           "the big net's soft targets at temperature 20 makes 74.",
     settings=(Setting("classroom", {"teacher": 10, "student": 5}, "a few epochs each: minutes, not hours"),
-              Setting("paper", {"teacher": 200, "student": 100},
+              Setting("paper", {"teacher": 60, "student": 40},
                       "long training (the paper gives no epoch counts; these are ours)")),
     differences=(
         "Training: Adam with a one-cycle learning rate and batches of 64 for the epochs of the setting; the paper does "
@@ -458,6 +459,12 @@ def estimate_seconds(experiment: Experiment, setting: str, per_epoch: dict[str, 
     return sum(count * per_epoch[stage] for stage, count in plan.items())
 
 
+def paper_estimate(experiment: str, store: Store | None = None, seed: int = 0) -> float | None:
+    """The paper setting's training time estimated by the stored classroom run of `experiment` (None if none)."""
+    found = stored(ClassicRequest(experiment, SETTINGS[0], seed=seed), store)
+    return found.paper_seconds if found is not None else None
+
+
 def stored(request: ClassicRequest, store: Store | None = None) -> ClassicResult | None:
     """The stored result of `request`, or None (nothing computed)."""
     request.validate()
@@ -501,7 +508,7 @@ def lines(result: ClassicResult) -> list[str]:
     """The result as text: its rows (ours, published, what ours is) and why-lines, for the CLI."""
     out = [f"{row.what}: ours {row.ours}" + (f" [95 % {row.interval}]" if row.interval else "")
            + f" ({row.source}); published {row.published}" for row in result.rows]
-    return out + result.why + [f"{result.setting} setting, epochs {result.epochs}; the paper setting takes "
+    return out + result.why + [f"{result.setting} setting, epochs {result.epochs}; the paper setting trains for "
                                f"{duration(result.paper_seconds)} here"]
 
 

@@ -74,10 +74,13 @@ def test_a_run_shows_ours_beside_the_published_figures_and_a_reload_shows_it_aga
     assert kept["Published"].startswith("8 %") and kept["Ours"].startswith("8.")
     assert table.set_index("Quantity").loc["Baseline LeNet-300-100: test error", "95 % interval (our test accuracy)"]
     assert any("Why ours differ" in m.value and "computed, not deployed" in m.value for m in at.markdown)
-    assert any("Produced by the **classroom** setting" in c.value and "The paper setting takes about" in c.value
+    assert any("Produced by the **classroom** setting" in c.value and "The paper setting trains for about" in c.value
                for c in at.caption)
     assert classic.stored(classic.ClassicRequest("deep-compression"), Store()) is not None
 
     again = classic_page(classic_experiment="deep-compression")  # a reload: a new session, nothing run
     assert again.dataframe[0].value.equals(table)
     assert "classic_run" not in {b.key for b in again.button}  # stored: nothing to run
+    again.radio(key="classic_setting_deep-compression").set_value("paper").run()
+    assert any("by the epoch times of the classroom run" in c.value for c in again.caption)
+    assert again.button(key="classic_run")  # the paper setting is not run yet

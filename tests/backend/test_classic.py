@@ -156,5 +156,5 @@ def test_hinton_classroom_runs_teacher_kd_student_and_control(tiny_mnist):
     assert result.rows[3].ours_value == small - kd
     assert report.temperature == classic.HINTON_T and report.student == "mlp-800"
     assert result.epochs == {"teacher": 1, "student": 1}
-    assert result.paper_seconds == pytest.approx(200 * result.epoch_seconds["train"]
-                                                 + 2 * 100 * result.epoch_seconds["distill"])
+    assert result.paper_seconds == pytest.approx(60 * result.epoch_seconds["train"]
+                                                 + 2 * 40 * result.epoch_seconds["distill"])
