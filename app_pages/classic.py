@@ -17,7 +17,7 @@ from ui.forms import PERSIST
 
 LEAD = ("Two published results, rerun here at your command with this project's pipeline: the paper's figures beside "
         "ours, each of ours measured in onnxruntime on the 10,000 MNIST test images, or computed from measured "
-        "figures, and said which. The classroom setting runs in minutes; the paper setting trains for long.")
+        "figures, and said which. The classroom setting trains a few epochs; the paper setting trains for hours.")
 COLUMNS = {"what": "Quantity", "published": "Published", "ours": "Ours", "source": "Ours is",
            "interval": "95 % interval (our test accuracy)", "note": "Note"}
 
@@ -57,7 +57,7 @@ def offline_note(request: classic.ClassicRequest) -> None:
 def show(result: classic.ClassicResult) -> None:
     """A finished run: ours beside the published figures, why they differ, and which setting produced them."""
     rows = pd.DataFrame([{column: getattr(row, field) for field, column in COLUMNS.items()} for row in result.rows])
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.table(rows.set_index(COLUMNS["what"]))  # wraps its text: every row readable without scrolling
     st.markdown("**Why ours differ**\n\n" + "\n".join(f"- {line}" for line in result.why))
     epochs = ", ".join(f"{role} {n}" for role, n in result.epochs.items())
     timed = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result.epoch_seconds.items())

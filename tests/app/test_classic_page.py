@@ -55,7 +55,7 @@ def test_offline_the_page_says_which_files_to_fetch_and_where():
     assert str(data_dir() / "MNIST" / "raw") in warning.value
     assert all(name in warning.value for name in MNIST_GZ)
     assert at.button(key="classic_run").label == "Run experiment"
-    assert not at.dataframe  # nothing run yet
+    assert not at.table  # nothing run yet
 
 
 @pytest.mark.slow
@@ -66,20 +66,20 @@ def test_a_run_shows_ours_beside_the_published_figures_and_a_reload_shows_it_aga
     at.button(key="classic_run").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
 
-    table = at.dataframe[0].value
+    table = at.table[0].value  # indexed by the quantity
     assert {"Published", "Ours", "Ours is", "95 % interval (our test accuracy)"} <= set(table.columns)
     sources = set(table["Ours is"])
     assert {"measured (onnxruntime)", "computed, not deployed", "published only"} <= sources
-    kept = table.set_index("Quantity").loc["Weights kept after pruning"]
+    kept = table.loc["Weights kept after pruning"]
     assert kept["Published"].startswith("8 %") and kept["Ours"].startswith("8.")
-    assert table.set_index("Quantity").loc["Baseline LeNet-300-100: test error", "95 % interval (our test accuracy)"]
+    assert table.loc["Baseline LeNet-300-100: test error", "95 % interval (our test accuracy)"]
     assert any("Why ours differ" in m.value and "computed, not deployed" in m.value for m in at.markdown)
     assert any("Produced by the **classroom** setting" in c.value and "The paper setting trains for about" in c.value
                for c in at.caption)
     assert classic.stored(classic.ClassicRequest("deep-compression"), Store()) is not None
 
     again = classic_page(classic_experiment="deep-compression")  # a reload: a new session, nothing run
-    assert again.dataframe[0].value.equals(table)
+    assert again.table[0].value.equals(table)
     assert "classic_run" not in {b.key for b in again.button}  # stored: nothing to run
     again.radio(key="classic_setting_deep-compression").set_value("paper").run()
     assert any("by the epoch times of the classroom run" in c.value for c in again.caption)
