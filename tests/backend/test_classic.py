@@ -79,7 +79,7 @@ def test_sparse_layout_counts_non_zeros_filler_zeros_and_other_tensors(tmp_path)
     assert layout.huffman_bits == 8 + 10
 
 
-def test_requests_are_checked_in_one_line():
+def test_requests_are_checked_in_one_line(capsys):
     for bad, words in ((classic.ClassicRequest("lenet"), "unknown experiment"),
                        (classic.ClassicRequest("hinton", "weekend"), "unknown setting"),
                        (classic.ClassicRequest("hinton", epochs_scale=0), "--epochs-scale"),
@@ -94,6 +94,8 @@ def test_requests_are_checked_in_one_line():
     assert recipes["pruned"].baseline() == recipes["baseline"]  # one baseline, shared by the stages
     keys = {classic.ClassicRequest("hinton").key, classic.ClassicRequest("hinton", "paper").key, request.key}
     assert len(keys) == 3
+    assert main(["classic", "hinton", "--epochs-scale", "0"]) == 2  # the CLI: one line, exit 2, nothing run
+    assert capsys.readouterr().err.strip().count("\n") == 0
 
 
 def test_offline_the_message_names_the_folder_and_the_four_files(home):
