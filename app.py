@@ -16,6 +16,7 @@ PAGES = (  # file, title, icon
     ("app_pages/tradeoffs.py", "Trade-offs", ":material/scatter_plot:"),
     ("app_pages/sweep.py", "Sweep", ":material/grid_on:"),
     ("app_pages/search.py", "Search", ":material/travel_explore:"),
+    ("app_pages/classic.py", "Classic experiments", ":material/history_edu:"),
 )
 
 

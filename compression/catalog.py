@@ -154,6 +154,12 @@ MODELS: Registry[ModelFamily] = Registry("model", [
                 "compression.models:SmallResNet", scalable=True),
     ModelFamily("mobilenet", "a small MobileNetV2 of inverted-residual blocks (16 … 64 channels)",
                 "compression.models:SmallMobileNet", scalable=True),
+    ModelFamily("mlp-1200", "Hinton et al.'s big MNIST net: 2 hidden layers of 1200 ReLU units, dropout, 2-pixel "
+                "jitter", "compression.models:hinton_teacher"),
+    ModelFamily("mlp-800", "Hinton et al.'s small MNIST net: 2 hidden layers of 800 ReLU units, no regularisation",
+                "compression.models:hinton_student"),
+    ModelFamily("lenet-300-100", "LeNet-300-100 (Han et al.'s Deep Compression): hidden layers of 300 and 100 ReLU "
+                "units", "compression.models:lenet_300_100"),
     ModelFamily("resnet18", "torchvision's ResNet-18 (pretrained ImageNet weights on request)",
                 "compression.models:torchvision_resnet18", pretrainable=True),
     ModelFamily("mobilenet_v3_small", "torchvision's MobileNetV3-Small (pretrained ImageNet weights on request)",

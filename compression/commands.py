@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from compression import folders, pareto, settings
+from compression.classic import EPOCHS_SCALE, EXPERIMENTS, SETTINGS
 from compression.cli_flags import add_budgets, add_common, add_timing, baseline_from, budgets_from, number, print_progress
 from compression.errors import CompressionError
 from compression.pareto import METRICS
@@ -23,8 +24,18 @@ MAX_GRID_BYTES = 1_000_000  # a grid document is a few hundred bytes; a megabyte
 
 
 def add_tools(commands: argparse._SubParsersAction) -> None:
-    """The subcommands beyond run, baseline and sensitivity: sweep, search, quant-sensitivity, profile, report,
-    pareto, store, import, worker."""
+    """The subcommands beyond run, baseline and sensitivity: classic, sweep, search, quant-sensitivity, profile,
+    report, pareto, store, import, worker."""
+    classic = commands.add_parser("classic", help="rerun a published result with its figures beside ours: hinton "
+                                  "(MNIST distillation), deep-compression (LeNet-300-100 pruning + INT8)")
+    classic.add_argument("experiment", choices=tuple(EXPERIMENTS))
+    classic.add_argument("--setting", choices=SETTINGS, default=SETTINGS[0],
+                         help="classroom (a few epochs, minutes) or paper (long training; default classroom)")
+    classic.add_argument("--epochs-scale", type=number, default=1.0,
+                         help=f"multiply the setting's epochs ({EPOCHS_SCALE[0]:g} … {EPOCHS_SCALE[1]:g}; each at "
+                              "least 1)")
+    classic.add_argument("--seed", type=int, default=0, help="seed of the data split, init and training")
+    classic.add_argument("--json", action="store_true", help="compact one-line JSON instead of indented")
     sweep = commands.add_parser("sweep", help="measure every recipe of a grid; one JSON line per result")
     sweep.add_argument("--grid", required=True, help='grid JSON file, "-" for stdin, or the JSON itself: '
                        '{"base": {"epochs": 20}, "grid": {"prune.method": ["channel-l2"], "prune.ratio": [0.3, 0.5]}}')
@@ -323,6 +334,16 @@ def import_command(args: argparse.Namespace) -> dict[str, Any]:
     return {"imported": asdict(imported), "techniques": [asdict(t) for t in found], "baseline": baseline.to_dict()}
 
 
+def classic_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Rerun a classic experiment (or serve it from the store): its rows and why-lines on stderr, the result as JSON."""
+    from compression import classic
+
+    request = classic.ClassicRequest(args.experiment, args.setting, args.epochs_scale, args.seed)
+    result = classic.run(request, Store(), print_progress)
+    print("\n".join(classic.lines(result)), file=sys.stderr, flush=True)
+    return result.to_dict()
+
+
 def worker_command(args: argparse.Namespace) -> None:
     """Serve the store's job queue with `--slots` jobs at once until SIGINT/SIGTERM (or the `--parent` process
     is gone); a line on stderr when it starts and when it stops."""
@@ -338,4 +359,5 @@ def worker_command(args: argparse.Namespace) -> None:
 
 TOOLS = {"import": import_command, "worker": worker_command, "sweep": sweep_command, "search": search_command, "report": report_command,
          "pareto": pareto_command, "profile": profile_command, "quant-sensitivity": quant_sensitivity_command,
-         "store": store_command, "classes": classes_command}
+         "store": store_command, "classes": classes_command,
+         "classic": classic_command}

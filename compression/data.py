@@ -226,8 +226,32 @@ def _load_digits() -> tuple[_Raw, None, list[str]]:
     return _Raw(x, y, 16.0), None, [str(c) for c in bunch.target_names]
 
 
+def _what_to_fetch(source: _Source) -> str:
+    """Which files to put in a data set's folder: for an IDX data set, torchvision's four .gz downloads (unpacked
+    on first use) and where they are, or the files unpacked; else the files themselves."""
+    resources = getattr(source.dataset, "resources", None)
+    if not resources or source.read is not _read_idx:
+        return f"{', '.join(source.files)} there"
+    downloads = ", ".join(filename for filename, _ in resources)
+    return (f"the four files {downloads} there (from {source.dataset.mirrors[0]}; unpacked on first use), or "
+            f"the same unpacked ({', '.join(source.files)})")
+
+
+def missing_files(name: str, root: Path | None = None) -> str | None:
+    """The one-line message of a torchvision data set whose files are not on disk yet (what a run without network
+    would say, naming the folder and the files to put there), or None when they are (or it downloads nothing)."""
+    source = _SOURCES.get(name)
+    if source is None:
+        return None
+    folder = (Path(root) if root is not None else data_dir()) / source.folder
+    if all((folder / f).is_file() for f in source.files):
+        return None
+    return f"{name}: files not found in {folder}: put {_what_to_fetch(source)}"
+
+
 def _ensure_files(name: str, source: _Source, root: Path, download: bool) -> None:
-    """Make sure the data set's files are on disk, downloading them if allowed; else a one-line error."""
+    """Make sure the data set's files are on disk, downloading them if allowed (torchvision unpacks official .gz
+    files already in the folder without the network); else a one-line error."""
     folder = root / source.folder
     if all((folder / f).is_file() for f in source.files):
         return
@@ -239,7 +263,7 @@ def _ensure_files(name: str, source: _Source, root: Path, download: bool) -> Non
         except (OSError, RuntimeError) as err:  # URLError is an OSError
             reason = f"download failed ({type(err).__name__}; no network?)"
     raise CompressionError(
-        f"{name}: files not found in {folder} and {reason}: put {', '.join(source.files)} there"
+        f"{name}: files not found in {folder} and {reason}: put {_what_to_fetch(source)}"
     )
 
 

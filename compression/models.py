@@ -1,8 +1,11 @@
 """The model architectures of the registry (compression.catalog.MODELS): every model is built for any input
 shape and class count."""
 
+import math
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torchvision import models as tvm
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock
@@ -95,6 +98,69 @@ class SmallMobileNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class Jitter(nn.Module):
+    """Shifts each training image by up to `pixels` in each direction, its edge pixels replicated into the gap
+    (Hinton et al. 2015 jittered MNIST by up to two pixels); the identity in eval mode, so the exported file
+    has no trace of it."""
+
+    def __init__(self, pixels: int) -> None:
+        super().__init__()
+        self.pixels = pixels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.pixels == 0:
+            return x
+        p, (height, breadth) = self.pixels, x.shape[-2:]
+        padded = F.pad(x, (p, p, p, p), mode="replicate")
+        offsets = torch.randint(0, 2 * p + 1, (2, len(x)), device=x.device)
+        shifted = torch.empty_like(x)
+        for dy in range(2 * p + 1):
+            for dx in range(2 * p + 1):
+                rows = (offsets[0] == dy) & (offsets[1] == dx)
+                shifted[rows] = padded[rows, :, dy:dy + height, dx:dx + breadth]
+        return shifted
+
+
+class MLP(nn.Module):
+    """A fully connected ReLU network on the flattened image: `hidden` layer sizes, then the classes; optional
+    dropout on the input and after each hidden layer, and training-time jitter (the classic MNIST nets)."""
+
+    def __init__(self, input_shape: InputShape, num_classes: int, hidden: tuple[int, ...], input_dropout: float = 0.0,
+                 hidden_dropout: float = 0.0, jitter: int = 0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Jitter(jitter)] if jitter else []
+        layers.append(nn.Flatten())
+        if input_dropout:
+            layers.append(nn.Dropout(input_dropout))
+        width = math.prod(input_shape)
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            if hidden_dropout:
+                layers.append(nn.Dropout(hidden_dropout))
+            width = size
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def hinton_teacher(input_shape: InputShape, num_classes: int, pretrained: bool) -> nn.Module:
+    """Hinton et al. 2015's big MNIST net: two hidden layers of 1200 ReLU units, dropout (20 % of the inputs,
+    50 % of the hidden units) and inputs jittered by up to two pixels."""
+    return MLP(input_shape, num_classes, (1200, 1200), input_dropout=0.2, hidden_dropout=0.5, jitter=2)
+
+
+def hinton_student(input_shape: InputShape, num_classes: int, pretrained: bool) -> nn.Module:
+    """Hinton et al. 2015's small MNIST net: two hidden layers of 800 ReLU units, no regularisation."""
+    return MLP(input_shape, num_classes, (800, 800))
+
+
+def lenet_300_100(input_shape: InputShape, num_classes: int, pretrained: bool) -> nn.Module:
+    """LeNet-300-100 (LeCun et al. 1998; Han et al.'s Deep Compression): hidden layers of 300 and 100 ReLU units."""
+    return MLP(input_shape, num_classes, (300, 100))
 
 
 def _adapt_first_conv(conv: nn.Conv2d, channels: int) -> nn.Conv2d:

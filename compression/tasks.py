@@ -106,7 +106,14 @@ def search(settings: SearchSettings, workers: int, root: str, progress: Progress
     searches.run(settings.request(), Store(root), workers, relay)
 
 
-TASKS = {fn.__name__: fn for fn in (run_recipe, import_model, run_recipes, sensitivity, profile, search)}
+def classic(experiment: str, setting: str, epochs_scale: float, seed: int, root: str, progress: ProgressFn) -> None:
+    """Rerun a classic experiment (compression/classic.py) into the store at `root`: its recipes and its result."""
+    from compression import classic as classics
+
+    classics.run(classics.ClassicRequest(experiment, setting, epochs_scale, seed), Store(root), progress)
+
+
+TASKS = {fn.__name__: fn for fn in (run_recipe, import_model, run_recipes, sensitivity, profile, search, classic)}
 """The tasks a job may name."""
 DRIVERS = frozenset({search.__name__})
 """The tasks that queue jobs of their own and wait on them (a search's trials): a worker runs them in driver

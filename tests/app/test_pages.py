@@ -76,7 +76,8 @@ def test_app_navigates_over_every_page_file():
     on_disk = {f"app_pages/{path.name}" for path in (ROOT / "app_pages").glob("*.py")}
     assert set(PAGES) == on_disk  # every page file is in the navigation, and every entry is a file
     assert [page.removeprefix("app_pages/").removesuffix(".py") for page in PAGES] == [
-        "overview", "pruning", "quantization", "distillation", "pipeline", "tradeoffs", "sweep", "search"]
+        "overview", "pruning", "quantization", "distillation", "pipeline", "tradeoffs", "sweep", "search",
+        "classic"]
 
 
 def test_sidebar_is_the_workspace_with_the_baseline_card(stored):

@@ -25,7 +25,7 @@ CARD = ("Accuracy", "Size", "Latency", "FLOPs")
 BASE = Recipe()  # the sidebar's defaults: digits / cnn, seed 0, 20 epochs
 PAGES = {"Overview": "Compression Explorer", "Pruning": "Pruning", "Quantization": "Quantization",
          "Distillation": "Distillation", "Pipeline": "Pipeline", "Trade-offs": "Trade-offs", "Sweep": "Sweep",
-         "Search": "Search"}
+         "Search": "Search", "Classic experiments": "Classic experiments"}
 
 
 def sidebar(page):
