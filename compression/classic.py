@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from compression.catalog import SEEDS
 from compression.errors import CompressionError
-from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe, _digest
+from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe, digest
 from compression.result import Result, from_json
 from compression.stats import Interval
 from compression.store import Store
@@ -116,7 +116,7 @@ class ClassicRequest:
     @property
     def key(self) -> str:
         """The store key of this run's result: the experiment, the setting it is labelled with, and its recipes."""
-        return _digest({"experiment": self.experiment, "setting": self.setting,
+        return digest({"experiment": self.experiment, "setting": self.setting,
                         "recipes": {role: recipe.hash for role, recipe in self.recipes().items()}})
 
 

@@ -12,7 +12,7 @@ from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, INT8_
 from compression.errors import CompressionError
 
 
-def _digest(data: dict[str, Any]) -> str:
+def digest(data: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of `data`, 16 hex digits."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -359,7 +359,7 @@ class Recipe:
                    "pretrained": self.pretrained}
         if self.data_version is not None:
             fields_["data_version"] = self.data_version
-        return _digest(fields_)
+        return digest(fields_)
 
     def stage_key(self, index: int) -> str:
         """Key of the model after the first `index` + 1 stages: recipes that begin alike share it."""
@@ -368,7 +368,7 @@ class Recipe:
         data: dict[str, Any] = {"training": self.training_key, "stages": prefix}
         if "prune" in self.stages[:index + 1] and self.prune.round_to == ROUND_TO_AUTO:  # counts follow the timing
             data["timing"] = [self.threads, self.batch, self.provider]
-        return _digest(data)
+        return digest(data)
 
     def sensitivity_key(self, method: str) -> str:
         """Store key of the per-layer sensitivity table of this recipe's baseline under `method`."""
@@ -377,6 +377,6 @@ class Recipe:
     @property
     def hash(self) -> str:
         """Stable key of this recipe: sha256 of its canonical JSON, 16 hex digits."""
-        return _digest(self.to_dict())
+        return digest(self.to_dict())
 
 
