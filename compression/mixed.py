@@ -56,7 +56,7 @@ class _Scorer:
 
     def __init__(self, pre: Path, spec: QuantSpec, x: torch.Tensor, val: Split, workdir: Path) -> None:
         self.pre, self.spec, self.val, self.workdir = pre, spec, val, workdir
-        self.cache = quantize._calibration_cache(pre, spec, x, workdir)
+        self.cache = quantize.calibration_cache(pre, spec, x, workdir)
         self.scores: dict[frozenset[str], float] = {}
 
     def __call__(self, keep_float: Iterable[str]) -> float:
@@ -84,7 +84,7 @@ def choose(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split, workd
     fits; beside it, the float layers all-or-nothing needs (none if every layer in int8 fits, else all). Scored on
     the plain layout; the deployed file's layout (auto) is then chosen with these layers in float."""
     workdir.mkdir(parents=True, exist_ok=True)
-    pre = quantize._preprocessed(float_onnx, workdir)
+    pre = quantize.preprocessed(float_onnx, workdir)
     layers = graph_layers(pre)
     score = _Scorer(pre, spec, x, val, workdir)
     float_accuracy, int8_accuracy = onnx_accuracy(pre, val), score([])

@@ -8,7 +8,7 @@ import io
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -372,7 +372,7 @@ class _OneBatch(CalibrationDataReader):
         return next(self._feeds, None)
 
 
-def _calibration_cache(model_path: Path, spec: QuantSpec, x: torch.Tensor, workdir: Path) -> Path:
+def calibration_cache(model_path: Path, spec: QuantSpec, x: torch.Tensor, workdir: Path) -> Path:
     """Activation ranges of every float tensor by onnxruntime's calibrator on `x`, as a calibration cache
     for quantize_static. Fed a batch per call, as the torch side is: the histogram calibrators cannot
     stack a smaller last batch, and quantize_static cannot set their bin counts."""
@@ -396,7 +396,7 @@ def _input_name(path: Path) -> str:
     return next(i.name for i in graph.input if i.name not in initializers)
 
 
-def _preprocessed(float_onnx: Path, workdir: Path) -> Path:
+def preprocessed(float_onnx: Path, workdir: Path) -> Path:
     """onnxruntime's recommended pre-processing (shape inference, graph optimisation) of the float export."""
     path = workdir / "float-pre.onnx"
     quant_pre_process(str(float_onnx), str(path))
@@ -463,15 +463,28 @@ def quantize_qdq(prepared: Path, path: Path, spec: QuantSpec, cache: Path, exclu
     return path
 
 
+@dataclass
+class _Shared:
+    """What the layouts of one int8-static conversion share: the pre-processed float graph, and the calibration
+    of each graph quantized (plain and float-first quantize the same one; calibration is most of the time)."""
+
+    pre: Path
+    caches: dict[Path, Path] = field(default_factory=dict)
+
+
 def convert_static(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path,
-                   keep_float: Sequence[str] = ()) -> Path:
+                   keep_float: Sequence[str] = (), shared: _Shared | None = None) -> Path:
     """QDQ INT8: symmetric int8 weights, activations by spec.scheme with ranges calibrated on `x`, in the
     layout spec.layout names (auto converts plain here: `_auto_layout` times the others); the nodes named in
     `keep_float` (mixed precision) stay in float beside the layout's own (with onnxruntime's weight quantization
-    of float layers between int8 ones off for the file)."""
+    of float layers between int8 ones off for the file). `shared`: another layout's pre-processing and
+    calibrations of this same conversion, reused."""
     layout = "plain" if spec.layout == "auto" else spec.layout
-    prepared = layouts.PREPARERS[layout](_preprocessed(float_onnx, workdir), workdir)
-    cache = _calibration_cache(prepared.onnx, spec, x, workdir)
+    shared = shared or _Shared(preprocessed(float_onnx, workdir))
+    prepared = layouts.PREPARERS[layout](shared.pre, workdir)
+    if prepared.onnx not in shared.caches:
+        shared.caches[prepared.onnx] = calibration_cache(prepared.onnx, spec, x, workdir)
+    cache = shared.caches[prepared.onnx]
     path = quantize_qdq(prepared.onnx, workdir / "converted-int8-static.onnx", spec, cache,
                         [*prepared.exclude, *keep_float])
     mixed = (layouts.WEIGHT_BIAS_QUANTIZATION,) if keep_float else ()
@@ -485,10 +498,12 @@ def _auto_layout(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split,
     and timed interleaved with the float model under the recipe's timing setup: the file of the one layouts.pick
     keeps, and the choice."""
     converted: dict[str, Path] = {}
+    shared = _Shared(preprocessed(float_onnx, workdir))
     for name in (n for n in INT8_LAYOUTS if n != "auto"):
         (workdir / name).mkdir(parents=True, exist_ok=True)
         try:
-            converted[name] = convert_static(float_onnx, replace(spec, layout=name), x, workdir / name, keep_float)
+            converted[name] = convert_static(float_onnx, replace(spec, layout=name), x, workdir / name, keep_float,
+                                             shared)
         except layouts.DoesNotApply:
             continue
     *timed, float_latency = time_interleaved([*converted.values(), float_onnx], val.x.shape[1:], timing.batch,
@@ -515,7 +530,7 @@ def _laid_out(float_onnx: Path, spec: QuantSpec, x: torch.Tensor, val: Split, wo
 def convert_dynamic(float_onnx: Path, spec: QuantSpec, x: torch.Tensor | None, workdir: Path) -> Path:
     """Dynamic INT8: int8 weights, activations quantized at run time per batch."""
     path = workdir / "converted-int8-dynamic.onnx"
-    quantize_dynamic(str(_preprocessed(float_onnx, workdir)), str(path),
+    quantize_dynamic(str(preprocessed(float_onnx, workdir)), str(path),
                      per_channel=spec.granularity == "per-channel", weight_type=QuantType.QInt8)
     return path
 

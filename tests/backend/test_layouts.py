@@ -20,7 +20,7 @@ from compression.result import LayoutTrial
 def exported(trained_cnn, digits, tmp_path):
     """The trained digits CNN as the exporter names it, and its preprocessed float graph."""
     named = export_named(trained_cnn, digits.input_shape, tmp_path / "named.onnx")
-    return named, quantize._preprocessed(named, tmp_path)
+    return named, quantize.preprocessed(named, tmp_path)
 
 
 def _optimized_ops(path, tmp_path) -> list[tuple[str, str]]:
@@ -102,6 +102,8 @@ def test_auto_layout_times_each_layout_and_keeps_the_pick(trained_cnn, digits, t
     assert layouts.pick(choice.trials)[0].layout == choice.layout
     assert layouts.disabled_optimizers(quantized.onnx) == choice.disabled_optimizers
     assert quantized.report.layout == "auto"
+    calibrated = sorted(p.parent.name for p in (tmp_path / "q").rglob("calibration.json"))
+    assert calibrated == ["pad-channels", "plain"]  # float-first quantizes plain's graph: its calibration reused
 
 
 def test_layouts_leave_other_recipes_hashes_and_old_rows_alone():
