@@ -102,6 +102,15 @@ class Noise:
     test: str
 
 
+WITHIN_NOISE = "within noise"
+
+
+def noted(delta: str, noise: Noise | None) -> str:
+    """A delta in words, with '(within noise)' after it where the rule says so: one wording for the app, the
+    report and the CLI."""
+    return f"{delta} ({WITHIN_NOISE})" if noise is not None and noise.within else delta
+
+
 def accuracy_noise(p_value: float | None, interval: Interval | None, reference: Interval | None) -> Noise | None:
     """The rule for an accuracy delta between two models scored on the same test images: McNemar's exact test
     on their paired predictions where its p-value is known (within noise: p >= 0.05), else whether their 95 %
