@@ -149,11 +149,11 @@ def why_not_faster(shown: list[Result], why: dict[str, profile.Diagnosis]) -> No
     expected, diagnosis = profile.expected_speedup(result), why.get(result.recipe_hash)
     zeros = " (its zero weights counted as skipped)" if result.sparsity > profile.SPARSE else ""
     predicted = f"its FLOPs{zeros} predict {expected:.2f}×" if expected else "nothing predicts its speed"
-    timed = text.noted(f"**{result.speedup_vs_baseline:.2f}×** the baseline's speed", result.speedup_noise)
+    speed = text.noted(f"**{result.speedup_vs_baseline:.2f}×** the baseline's speed", result.speedup_noise)
     if diagnosis is None:
-        st.markdown(f"Timed {timed}; {predicted}: as fast as its work predicts, nothing to explain.")
+        st.markdown(f"Timed {speed}; {predicted}: as fast as its work predicts, nothing to explain.")
     else:
-        st.markdown(f"Timed {timed} where {predicted}.")
+        st.markdown(f"Timed {speed} where {predicted}.")
         if diagnosis.source == "structure":  # a profile's measured causes are listed under its charts below
             st.caption(f"Likely causes, {diagnosis.label} (not profiled yet: the profile below measures them).")
             for finding in diagnosis.findings:

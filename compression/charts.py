@@ -208,7 +208,8 @@ def accuracy_axis(fig: go.Figure, values: Sequence[float], title: str = "test ac
         fig.add_trace(go.Scatter(
             x=[x for x, _ in below], y=[low] * len(below), mode="markers", name="below the axis",
             marker=dict(symbol="triangle-down", size=12, color=PALETTE["threshold"]), cliponaxis=False,
-            customdata=[y for _, y in below], hovertemplate="accuracy %{customdata:.2%} (below the axis)<extra></extra>"))
+            customdata=[[None, y] for _, y in below],  # [0]: no recipe hash, so a click selects nothing
+            hovertemplate="accuracy %{customdata[1]:.2%} (below the axis)<extra></extra>"))
     percent_axis(fig, low, high, title=title)
     fig.update_yaxes(gridcolor=PALETTE["gridline"])
 

@@ -51,7 +51,7 @@ def _shown(metric: str, value: float | None) -> str:
 
 
 def _accuracy_delta(result: Result, baseline: Result | None) -> str:
-    """'+0.25 pts' against the baseline, '(within noise)' after it where the noise rule says so; '—' without
+    """'+0.25 pts' against the baseline, ', within noise' after it where the noise rule says so; '—' without
     a baseline."""
     if baseline is None:
         return "—"
@@ -61,7 +61,7 @@ def _accuracy_delta(result: Result, baseline: Result | None) -> str:
 
 
 def _latency(result: Result, baseline: Result | None) -> str:
-    """The latency normalised to the baseline, '(within noise)' where its speed-up's interval contains 1."""
+    """The latency normalised to the baseline, ', within noise' where its speed-up's interval contains 1."""
     if not result.latency_measured:
         return "not timed (simulated)"
     return noted(_shown("latency", pareto.metric_value(result, "latency", baseline)), result.speedup_noise)

@@ -106,9 +106,9 @@ WITHIN_NOISE = "within noise"
 
 
 def noted(delta: str, noise: Noise | None) -> str:
-    """A delta in words, with '(within noise)' after it where the rule says so: one wording for the app, the
-    report and the CLI."""
-    return f"{delta} ({WITHIN_NOISE})" if noise is not None and noise.within else delta
+    """A delta in words, with ', within noise' after it where the rule says so ('+1%, within noise'): one wording
+    for the app, the report and the CLI."""
+    return f"{delta}, {WITHIN_NOISE}" if noise is not None and noise.within else delta
 
 
 def accuracy_noise(p_value: float | None, interval: Interval | None, reference: Interval | None) -> Noise | None:

@@ -150,7 +150,7 @@ def hover_lines(result: Result, baseline: Result | None, why: profile.Diagnosis 
 
 
 def _accuracy_delta(result: Result, baseline: Result | None) -> str:
-    """' (+0.25 pts)' against the baseline, '(within noise)' where the noise rule says so; nothing for the
+    """' (+0.25 pts)' against the baseline, ', within noise' where the noise rule says so; nothing for the
     baseline itself."""
     if baseline is None or result.recipe_hash == baseline.recipe_hash:
         return ""

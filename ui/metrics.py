@@ -33,11 +33,18 @@ def _color(delta: str, color: str, noise: Noise | None = None) -> str:
     return "off" if delta.startswith("±") or delta == "n/a" or text.within_noise(noise) else color
 
 
-def _why(noise: Noise | None) -> str:
-    """The noise rule's verdict for a tooltip: '; within noise (McNemar …, p = 0.4)'."""
+def _delta(delta: str, noise: Noise | None) -> str:
+    """A metric's delta: the change, or 'within noise' where the rule says so (the change then in its tooltip:
+    six metrics a row leave no room for both at 1280 px)."""
+    return text.WITHIN_NOISE if text.within_noise(noise) else delta
+
+
+def _why(noise: Noise | None, delta: str = "") -> str:
+    """The noise rule's verdict for a tooltip, after the change `delta`: '; +0.10 pts: within noise (McNemar …,
+    p = 0.4)'."""
     if noise is None:
         return ""
-    return f"; {text.WITHIN_NOISE if noise.within else 'beyond noise'} ({noise.test})"
+    return f"; {delta + ': ' if delta else ''}{text.WITHIN_NOISE if noise.within else 'beyond noise'} ({noise.test})"
 
 
 def _latency_vs(result: Result, reference: Result | None) -> tuple[Latency | None, float | None, bool]:
@@ -55,9 +62,9 @@ def _latency_vs(result: Result, reference: Result | None) -> tuple[Latency | Non
 def _ratio(label: str, ratio: float, kind: str, note: str, help_: str, noise: Noise | None = None) -> MetricFigure:
     """A figure shown as a ratio to the reference ('0.49×') with its relative change as the delta (smaller is
     better: a fall is green; grey and 'within noise' where `noise` says so)."""
-    delta = text.change(ratio, 1.0, noise)
-    return MetricFigure(label, text.ratio(ratio), delta, _color(delta, "inverse", noise), kind, note,
-                        help_ + _why(noise))
+    delta = text.change(ratio, 1.0)
+    return MetricFigure(label, text.ratio(ratio), _delta(delta, noise), _color(delta, "inverse", noise), kind, note,
+                        help_ + _why(noise, delta))
 
 
 def metric_figures(result: Result, reference: Result | None = None, versus: str = "baseline") -> list[MetricFigure]:
@@ -67,11 +74,11 @@ def metric_figures(result: Result, reference: Result | None = None, versus: str 
     ref_acc = reference.accuracy if reference is not None else result.baseline_accuracy
     acc_kind = text.accuracy_kind(result)
     acc_noise = result.accuracy_noise(reference)
-    acc_delta = text.points(result.accuracy - ref_acc, acc_noise)
+    acc_delta = text.points(result.accuracy - ref_acc)
     figures = [MetricFigure(
-        "Test accuracy", f"{result.accuracy:.2%}", acc_delta, _color(acc_delta, "normal", acc_noise), acc_kind,
-        text.accuracy_note(result), f"{acc_kind} in {result.accuracy_source} on the test split; {versus} {ref_acc:.2%}"
-        + _why(acc_noise))]
+        "Test accuracy", f"{result.accuracy:.2%}", _delta(acc_delta, acc_noise), _color(acc_delta, "normal", acc_noise),
+        acc_kind, text.accuracy_note(result),
+        f"{acc_kind} in {result.accuracy_source} on the test split; {versus} {ref_acc:.2%}" + _why(acc_noise, acc_delta))]
 
     size_ratio = result.size_bytes / reference.size_bytes if reference else result.size_ratio_vs_baseline
     figures.append(_ratio(

@@ -37,15 +37,15 @@ def within_noise(noise: Noise | None) -> bool:
 
 
 def points(difference: float, noise: Noise | None = None) -> str:
-    """An accuracy difference (a fraction) in signed percentage points, e.g. '+0.25 pts', '+0.25 pts (within
-    noise)' where `noise` says so; no difference reads '±0.00 pts' (never '-0.00', and st.metric greys a
+    """An accuracy difference (a fraction) in signed percentage points, e.g. '+0.25 pts', '+0.25 pts, within
+    noise' where `noise` says so; no difference reads '±0.00 pts' (never '-0.00', and st.metric greys a
     delta that starts with ±)."""
     value = round(100 * difference, 2)
     return noted(f"{value:+.2f} pts" if value else "±0.00 pts", noise)
 
 
 def change(value: float, reference: float, noise: Noise | None = None) -> str:
-    """A signed relative change, e.g. '-75%', '+1% (within noise)' where `noise` says so; '±0%' for none,
+    """A signed relative change, e.g. '-75%', '+1%, within noise' where `noise` says so; '±0%' for none,
     'n/a' against zero. Short, so that six metrics in a row are not cut off."""
     if reference == 0:
         return "n/a"
@@ -105,8 +105,7 @@ def latency_text(result: Result, baseline: Result | None) -> str:
     value = pareto.metric_value(result, "latency", baseline)
     if value is None:
         return "not timed (simulated format)"
-    noise = f", {WITHIN_NOISE}" if within_noise(result.speedup_noise) else ""
-    return f"{value:.3f} ms (×{1 / result.speedup_vs_baseline:.2f}{noise})"
+    return f"{value:.3f} ms ({noted(f'×{1 / result.speedup_vs_baseline:.2f}', result.speedup_noise)})"
 
 
 def provenance_caption(result: Result) -> str:

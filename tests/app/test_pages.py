@@ -119,7 +119,7 @@ def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
     at = start("app_pages/tradeoffs.py")
     assert at.selectbox[0].value == BASE.hash  # the sidebar's workspace comes first
     markdown = " ".join(m.value for m in at.markdown)
-    assert "pts) at" in markdown  # budget answers: accuracy and cost of the result that answers
+    assert re.search(r"(pts|pts, within noise)\) at", markdown)  # budget answers: accuracy and cost of the answer
     numbers = [m.value[len(":red[**"):][0] for m in at.markdown if m.value.startswith(":red[**")]
     assert numbers and set(numbers) <= {"1", "2", "3"}  # each answer card numbered as its question…
     [chart] = at.get("plotly_chart")
@@ -382,8 +382,8 @@ def test_a_stage_form_is_the_same_on_its_technique_page_and_on_the_pipeline(stor
 
 def test_deltas_within_noise_say_so_and_clear_ones_do_not():
     within, beyond = Noise(True, "McNemar p = 0.6"), Noise(False, "McNemar p = 1e-06")
-    assert text.points(0.0001, within) == "+0.01 pts (within noise)" and text.points(-0.15, beyond) == "-15.00 pts"
-    assert text.change(1.01, 1.0, within) == "+1% (within noise)" and text.change(0.5, 1.0, beyond) == "-50%"
+    assert text.points(0.0001, within) == "+0.01 pts, within noise" and text.points(-0.15, beyond) == "-15.00 pts"
+    assert text.change(1.01, 1.0, within) == "+1%, within noise" and text.change(0.5, 1.0, beyond) == "-50%"
     assert text.points(0.02) == "+2.00 pts"  # nothing known: no verdict
     base = replace(pipeline_result(BASE, 0.95), test_images=360)
     same = replace(pipeline_result(PRUNED, 0.951), test_images=360, accuracy_p_value=0.6, speedup_vs_baseline=1 / 1.01,
@@ -393,9 +393,10 @@ def test_deltas_within_noise_say_so_and_clear_ones_do_not():
     assert text.latency_text(same, base).endswith("(×1.01, within noise)")
     assert "within noise" not in text.latency_text(worse, base)
     shown = {f.label: f for f in metrics.metric_figures(same)}
-    assert shown["Test accuracy"].delta == "+0.10 pts (within noise)" and shown["Test accuracy"].delta_color == "off"
-    assert shown["Latency p50"].delta == "+1% (within noise)" and shown["Latency p50"].delta_color == "off"
-    assert "McNemar" in shown["Test accuracy"].help
+    assert shown["Test accuracy"].delta == "within noise" and shown["Test accuracy"].delta_color == "off"
+    assert shown["Latency p50"].delta == "within noise" and shown["Latency p50"].delta_color == "off"
+    assert "+0.10 pts: within noise (McNemar" in shown["Test accuracy"].help  # the change itself in the tooltip
+    assert "+1%: within noise (speed-up 95 % interval 0.97–1.02×" in shown["Latency p50"].help
     clear = {f.label: f for f in metrics.metric_figures(worse)}
     assert clear["Test accuracy"].delta == "-15.00 pts" and clear["Test accuracy"].delta_color == "normal"
     assert clear["Latency p50"].delta_color == "inverse" and "within noise" not in clear["Latency p50"].delta

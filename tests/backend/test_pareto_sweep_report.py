@@ -171,7 +171,7 @@ def test_accuracy_axes_zoom_to_the_data_with_unique_ticks_and_the_legend_below_t
     assert len(labels) >= 3 and len(set(labels)) == len(labels)  # never '98.0%, 98.0%, 98.0%'
     assert all(low <= t <= high for t in fig.layout.yaxis.tickvals)
     [below] = [t for t in fig.data if t.name == "below the axis"]  # the outlier marked on the axis' edge
-    assert below.x == (500 / 1024,) and below.y == (low,) and below.customdata == (0.2,)
+    assert below.x == (500 / 1024,) and below.y == (low,) and below.customdata[0][1] == 0.2
     legend = fig.layout.template.layout.legend  # every chart's: a row under the axis titles
     assert (legend.orientation, legend.yref, legend.y, legend.yanchor) == ("h", "container", 0, "bottom")
     for span in ((0.5, 1.0), (0.97, 0.9712), (0.0, 1.0)):
@@ -389,11 +389,11 @@ def test_report_says_within_noise_only_where_the_noise_rule_does():
     rows = {h: row for row in re.findall(r"<tr[^>]*>(.*?)</tr>", report._results_html([BASELINE, noise, clear],
                                                                                         BASELINE, {}))
             for h in (noise.recipe_hash, clear.recipe_hash, BASELINE.recipe_hash) if f">{h}<" in row}
-    assert rows[noise.recipe_hash].count("(within noise)") == 2  # +0.10 pts and its latency
-    assert "+0.10 pts (within noise)" in rows[noise.recipe_hash]
+    assert rows[noise.recipe_hash].count(", within noise") == 2  # +0.10 pts and its latency
+    assert "+0.10 pts, within noise" in rows[noise.recipe_hash]
     assert "within noise" not in rows[clear.recipe_hash] and "-15.00 pts" in rows[clear.recipe_hash]
     assert "<td class=num>baseline</td>" in rows[BASELINE.recipe_hash]  # no delta of its own
     hover = report._hover(noise, BASELINE)
-    assert "+0.10 pts (within noise)" in hover and "ms (within noise)" in hover
+    assert "+0.10 pts, within noise" in hover and "ms, within noise" in hover
     assert "within noise" not in report._hover(clear, BASELINE)
     assert report.NOISE_RULE in report.build_html([BASELINE, noise, clear])
