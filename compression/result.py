@@ -409,8 +409,11 @@ class Result:
 
     @property
     def speedup_noise(self) -> Noise | None:
-        """Whether its timed speed-up over its baseline is within noise (its interval contains 1)."""
-        return speedup_noise(self.speedup_interval) if self.latency_measured else None
+        """Whether its timed speed-up over its baseline is within noise (its interval contains 1; without one, the
+        narrowest interval around it); None for the baseline itself and an untimed result."""
+        if not self.latency_measured or self.technique == "baseline":
+            return None
+        return speedup_noise(self.speedup_interval, self.speedup_vs_baseline)
 
     @property
     def predicted_speedup(self) -> float | None:

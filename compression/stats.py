@@ -123,13 +123,18 @@ def accuracy_noise(p_value: float | None, interval: Interval | None, reference: 
     return Noise(overlap, f"95 % Wilson intervals {'overlap' if overlap else 'are apart'} (no paired predictions)")
 
 
-def speedup_noise(interval: Interval | None) -> Noise | None:
-    """The rule for a speed-up (or latency ratio): within noise when its 95 % interval contains 1; None where no
-    interval was recorded. Size and FLOPs are exact: no rule applies to them."""
-    if interval is None:
+def speedup_noise(interval: Interval | None, speedup: float | None = None) -> Noise | None:
+    """The rule for a speed-up (or latency ratio): within noise when its 95 % interval contains 1. Without one (a
+    result timed before its rounds were kept) the narrowest interval ratio_interval gives, ×/÷ (1 + RATIO_FLOOR)
+    around `speedup`, stands in; None where neither is known. Size and FLOPs are exact: no rule applies to them."""
+    if interval is not None:
+        return Noise(1.0 in interval, f"speed-up 95 % interval {interval.low:.2f}–{interval.high:.2f}× from the "
+                                      "interleaved rounds")
+    if speedup is None or speedup <= 0:
         return None
-    return Noise(1.0 in interval, f"speed-up 95 % interval {interval.low:.2f}–{interval.high:.2f}× from the "
-                                  "interleaved rounds")
+    within = 1.0 in Interval(speedup / (1 + RATIO_FLOOR), speedup * (1 + RATIO_FLOOR))
+    return Noise(within, f"speed-up {speedup:.2f}× timed before its rounds were kept: the narrowest interval, "
+                         f"×/÷ {1 + RATIO_FLOOR:g}, {'contains' if within else 'excludes'} 1")
 
 
 MIN_TEST_IMAGES = 100  # below this, one image moves accuracy by more than a point

@@ -93,3 +93,4 @@ def test_the_noise_rule_prefers_mcnemar_then_the_wilson_intervals():
     assert accuracy_noise(None, None, near) is None  # the test split's size not recorded: nothing to say
     assert speedup_noise(Interval(0.98, 1.03)).within and not speedup_noise(Interval(1.2, 1.4)).within
     assert speedup_noise(None) is None
+    assert speedup_noise(None, 1.015).within and not speedup_noise(None, 1.03).within  # no rounds: ×/÷ 1.02

@@ -166,7 +166,9 @@ def test_a_result_stored_before_the_noise_fields_loads_without_them():
     for key in ("speedup_interval", "accuracy_p_value", "test_images"):
         del stored[key]
     old = Result.from_dict(json.loads(json.dumps(stored)))
-    assert old.speedup_interval is None and old.accuracy_p_value is None and old.speedup_noise is None
+    assert old.speedup_interval is None and old.accuracy_p_value is None
+    assert not old.speedup_noise.within and "before its rounds were kept" in old.speedup_noise.test  # 1.2×
+    assert replace(old, speedup_vs_baseline=1 / 1.01).speedup_noise.within  # 1.01× the latency: within ×/÷ 1.02
     assert old.accuracy_noise() is None  # neither paired predictions nor the test split's size: nothing to say
     new = Result.from_dict(json.loads(json.dumps(asdict(replace(old, speedup_interval=Interval(0.9, 1.2),
                                                                 test_images=360, accuracy_p_value=0.02)))))
