@@ -281,9 +281,9 @@ class DistillReport:
     def kd_noise(self, test_images: int | None) -> Noise | None:
         """Whether the KD gain is within noise: McNemar on the two students' test predictions, else (a report
         from before they were compared) their Wilson intervals on `test_images`."""
-        return accuracy_noise(self.kd_p_value, *(accuracy_interval(round(a * test_images), test_images)
-                                                 if test_images else None
-                                                 for a in (self.student_accuracy, self.control_accuracy)))
+        student, control = (accuracy_interval(round(a * test_images), test_images) if test_images else None
+                            for a in (self.student_accuracy, self.control_accuracy))
+        return accuracy_noise(self.kd_p_value, student, control)
 
 
 @dataclass(frozen=True)
@@ -396,7 +396,10 @@ class Result:
 
     def accuracy_noise(self, reference: "Result | None" = None) -> Noise | None:
         """Whether the accuracy delta against `reference` (default: its baseline) is within noise
-        (stats.accuracy_noise): McNemar's p stored at measurement for its baseline, else the Wilson intervals."""
+        (stats.accuracy_noise): McNemar's p stored at measurement for its baseline, else the Wilson intervals;
+        None for a baseline against itself."""
+        if reference is None and self.technique == "baseline":
+            return None
         if reference is None or reference.recipe_hash == self.baseline_hash:
             return accuracy_noise(self.accuracy_p_value, self.accuracy_interval,
                                   self._interval(self.baseline_accuracy))

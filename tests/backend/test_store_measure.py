@@ -157,12 +157,13 @@ def test_one_file_timed_twice_interleaved_has_a_speed_up_interval_around_one(tmp
     assert rounds.cpu.shape == rounds.wall.shape == (rounds.latencies[0].runs, 2)
     interval = rounds.speedup_interval(0, 1)
     assert 1.0 in interval and interval.high / interval.low < 1.1
-    result = replace(make_result(Recipe(prune=PruneSpec("channel-l2", 0.5))), speedup_interval=interval)
+    result = replace(make_result(Recipe(prune=PruneSpec("channel-l2", 0.5))), speedup_interval=interval,
+                     technique="prune")
     assert result.speedup_noise.within
 
 
 def test_a_result_stored_before_the_noise_fields_loads_without_them():
-    stored = asdict(make_result(Recipe(prune=PruneSpec("channel-l2", 0.5))))
+    stored = asdict(replace(make_result(Recipe(prune=PruneSpec("channel-l2", 0.5))), technique="prune"))
     for key in ("speedup_interval", "accuracy_p_value", "test_images"):
         del stored[key]
     old = Result.from_dict(json.loads(json.dumps(stored)))
