@@ -25,10 +25,11 @@ def measured(result: Result, base: Result | None) -> None:
     st.subheader(f"{report.student} student at {report.width:g}× width, T = {report.temperature:g}, "
                  f"α = {report.alpha:g}, {report.epochs} epochs")
     metrics.result_metrics(result, base)
-    gain = report.kd_gain
-    verdict = "the teacher helped" if gain > 0 else "the teacher did not help here" if gain < 0 else "no difference"
-    st.markdown(f"**Knowledge-distillation gain over the label-only control: {text.points(gain)}** "
-                f"({verdict}; one seed — small gaps are within noise).")
+    gain, noise = report.kd_gain, report.kd_noise(result.test_images)
+    verdict = (noise.test if text.within_noise(noise) else
+               "the teacher helped" if gain > 0 else "the teacher did not help here" if gain < 0 else "no difference")
+    st.markdown(f"**Knowledge-distillation gain over the label-only control: {text.points(gain, noise)}** "
+                f"({verdict}; one seed).")
     if report.teacher_accuracy < report.control_accuracy:
         st.info("The teacher is less accurate than the student trained on labels alone: its soft targets carry its "
                 "mistakes too. Train the baseline longer (sidebar epochs) for a teacher worth learning from.",

@@ -85,7 +85,7 @@ def page() -> None:
     path(result, space)
     if result.distill is not None:
         st.subheader("What the teacher added", anchor=False)
-        metrics.kd_gain(result.distill)
+        metrics.kd_gain(result.distill, result.test_images)
     if result.quant is not None:
         with st.expander("Quantization details"):
             st.json({k: v for k, v in asdict(result.quant).items() if k != "layers"}, expanded=False)

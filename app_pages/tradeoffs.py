@@ -5,7 +5,7 @@ result is not as fast as its FLOPs predict, with where its time goes."""
 
 import streamlit as st
 
-from compression import charts, data, describe, pareto, pipeline, profile, workspace
+from compression import charts, classes, data, describe, pareto, pipeline, profile, workspace
 from compression.errors import CompressionError
 from compression.recipe import Recipe
 from compression.result import Result, is_measured
@@ -67,7 +67,8 @@ def budget_questions(shown: list[Result], base: Result, simulated: bool
         with column.container(border=True):
             flag = "" if is_measured(answer) else " · :orange[**simulated: not deployable**]"
             st.markdown(f":red[**{number}**] · **{answer.technique}** · {describe.recipe(answer.recipe)}{flag}")
-            st.markdown(f"{answer.accuracy:.2%} ({text.points(answer.accuracy - base.accuracy)}) at "
+            delta = text.points(answer.accuracy - base.accuracy, answer.accuracy_noise(base))
+            st.markdown(f"{answer.accuracy:.2%} ({delta}) at "
                         f"**{cost:,.4g} {pareto.UNITS[budget.metric][0]}** · {text.accuracy_mark(answer)}")
     return [budget for _, budget in asked], rings
 
@@ -97,18 +98,21 @@ def compare(shown: list[Result], base: Result, event) -> None:
             st.markdown(f"**{r.technique}** · {describe.recipe(r.recipe)}")
             st.caption(f"{describe.workspace(r.recipe)} · order {describe.order(r.recipe)}")
             metrics.download_onnx(r)
-    st.dataframe(tables.compare_rows(a, b, base), hide_index=True, width="stretch", height="content")
-    class_by_class(a, b)
-
-
-def class_by_class(a: Result, b: Result, shown_images: int = 12) -> None:
-    """A and B on the same test images: McNemar's verdict, each class's change (neutral where within noise),
-    and the images A got right that B gets wrong."""
     try:
         comparison = pipeline.compare_results(ws.store(), a, b)
     except CompressionError as exc:
-        st.caption(f"Class by class: {exc}.")
-        return
+        comparison, why_not = None, exc
+    st.dataframe(tables.compare_rows(a, b, base, comparison.paired if comparison else None), hide_index=True,
+                 width="stretch", height="content")
+    if comparison is None:
+        st.caption(f"Class by class: {why_not}.")
+    else:
+        class_by_class(a, b, comparison)
+
+
+def class_by_class(a: Result, b: Result, comparison: classes.Comparison, shown_images: int = 12) -> None:
+    """A and B on the same test images: McNemar's verdict, each class's change (neutral where within noise),
+    and the images A got right that B gets wrong."""
     paired = comparison.paired
     verdict = "within noise" if paired.within_noise else "a real difference"
     st.markdown(f"**Class by class** (measured on the same {sum(c.before.total for c in comparison.classes)} test "
@@ -143,11 +147,11 @@ def why_not_faster(shown: list[Result], why: dict[str, profile.Diagnosis]) -> No
     expected, diagnosis = profile.expected_speedup(result), why.get(result.recipe_hash)
     zeros = " (its zero weights counted as skipped)" if result.sparsity > profile.SPARSE else ""
     predicted = f"its FLOPs{zeros} predict {expected:.2f}×" if expected else "nothing predicts its speed"
+    speed = text.noted(f"**{result.speedup_vs_baseline:.2f}×** the baseline's speed", result.speedup_noise)
     if diagnosis is None:
-        st.markdown(f"Timed **{result.speedup_vs_baseline:.2f}×** the baseline's speed; {predicted}: as fast as "
-                    "its work predicts, nothing to explain.")
+        st.markdown(f"Timed {speed}; {predicted}: as fast as its work predicts, nothing to explain.")
     else:
-        st.markdown(f"Timed **{result.speedup_vs_baseline:.2f}×** the baseline's speed where {predicted}.")
+        st.markdown(f"Timed {speed} where {predicted}.")
         if diagnosis.source == "structure":  # a profile's measured causes are listed under its charts below
             st.caption(f"Likely causes, {diagnosis.label} (not profiled yet: the profile below measures them).")
             for finding in diagnosis.findings:

@@ -42,16 +42,18 @@ COMBINATION_COLORS = {frozenset({"prune", "quant"}): PALETTE["pink"], frozenset(
 SIMULATED_SYMBOL = "diamond-open"
 SYMBOLS = {"measured": "circle", "simulated": SIMULATED_SYMBOL}
 TEMPLATE = "compression-explorer"
+LEGEND_BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", xanchor="left", x=0)
 
 
 @functools.cache
 def register_template() -> str:
-    """Register the one plotly look (plotly_white, the calm colorway, legend above the plot, a quiet grid) as
-    TEMPLATE, once per process, and return its name."""
+    """Register the one plotly look (plotly_white, the calm colorway, a quiet grid, the legend in a row at the
+    bottom of the figure, below the axis titles, so it never covers a title at any width: plotly pushes the
+    plot up to make room) as TEMPLATE, once per process, and return its name."""
     template = go.layout.Template(pio.templates["plotly_white"])
     template.layout.update(
         colorway=COLORWAY, font=dict(size=13), hoverlabel=dict(font_size=12, align="left"), bargap=0.15,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
+        legend=LEGEND_BELOW,
         xaxis=dict(showgrid=False, zeroline=False), yaxis=dict(gridcolor=PALETTE["gridline"], zeroline=False))
     pio.templates[TEMPLATE] = template
     return TEMPLATE
@@ -152,14 +154,64 @@ def log_ticks(values: Sequence[float]) -> list[float]:
     return ticks
 
 
-def accuracy_axis(fig: go.Figure, values: Sequence[float]) -> None:
-    """The test-accuracy y axis for `values`: where they (nearly) coincide, a range of ±1 point around them
-    (plotly's autorange stretches a lone value over 0-150 %). The axis so spans a point or more, where plotly
-    steps its ticks by 0.1 point or more: one decimal is enough ('98.5%', not '98.50%')."""
-    spread = max(values) - min(values) if values else 1.0
-    flat = [min(values) - 0.01, max(values) + 0.01] if spread < 0.01 else None
-    fig.update_yaxes(title="test accuracy", tickformat=".0%" if spread > 0.2 else ".1%", range=flat,
-                     gridcolor=PALETTE["gridline"])
+OUTLIER_FENCE = 3.0  # an accuracy more than this many interquartile ranges below the lower quartile is off-axis
+MIN_SPREAD = 0.02    # the interquartile range the fence assumes at least (2 points): a tight cluster keeps its
+                     # neighbours 6 points below on the axis
+
+
+def nice_step(span: float, ticks: int = 6) -> float:
+    """A 1-2-5 step giving about `ticks` ticks over `span`."""
+    raw = span / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+
+
+def percent_axis(fig: go.Figure, low: float, high: float, axis: str = "y", title: str | None = None) -> None:
+    """A fraction axis over [low, high] shown in percent: ticks at a 1-2-5 step, each label with just the decimals
+    that step needs ('98.5%', '99%'), so no two labels read alike; none above 100 %."""
+    span = max(high - low, 1e-4)
+    step = nice_step(span)
+    decimals = max(0, -math.floor(math.log10(100 * step) + 1e-9))
+    first = math.ceil(low / step - 1e-9)
+    ticks = [round(k * step, 10) for k in range(first, math.floor(high / step + 1e-9) + 1) if k * step <= 1 + 1e-9]
+    update = dict(range=[low, high], tickvals=ticks, ticktext=[f"{100 * t:.{decimals}f}%" for t in ticks])
+    if title is not None:
+        update["title"] = title
+    if axis == "x":
+        fig.update_xaxes(**update)
+    else:
+        fig.update_yaxes(**update)
+
+
+def accuracy_range(values: Sequence[float]) -> tuple[float, float]:
+    """The y range an accuracy chart zooms to: the values within OUTLIER_FENCE interquartile ranges (at least
+    MIN_SPREAD) below the lower quartile (Tukey's "far out" fence), padded, and at least a point wide; a model
+    far below the rest (one that collapsed) is left off the axis rather than stretching it to 20 %."""
+    values = sorted(values)
+    if not values:
+        return 0.0, 1.0
+    q1, q3 = values[len(values) // 4], values[(3 * len(values)) // 4]
+    fence = q1 - OUTLIER_FENCE * max(q3 - q1, MIN_SPREAD)
+    kept = [v for v in values if v >= fence]
+    low, high = kept[0], kept[-1]
+    pad = max(0.08 * (high - low), 0.005)
+    return max(low - pad, 0.0), min(high + pad, 1.0 + pad / 2)
+
+
+def accuracy_axis(fig: go.Figure, values: Sequence[float], title: str = "test accuracy") -> None:
+    """The accuracy y axis for `values` (accuracy_range: zoomed to the data, ticks from percent_axis); points of
+    the figure's scatter traces below the axis are drawn as ▼ on its bottom edge, their accuracy in the hover."""
+    low, high = accuracy_range(values)
+    below = [(x, y) for trace in fig.data if isinstance(trace, go.Scatter) and trace.x is not None
+             and trace.y is not None for x, y in zip(trace.x, trace.y) if y is not None and y < low]
+    if below:
+        fig.add_trace(go.Scatter(
+            x=[x for x, _ in below], y=[low] * len(below), mode="markers", name="below the axis",
+            marker=dict(symbol="triangle-down", size=12, color=PALETTE["threshold"]), cliponaxis=False,
+            customdata=[[None, y] for _, y in below],  # [0]: no recipe hash, so a click selects nothing
+            hovertemplate="accuracy %{customdata[1]:.2%} (below the axis)<extra></extra>"))
+    percent_axis(fig, low, high, title=title)
+    fig.update_yaxes(gridcolor=PALETTE["gridline"])
 
 
 def style_axes(fig: go.Figure, x_title: str) -> None:

@@ -29,6 +29,7 @@ from compression.errors import CompressionError
 from compression.data import Split
 from compression.layouts import disabled_optimizers
 from compression.result import Latency, LayerSparsity, Provenance
+from compression.stats import Interval, ratio_interval
 from compression.train import training_device
 
 
@@ -177,6 +178,31 @@ def benchmark_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class Rounds:
+    """An interleaved timing kept round by round (row: a round, column: a model, in the order given): wall ms
+    and the calling thread's CPU ms, the clock speed-ups are taken from being CPU time with one thread."""
+
+    wall: np.ndarray
+    cpu: np.ndarray
+    batch: int
+    threads: int
+
+    @property
+    def latencies(self) -> list[Latency]:
+        """Each model's Latency: wall percentiles, and the CPU p50 with one thread."""
+        return [Latency(p50=float(np.percentile(t, 50)), p90=float(np.percentile(t, 90)), batch=self.batch,
+                        threads=self.threads, runs=len(t),
+                        cpu_p50=float(np.percentile(c, 50)) if self.threads == 1 else None)
+                for t, c in zip(self.wall.T, self.cpu.T)]
+
+    def speedup_interval(self, model: int, baseline: int) -> Interval:
+        """The 95 % interval of model `model`'s speed-up over model `baseline` from the paired rounds, on the
+        clock `Latency.clocked` uses (stats.ratio_interval)."""
+        clocked = self.cpu if self.threads == 1 else self.wall
+        return ratio_interval(clocked[:, baseline], clocked[:, model])
+
+
 def time_interleaved(paths: Sequence[Path], input_shape: Sequence[int], batch: int, threads: int,
                      plan: TimingPlan = TimingPlan(), provider: str = "cpu", runtime: str = "onnxruntime"
                      ) -> list[Latency]:
@@ -184,33 +210,45 @@ def time_interleaved(paths: Sequence[Path], input_shape: Sequence[int], batch: i
     round) under the benchmark lock; inputs are fed from host memory. Wall time always; the calling thread's CPU
     time with one thread (either runtime then runs every kernel on it; with more, a pool's threads do the
     work)."""
+    return time_rounds(paths, input_shape, batch, threads, plan, provider, runtime).latencies
+
+
+def time_rounds(paths: Sequence[Path], input_shape: Sequence[int], batch: int, threads: int,
+                plan: TimingPlan = TimingPlan(), provider: str = "cpu", runtime: str = "onnxruntime") -> Rounds:
+    """`time_interleaved`, its rounds kept (for the interval of a speed-up)."""
     runners = [runner(p, threads, runtime, provider, (batch, *input_shape)) for p in paths]
-    return time_runners(runners, input_shape, batch, threads, plan)
+    return runner_rounds(runners, input_shape, batch, threads, plan)
 
 
 def time_runners(runners: Sequence[Runner], input_shape: Sequence[int], batch: int, threads: int,
                  plan: TimingPlan = TimingPlan()) -> list[Latency]:
     """Latency of each prepared model (`runner`: one file in one runtime, so runtimes may be interleaved too),
     timed round-robin under the benchmark lock as `time_interleaved` describes."""
+    return runner_rounds(runners, input_shape, batch, threads, plan).latencies
+
+
+def runner_rounds(runners: Sequence[Runner], input_shape: Sequence[int], batch: int, threads: int,
+                  plan: TimingPlan = TimingPlan()) -> Rounds:
+    """`time_runners`, its rounds kept."""
     rng = np.random.default_rng(0)
     feed = rng.standard_normal((batch, *input_shape)).astype(np.float32)
-    samples: list[list[float]] = [[] for _ in runners]
-    cpu: list[list[float]] = [[] for _ in runners]  # the calling thread's CPU time: valid with one thread
+    wall: list[list[float]] = []
+    cpu: list[list[float]] = []  # the calling thread's CPU time: valid with one thread
     with benchmark_lock():
         for _ in range(plan.warmup):
             for run in runners:
                 run(feed)
         started = time.perf_counter()
-        while len(samples[0]) < plan.max_runs and (
-                len(samples[0]) < plan.min_runs or time.perf_counter() - started < plan.min_seconds * len(runners)):
-            for run, times, cpu_times in zip(runners, samples, cpu):
+        while len(wall) < plan.max_runs and (
+                len(wall) < plan.min_runs or time.perf_counter() - started < plan.min_seconds * len(runners)):
+            wall.append([])
+            cpu.append([])
+            for run in runners:
                 t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
                 run(feed)
-                times.append((time.perf_counter_ns() - t0) / 1e6)
-                cpu_times.append((time.thread_time_ns() - c0) / 1e6)
-    return [Latency(p50=float(np.percentile(t, 50)), p90=float(np.percentile(t, 90)), batch=batch,
-                    threads=threads, runs=len(t), cpu_p50=float(np.percentile(c, 50)) if threads == 1 else None)
-            for t, c in zip(samples, cpu)]
+                wall[-1].append((time.perf_counter_ns() - t0) / 1e6)
+                cpu[-1].append((time.thread_time_ns() - c0) / 1e6)
+    return Rounds(np.array(wall), np.array(cpu), batch, threads)
 
 
 def file_sizes(path: Path) -> tuple[int, int]:

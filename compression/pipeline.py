@@ -23,12 +23,13 @@ from compression.data import Splits
 from compression.export import export_named, save_deployable
 from compression.measure import (Counts, Timing, check_runtime, count_params, file_sizes, onnx_accuracy, onnx_counts,
                                  onnx_predictions, provenance, session,
-                                 time_interleaved, torch_counts)
+                                 time_interleaved, time_rounds, torch_counts)
 from compression.prune import SENSITIVITY_RATIOS, check_structured_ratio, prune_model, sensitivity
 from compression.errors import CompressionError
 from compression.recipe import QuantSpec, Recipe
 from compression.result import (DistillReport, LayerSparsity, QuantReport, Result, SensitivityTable, StageRecord,
                                 from_json, speedup)
+from compression.stats import mcnemar
 from compression.store import Store
 from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent, training_device
 
@@ -201,6 +202,9 @@ def _baseline_record(base: Result) -> StageRecord:
                        params_nonzero=base.params_nonzero, flops=base.flops, seconds=0.0)
 
 
+CONTROL_PREDICTIONS = "control_predictions"  # in the distill stage's report until the student is deployed
+
+
 def _distill(recipe: Recipe, teacher: nn.Module, teacher_record: StageRecord, splits: Splits, quant: QuantSpec | None,
              workdir: Path, progress: ProgressFn) -> tuple[nn.Module, dict[str, Any]]:
     """The KD student of `teacher`, and the report comparing it with the same student trained on labels only
@@ -212,8 +216,19 @@ def _distill(recipe: Recipe, teacher: nn.Module, teacher_record: StageRecord, sp
     report = {"teacher_accuracy": teacher_record.accuracy, "control_accuracy": control.accuracy,
               "control_val_accuracy": control.val_accuracy, "student": spec.student or recipe.model,
               "width": spec.width, "temperature": spec.temperature, "alpha": spec.alpha, "epochs": spec.epochs,
-              "student_params": count_params(student)[0], "teacher_params": count_params(teacher)[0]}
+              "student_params": count_params(student)[0], "teacher_params": count_params(teacher)[0],
+              CONTROL_PREDICTIONS: control.predictions}
     return student, report
+
+
+def _kd_compared(report: dict[str, Any], student: Deployed, splits: Splits) -> dict[str, Any]:
+    """The distill stage's report with McNemar's p-value of the deployed KD student against the control on
+    the test images (None for a simulated format), the control's predictions dropped (never stored)."""
+    control = report.pop(CONTROL_PREDICTIONS, None)
+    labels = splits.test.y.numpy()
+    paired = control is not None and student.predictions is not None
+    return {**report, "kd_p_value": mcnemar(student.predictions == labels, control == labels).p_value
+            if paired else None}
 
 
 def _prune(recipe: Recipe, model: nn.Module, baseline: nn.Module, splits: Splits, store: Store,
@@ -363,6 +378,7 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
             with clock.stage("export"):
                 deployed = deploy(model, _quant_so_far(recipe, name), splits, workdir / name, timing=timing_of(recipe))
             record = _record(name, deployed, torch_counts(model, splits.input_shape), seconds)
+            stage_report = _kd_compared(stage_report, deployed, splits) if name == "distill" else stage_report
             _save_checkpoint(store, key, recipe, model, record, stage_report, workdir / name)
         records.append(record)
         report = stage_report if name == "distill" else report
@@ -402,15 +418,18 @@ def _measure(recipe: Recipe, counts: Counts, splits: Splits, deployed: Deployed,
     """Measure the deployed model; latency is timed interleaved with the baseline's ONNX when there is one,
     and not at all for a simulated format (no runtime executes it)."""
     batched = single = [None, None]
+    interval = None
     if deployed.runnable:
         paths = [deployed.onnx] if base_onnx is None else [deployed.onnx, base_onnx]
         where = recipe.provider if recipe.runtime == Recipe.runtime else recipe.runtime
         progress(Progress("measure", f"latency on {where}: batch {recipe.batch} and 1, {recipe.threads} thread(s)"))
         with clock.stage("measure"):
-            batched = time_interleaved(paths, splits.input_shape, recipe.batch, recipe.threads,
-                                       provider=recipe.provider, runtime=recipe.runtime)
+            rounds = time_rounds(paths, splits.input_shape, recipe.batch, recipe.threads,
+                                 provider=recipe.provider, runtime=recipe.runtime)
             single = time_interleaved(paths, splits.input_shape, 1, recipe.threads, provider=recipe.provider,
                                       runtime=recipe.runtime)
+        batched = rounds.latencies
+        interval = rounds.speedup_interval(0, 1) if base_onnx is not None else None
     total, nonzero, flops = counts.params_total, counts.params_nonzero, counts.flops
     baseline_latency = batched[-1]
     return Result(
@@ -429,7 +448,7 @@ def _measure(recipe: Recipe, counts: Counts, splits: Splits, deployed: Deployed,
         provenance=provenance(recipe.threads, recipe.batch, recipe.provider, recipe.runtime),
         size_source=deployed.size_source,
         technique=recipe.technique, quant=deployed.quant_report, counts_source=counts.source,
-        test_images=len(splits.test.y),
+        test_images=len(splits.test.y), speedup_interval=interval,
     )
 
 
@@ -461,11 +480,21 @@ def run(recipe: Recipe, store: Store | None = None, progress: ProgressFn = silen
         result = _measure(recipe, compressed.counts, splits, compressed.deployed, base,
                           store.path(base, ONNX) if base else None, clock, progress)
         result.stages, result.distill = compressed.records, _distill_result(compressed)
+        result.accuracy_p_value = _paired_p_value(store, base, compressed.deployed, splits)
         files = {}
         if compressed.deployed.runnable:
             files = {ONNX: compressed.deployed.onnx, PREDICTIONS: tmp / PREDICTIONS}
             np.save(files[PREDICTIONS], compressed.deployed.predictions.astype(np.int32), allow_pickle=False)
         return store.put_result(result, files)
+
+
+def _paired_p_value(store: Store, base: Result | None, deployed: Deployed, splits: Splits) -> float | None:
+    """McNemar's exact p-value of the deployed model against its baseline on the test images, from their
+    predictions (None for the baseline itself, a simulated format, or a baseline stored without predictions)."""
+    if base is None or deployed.predictions is None or PREDICTIONS not in base.artifacts:
+        return None
+    labels = splits.test.y.numpy()
+    return mcnemar(classes.stored_predictions(store, base) == labels, deployed.predictions == labels).p_value
 
 
 def _in_torch(recipe: Recipe, base: Result | None, splits: Splits, store: Store, workdir: Path, clock: StageClock,

@@ -164,7 +164,7 @@ class RayExecutor:
 def retimed(result: Result, onnx_file: bytes, store: Store, worker_cpu: str) -> Result:
     """`result` with its latency timed on this machine, interleaved with its stored baseline's ONNX, and
     where it was computed beside where it was timed."""
-    from compression.measure import provenance, time_interleaved
+    from compression.measure import provenance, time_interleaved, time_rounds
 
     recipe = Recipe.from_dict(result.recipe)
     here = replace(provenance(recipe.threads, recipe.batch, recipe.provider, recipe.runtime), computed_on=worker_cpu)
@@ -177,10 +177,12 @@ def retimed(result: Result, onnx_file: bytes, store: Store, worker_cpu: str) -> 
         paths = [onnx] if base is None else [onnx, store.path(base, "model.onnx")]
         shape = _input_shape(onnx)
         timing = {"threads": recipe.threads, "provider": recipe.provider, "runtime": recipe.runtime}
-        batched = time_interleaved(paths, shape, recipe.batch, **timing)
+        rounds = time_rounds(paths, shape, recipe.batch, **timing)
         single = time_interleaved(paths, shape, 1, **timing)
+    batched = rounds.latencies
     return replace(result, latency_ms=batched[0], latency_ms_single=single[0], baseline_latency_ms=batched[-1],
-                   speedup_vs_baseline=speedup(batched[-1], batched[0]), provenance=here)
+                   speedup_vs_baseline=speedup(batched[-1], batched[0]), provenance=here,
+                   speedup_interval=rounds.speedup_interval(0, 1) if base is not None else None)
 
 
 def _input_shape(onnx: Path) -> tuple[int, ...]:

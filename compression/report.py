@@ -24,6 +24,7 @@ from compression.charts import Highlight
 from compression.pareto import METRICS, UNITS, Budget
 from compression.recipe import Recipe
 from compression.result import Provenance, Result, is_measured
+from compression.stats import noted
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; color: #1e293b; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; }
@@ -35,6 +36,12 @@ tr.frontier td:first-child { border-left: 3px solid #2563eb; } .muted { color: #
 """
 
 
+NOISE_RULE = ("A delta reads “within noise” where it may be chance: an accuracy delta when McNemar's exact test on "
+              "the two models' paired test predictions gives p ≥ 0.05 (without stored predictions: when their 95 % "
+              "Wilson intervals overlap), a latency when the 95 % interval of its speed-up, from the rounds it was "
+              "timed interleaved with the baseline, contains 1. Sizes and FLOPs are exact.")
+
+
 def _shown(metric: str, value: float | None) -> str:
     """A metric value in its display unit, e.g. '12.3 KB'; a dash for none."""
     if value is None:
@@ -43,10 +50,30 @@ def _shown(metric: str, value: float | None) -> str:
     return f"{value / scale:,.3f} {unit}" if metric == "latency" else f"{value / scale:,.1f} {unit}"
 
 
+def _accuracy_delta(result: Result, baseline: Result | None) -> str:
+    """'+0.25 pts' against the baseline, ', within noise' after it where the noise rule says so; '—' without
+    a baseline."""
+    if baseline is None:
+        return "—"
+    if result.recipe_hash == baseline.recipe_hash:
+        return "baseline"
+    return noted(f"{100 * (result.accuracy - baseline.accuracy):+.2f} pts", result.accuracy_noise(baseline))
+
+
+def _latency(result: Result, baseline: Result | None) -> str:
+    """The latency normalised to the baseline, ', within noise' where its speed-up's interval contains 1."""
+    if not result.latency_measured:
+        return "not timed (simulated)"
+    return noted(_shown("latency", pareto.metric_value(result, "latency", baseline)), result.speedup_noise)
+
+
 def _hover(result: Result, baseline: Result | None, why: profile.Diagnosis | None = None) -> str:
-    values = "<br>".join(f"{m}: {_shown(m, pareto.metric_value(result, m, baseline))}" for m in METRICS)
+    values = "<br>".join(f"{m}: " + (_latency(result, baseline) if m == "latency" else
+                                     _shown(m, pareto.metric_value(result, m, baseline))) for m in METRICS)
+    delta = "" if baseline is None or result.recipe_hash == baseline.recipe_hash else \
+        f", {_accuracy_delta(result, baseline)}"
     return (f"<b>{html.escape(describe.recipe(result.recipe))}</b><br>accuracy {result.accuracy:.2%} "
-            f"({result.accuracy_source})<br>{values}{charts.why_hover(why)}<br>{result.recipe_hash}")
+            f"({result.accuracy_source}{delta})<br>{values}{charts.why_hover(why)}<br>{result.recipe_hash}")
 
 
 def pareto_figure(results: Sequence[Result], metric: str, baseline: Result | None = None,
@@ -120,15 +147,13 @@ def _results_html(results: Sequence[Result], baseline: Result | None,
     rows, classes = [], []
     for r in ordered:
         marks = [m for m in METRICS if r.recipe_hash in on_frontier[m]]
-        delta = f"{100 * (r.accuracy - baseline.accuracy):+.2f}" if baseline else "—"
-        rows.append([describe.recipe(r.recipe), f"{r.accuracy:.2%}", delta, r.accuracy_source,
+        rows.append([describe.recipe(r.recipe), f"{r.accuracy:.2%}", _accuracy_delta(r, baseline), r.accuracy_source,
                      _shown("size", r.size_bytes), _shown("size", r.file_gzip_bytes),
-                     _shown("latency", pareto.metric_value(r, "latency", baseline)) if r.latency_measured
-                     else "not timed (simulated)", _shown("flops", r.flops), f"{r.sparsity:.0%}",
+                     _latency(r, baseline), _shown("flops", r.flops), f"{r.sparsity:.0%}",
                      ", ".join(marks) or "—", why[r.recipe_hash].short if r.recipe_hash in why else "—",
                      r.created_at, r.recipe_hash])
         classes.append("frontier" if marks else "")
-    header = ["recipe", "accuracy", "Δ pts", "accuracy measured in", "size", "gzip", "latency p50", "FLOPs",
+    header = ["recipe", "accuracy", "Δ vs baseline", "accuracy measured in", "size", "gzip", "latency p50", "FLOPs",
               "zeros", "on frontier of", "why not faster", "measured at", "hash"]
     return _table(header, rows, numeric={1, 2, 4, 5, 6, 7, 8}, row_classes=classes)
 
@@ -202,7 +227,8 @@ def _group_html(results: Sequence[Result], budgets: Sequence[Budget] | None, cha
     parts.append("".join(charts.html(f) for f in figures))
     if answers:
         parts.append("<h3>Budget answers</h3>" + _answers_html(answers, baseline))
-    parts.append(f"<h3>Results ({len(results)})</h3>" + _results_html(results, baseline, why))
+    parts.append(f"<h3>Results ({len(results)})</h3><p class=muted>{NOISE_RULE}</p>"
+                 + _results_html(results, baseline, why))
     profiled = [r for r in results if r.recipe_hash in profiles]
     if profiled:
         parts.append("<h3>Where the time goes</h3><p class=muted>onnxruntime's per-node profile of each profiled "

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
 from compression.catalog import RUNTIMES
-from compression.recipe import Format
-from compression.stats import Interval, accuracy_interval
+from compression.recipe import Format, Recipe
+from compression.stats import Interval, Noise, accuracy_interval, accuracy_noise, speedup_noise
 
 T = TypeVar("T")
 
@@ -276,6 +276,14 @@ class DistillReport:
     teacher_params: int
     student_accuracy: float
     kd_gain: float  # student_accuracy - control_accuracy, in accuracy fractions
+    kd_p_value: float | None = None  # McNemar's exact test, KD student vs control on the test images
+
+    def kd_noise(self, test_images: int | None) -> Noise | None:
+        """Whether the KD gain is within noise: McNemar on the two students' test predictions, else (a report
+        from before they were compared) their Wilson intervals on `test_images`."""
+        student, control = (accuracy_interval(round(a * test_images), test_images) if test_images else None
+                            for a in (self.student_accuracy, self.control_accuracy))
+        return accuracy_noise(self.kd_p_value, student, control)
 
 
 @dataclass(frozen=True)
@@ -374,13 +382,41 @@ class Result:
     distill: DistillReport | None = None
     counts_source: str = "torch"  # what parameters and FLOPs were counted from: torch, or a runtime-only ONNX graph
     test_images: int | None = None  # the test split's size (None: measured before it was recorded)
+    accuracy_p_value: float | None = None  # McNemar's exact test vs the baseline on paired test predictions
+    speedup_interval: Interval | None = None  # 95 % interval of speedup_vs_baseline (stats.ratio_interval)
+
+    def _interval(self, accuracy: float) -> "Interval | None":
+        return None if self.test_images is None else accuracy_interval(round(accuracy * self.test_images),
+                                                                        self.test_images)
 
     @property
     def accuracy_interval(self) -> "Interval | None":
         """The 95 % Wilson interval of the test accuracy, from the test split's size (where recorded)."""
-        if self.test_images is None:
+        return self._interval(self.accuracy)
+
+    def accuracy_noise(self, reference: "Result | None" = None) -> Noise | None:
+        """Whether the accuracy delta against `reference` (default: its baseline) is within noise
+        (stats.accuracy_noise): McNemar's p stored at measurement for its baseline, else the Wilson intervals;
+        None for a baseline against itself."""
+        if reference is None and self.technique == "baseline":
             return None
-        return accuracy_interval(round(self.accuracy * self.test_images), self.test_images)
+        if reference is None or reference.recipe_hash == self.baseline_hash:
+            return accuracy_noise(self.accuracy_p_value, self.accuracy_interval,
+                                  self._interval(self.baseline_accuracy))
+        return accuracy_noise(None, self.accuracy_interval, reference.accuracy_interval)
+
+    @property
+    def baseline_hash(self) -> str:
+        """The recipe hash of the baseline it was compressed from (its own for a baseline)."""
+        return Recipe.from_dict(self.recipe).baseline().hash
+
+    @property
+    def speedup_noise(self) -> Noise | None:
+        """Whether its timed speed-up over its baseline is within noise (its interval contains 1; without one, the
+        narrowest interval around it); None for the baseline itself and an untimed result."""
+        if not self.latency_measured or self.technique == "baseline":
+            return None
+        return speedup_noise(self.speedup_interval, self.speedup_vs_baseline)
 
     @property
     def predicted_speedup(self) -> float | None:

@@ -1,6 +1,8 @@
-"""Whether a difference is real: the 95 % interval of an accuracy measured on n test images (Wilson), and
-McNemar's exact test of two models scored on the same images (only the images they disagree on count).
-scipy's binomial test computes both (imported when first used: a Result carries no scipy)."""
+"""Whether a difference is real: the 95 % interval of an accuracy measured on n test images (Wilson),
+McNemar's exact test of two models scored on the same images (only the images they disagree on count), the
+95 % interval of a speed-up from the rounds of an interleaved timing, and the one rule that says whether a
+delta is within noise (`Noise`). scipy computes the tests (imported when first used: a Result carries no
+scipy)."""
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,7 +18,7 @@ SIGNIFICANCE = 1 - CONFIDENCE
 
 @dataclass(frozen=True)
 class Interval:
-    """A 95 % confidence interval of a proportion (accuracy)."""
+    """A 95 % confidence interval: of a proportion (an accuracy), or of a speed-up."""
 
     low: float
     high: float
@@ -67,6 +69,72 @@ def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> Paired:
 
     p_value = 1.0 if discordant == 0 else float(binomtest(only_first, discordant, 0.5).pvalue)
     return Paired(only_first, only_second, p_value)
+
+
+RATIO_FLOOR = 0.02  # a speed-up interval is never narrower than ×/÷ 1.02 around its median (ratio_interval)
+
+
+def ratio_interval(baseline_ms: np.ndarray, model_ms: np.ndarray) -> Interval:
+    """The 95 % interval of a model's speed-up over a baseline timed interleaved with it (`baseline_ms[i]`,
+    `model_ms[i]`: their times in round i, run back to back, so load that slows both cancels in the ratio).
+    It is the distribution-free order-statistic interval of the median of the per-round ratios (ranks j and
+    n + 1 − j, j the binomial(n, ½) 2.5 % quantile), widened to at least ×/÷ (1 + RATIO_FLOOR) around that
+    median: two sessions of one file differ by up to 0.9 % from one timing to the next
+    (bench/results/clock.md), which the rounds of a single timing cannot see."""
+    baseline, model = np.asarray(baseline_ms, float), np.asarray(model_ms, float)
+    if baseline.shape != model.shape or baseline.size == 0 or (model <= 0).any():
+        raise ValueError(f"paired rounds need as many positive times each, got {baseline.shape} and {model.shape}")
+    from scipy.stats import binom
+
+    ratios = np.sort(baseline / model)
+    n = len(ratios)
+    rank = max(int(binom.ppf(SIGNIFICANCE / 2, n, 0.5)), 1)  # 1-based; below 6 rounds: the full range
+    median = float(np.median(ratios))
+    return Interval(min(float(ratios[rank - 1]), median / (1 + RATIO_FLOOR)),
+                    max(float(ratios[n - rank]), median * (1 + RATIO_FLOOR)))
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Whether a delta is within noise, and the test that says so in words (for a tooltip or a caption)."""
+
+    within: bool
+    test: str
+
+
+WITHIN_NOISE = "within noise"
+
+
+def noted(delta: str, noise: Noise | None) -> str:
+    """A delta in words, with ', within noise' after it where the rule says so ('+1%, within noise'): one wording
+    for the app, the report and the CLI."""
+    return f"{delta}, {WITHIN_NOISE}" if noise is not None and noise.within else delta
+
+
+def accuracy_noise(p_value: float | None, interval: Interval | None, reference: Interval | None) -> Noise | None:
+    """The rule for an accuracy delta between two models scored on the same test images: McNemar's exact test
+    on their paired predictions where its p-value is known (within noise: p >= 0.05), else whether their 95 %
+    Wilson intervals overlap; None where neither is known (the test split's size not recorded)."""
+    if p_value is not None:
+        return Noise(p_value >= SIGNIFICANCE, f"McNemar's exact test on paired predictions, p = {p_value:.2g}")
+    if interval is None or reference is None:
+        return None
+    overlap = interval.low <= reference.high and reference.low <= interval.high
+    return Noise(overlap, f"95 % Wilson intervals {'overlap' if overlap else 'are apart'} (no paired predictions)")
+
+
+def speedup_noise(interval: Interval | None, speedup: float | None = None) -> Noise | None:
+    """The rule for a speed-up (or latency ratio): within noise when its 95 % interval contains 1. Without one (a
+    result timed before its rounds were kept) the narrowest interval ratio_interval gives, ×/÷ (1 + RATIO_FLOOR)
+    around `speedup`, stands in; None where neither is known. Size and FLOPs are exact: no rule applies to them."""
+    if interval is not None:
+        return Noise(1.0 in interval, f"speed-up 95 % interval {interval.low:.2f}–{interval.high:.2f}× from the "
+                                      "interleaved rounds")
+    if speedup is None or speedup <= 0:
+        return None
+    within = 1.0 in Interval(speedup / (1 + RATIO_FLOOR), speedup * (1 + RATIO_FLOOR))
+    return Noise(within, f"speed-up {speedup:.2f}× timed before its rounds were kept: the narrowest interval, "
+                         f"×/÷ {1 + RATIO_FLOOR:g}, {'contains' if within else 'excludes'} 1")
 
 
 MIN_TEST_IMAGES = 100  # below this, one image moves accuracy by more than a point

@@ -53,12 +53,14 @@ def warm_plotly() -> None:
 
 def style(fig: go.Figure, *, title: str | None = None, percent_y: bool = False, height: int | None = 360,
           legend: bool = True) -> go.Figure:
-    """A figure's size, title and legend; the rest of the look is the app's default template."""
+    """A figure's size, title and legend (below the plot, the template's); `percent_y`: a y axis of fractions in
+    percent over its set range, else 0-100 % (charts.percent_axis: labels never repeat). The rest of the look
+    is the app's default template."""
     use_template()
     fig.update_layout(height=height, margin=dict(l=8, r=8, t=48 if title else 16, b=8),
                       title=dict(text=title, font=dict(size=15)) if title else None, showlegend=legend)
     if percent_y:
-        fig.update_yaxes(tickformat=".0%")
+        charts.percent_axis(fig, *(fig.layout.yaxis.range or (0.0, 1.0)))
     return fig
 
 
@@ -141,10 +143,18 @@ def hover_lines(result: Result, baseline: Result | None, why: profile.Diagnosis 
     recipe = Recipe.from_dict(result.recipe)
     stages = "<br>".join(f"  {i}. {describe.stage(recipe, s)}" for i, s in enumerate(recipe.stages, 1)) or "  none"
     return (f"<b>{result.technique}</b> · {result.recipe_hash}<br>{describe.workspace(recipe)}<br>stages:<br>"
-            f"{stages}<br>accuracy {result.accuracy:.2%} — {text.accuracy_mark(result)}"
+            f"{stages}<br>accuracy {result.accuracy:.2%}{_accuracy_delta(result, baseline)} — {text.accuracy_mark(result)}"
             f"<br>size {text.fmt_bytes(result.size_bytes)} — {result.size_source}"
             f"<br>latency {text.latency_text(result, baseline)}{_predicted(result)}"
             f"<br>FLOPs {text.fmt_count(result.flops)} per sample{charts.why_hover(why)}")
+
+
+def _accuracy_delta(result: Result, baseline: Result | None) -> str:
+    """' (+0.25 pts)' against the baseline, ', within noise' where the noise rule says so; nothing for the
+    baseline itself."""
+    if baseline is None or result.recipe_hash == baseline.recipe_hash:
+        return ""
+    return f" ({text.points(result.accuracy - baseline.accuracy, result.accuracy_noise(baseline))})"
 
 
 def _predicted(result: Result) -> str:
@@ -152,7 +162,8 @@ def _predicted(result: Result) -> str:
     if (not result.latency_measured or not result.speedup_vs_baseline or result.technique == "baseline"
             or result.predicted_speedup is None):
         return ""
-    return f"<br>speed-up {result.speedup_vs_baseline:.2f}× timed, {result.predicted_speedup:.2f}× by FLOPs"
+    timed = text.noted(f"{result.speedup_vs_baseline:.2f}× timed", result.speedup_noise)
+    return f"<br>speed-up {timed}, {result.predicted_speedup:.2f}× by FLOPs"
 
 
 def tradeoff_figure(results: Sequence[Result], metric: str, baseline: Result | None = None,

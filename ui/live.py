@@ -108,6 +108,6 @@ def soft_targets_figure(samples: data.SampleImages, soft: SoftTargets) -> go.Fig
         fig.update_yaxes(range=[0, 1], showticklabels=col == 1, title="probability" if col == 1 else None, row=2, col=col)
         fig.update_xaxes(tickangle=0 if len(names) <= 10 else -60, row=2, col=col)
     figures.style(fig, height=480)
-    fig.update_layout(legend=dict(yanchor="top", y=-0.08), margin=dict(t=40))  # room for the subplot titles
+    fig.update_layout(margin=dict(t=40))  # room for the subplot titles
     return fig
 

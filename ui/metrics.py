@@ -9,7 +9,7 @@ import streamlit as st
 from compression.pipeline import ONNX
 from compression.recipe import Recipe
 from compression.result import DistillReport, Latency, Result
-from compression.stats import sanity_warnings
+from compression.stats import Noise, sanity_warnings
 from compression.store import Store
 from ui import text
 
@@ -28,9 +28,23 @@ class MetricFigure:
     help: str
 
 
-def _color(delta: str, color: str) -> str:
-    """`color`, or 'off' (grey) for no change."""
-    return "off" if delta.startswith("±") or delta == "n/a" else color
+def _color(delta: str, color: str, noise: Noise | None = None) -> str:
+    """`color`, or 'off' (grey) for no change and for a change within noise."""
+    return "off" if delta.startswith("±") or delta == "n/a" or text.within_noise(noise) else color
+
+
+def _delta(delta: str, noise: Noise | None) -> str:
+    """A metric's delta: the change, or 'within noise' where the rule says so (the change then in its tooltip:
+    six metrics a row leave no room for both at 1280 px)."""
+    return text.WITHIN_NOISE if text.within_noise(noise) else delta
+
+
+def _why(noise: Noise | None, delta: str = "") -> str:
+    """The noise rule's verdict for a tooltip, after the change `delta`: '; +0.10 pts: within noise (McNemar …,
+    p = 0.4)'."""
+    if noise is None:
+        return ""
+    return f"; {delta + ': ' if delta else ''}{text.WITHIN_NOISE if noise.within else 'beyond noise'} ({noise.test})"
 
 
 def _latency_vs(result: Result, reference: Result | None) -> tuple[Latency | None, float | None, bool]:
@@ -45,11 +59,12 @@ def _latency_vs(result: Result, reference: Result | None) -> tuple[Latency | Non
     return None, None, False
 
 
-def _ratio(label: str, ratio: float, kind: str, note: str, help_: str) -> MetricFigure:
+def _ratio(label: str, ratio: float, kind: str, note: str, help_: str, noise: Noise | None = None) -> MetricFigure:
     """A figure shown as a ratio to the reference ('0.49×') with its relative change as the delta (smaller is
-    better: a fall is green)."""
+    better: a fall is green; grey and 'within noise' where `noise` says so)."""
     delta = text.change(ratio, 1.0)
-    return MetricFigure(label, text.ratio(ratio), delta, _color(delta, "inverse"), kind, note, help_)
+    return MetricFigure(label, text.ratio(ratio), _delta(delta, noise), _color(delta, "inverse", noise), kind, note,
+                        help_ + _why(noise, delta))
 
 
 def metric_figures(result: Result, reference: Result | None = None, versus: str = "baseline") -> list[MetricFigure]:
@@ -58,10 +73,12 @@ def metric_figures(result: Result, reference: Result | None = None, versus: str 
     values ('0.49×'); relative changes are the deltas."""
     ref_acc = reference.accuracy if reference is not None else result.baseline_accuracy
     acc_kind = text.accuracy_kind(result)
+    acc_noise = result.accuracy_noise(reference)
     acc_delta = text.points(result.accuracy - ref_acc)
     figures = [MetricFigure(
-        "Test accuracy", f"{result.accuracy:.2%}", acc_delta, _color(acc_delta, "normal"), acc_kind,
-        text.accuracy_note(result), f"{acc_kind} in {result.accuracy_source} on the test split; {versus} {ref_acc:.2%}")]
+        "Test accuracy", f"{result.accuracy:.2%}", _delta(acc_delta, acc_noise), _color(acc_delta, "normal", acc_noise),
+        acc_kind, text.accuracy_note(result),
+        f"{acc_kind} in {result.accuracy_source} on the test split; {versus} {ref_acc:.2%}" + _why(acc_noise, acc_delta))]
 
     size_ratio = result.size_bytes / reference.size_bytes if reference else result.size_ratio_vs_baseline
     figures.append(_ratio(
@@ -91,7 +108,8 @@ def metric_figures(result: Result, reference: Result | None = None, versus: str 
                else "timed in different processes")
         figures.append(_ratio("Latency p50", latency_ratio, "measured", text.latency_note(result),
                               f"{lat.p50:.3f} ms (p90 {lat.p90:.3f}, {lat.runs} runs)"
-                              + (f" vs {versus} {ref_latency.p50:.3f} ms" if ref_latency else "") + f"; {how}"))
+                              + (f" vs {versus} {ref_latency.p50:.3f} ms" if ref_latency else "") + f"; {how}",
+                              result.speedup_noise if same_process else None))
 
     figures.append(MetricFigure(
         "Zero weights", f"{result.sparsity:.0%}", None, "off", "counted", "counted · parameters",
@@ -105,7 +123,9 @@ def result_metrics(result: Result, reference: Result | None = None, container=st
     with its provenance mark under it (for side by side, call it once a column-container)."""
     figures = metric_figures(result, reference, versus)
     container.caption(f"Against the {versus}: sizes, FLOPs and latency as ratios (×); under each figure its change, "
-                      "green where better.")
+                      "green where better, grey where within noise (accuracy: McNemar's test on the paired test "
+                      "predictions, else the 95 % intervals; latency: the speed-up's 95 % interval contains 1; size "
+                      "and FLOPs are exact).")
     for column, fig in zip(container.columns(len(figures)), figures):
         column.metric(fig.label, fig.value, fig.delta, delta_color=fig.delta_color, help=fig.help,
                       delta_arrow="off" if fig.delta_color == "off" else "auto")
@@ -166,12 +186,18 @@ def baseline_row(base: Result) -> None:
                f"{text.fmt_time(base.created_at)}.")
 
 
-def kd_gain(report: DistillReport) -> None:
-    """Teacher, KD student, label-only control and the KD gain, one metric each."""
+def kd_gain(report: DistillReport, test_images: int | None) -> None:
+    """Teacher, KD student, label-only control and the KD gain (grey and 'within noise' where the noise rule
+    says so: McNemar on the two students' test predictions, else their intervals on `test_images`), one
+    metric each."""
     cols = st.columns(4)
     cols[0].metric("Teacher", f"{report.teacher_accuracy:.2%}", help=f"{report.teacher_params:,} parameters")
     cols[1].metric("KD student", f"{report.student_accuracy:.2%}", help=f"{report.student_params:,} parameters")
     cols[2].metric("Label-only control", f"{report.control_accuracy:.2%}",
                    help="same student, init, epochs and seed, trained on the labels alone")
-    cols[3].metric("KD gain", text.points(report.kd_gain), help="KD student − control, deployed the same way")
+    noise = report.kd_noise(test_images)
+    verdict = None if noise is None else text.WITHIN_NOISE if noise.within else "a real difference"
+    cols[3].metric("KD gain", text.points(report.kd_gain), verdict, help="KD student − control, deployed the same way"
+                   + _why(noise), delta_color="off" if text.within_noise(noise) or noise is None else
+                   "normal" if report.kd_gain > 0 else "inverse", delta_arrow="off")
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from compression.recipe import Format, PruneSpec, QuantSpec
 from compression.result import Result
+from ui import text
 
 Note = tuple[str, str]
 ICONS = {"success": ":material/check_circle:", "info": ":material/info:", "warning": ":material/warning:"}
@@ -79,7 +80,7 @@ def quantized(spec: QuantSpec, result: Result) -> list[Note]:
             notes.append(("warning", f"Not all integer: float compute ops remain in the graph onnxruntime executes "
                                      f"({floating}); integer ops: {integer}. Those layers run in float, with quantize "
                                      "/ dequantize around them."))
-    speed = result.speedup_vs_baseline
+    speed = None if text.within_noise(result.speedup_noise) else result.speedup_vs_baseline  # no slower to explain
     if speed is not None and speed < NOTICEABLY_SLOWER and mode.weight_bits == 16:
         notes.append(("info", f"FP16 ran {1 / speed:.2f}× slower than FP32 on this CPU (measured, not a glitch): x86 "
                               "CPUs have little native FP16 arithmetic, so onnxruntime converts between FP16 and FP32 "

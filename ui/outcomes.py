@@ -38,11 +38,11 @@ def pruning_curves(table: pd.DataFrame, base: Result) -> tuple[go.Figure, go.Fig
     by_ratio = figures.grouped_figure(pd.concat([unpruned, table]).sort_values(["settings", "fraction removed"]),
                                       "fraction removed", "test accuracy", "settings")
     by_latency = figures.grouped_figure(table, "latency ×", "test accuracy", "settings", kind="markers",
-                                        hover=("fraction removed", "rounds"))
+                                        hover=("fraction removed", "rounds", "within noise"))
     by_latency.add_vline(x=1, line_dash="dot", line_color=PALETTE["baseline"])
     for figure in (by_ratio, by_latency):
         figures.baseline_line(figure, base.accuracy)
-        figure.update_yaxes(tickformat=".1%")
+        charts.accuracy_axis(figure, [base.accuracy, *table["test accuracy"]])
     return by_ratio, by_latency
 
 
@@ -51,7 +51,9 @@ def sensitivity_figure(table: SensitivityTable) -> go.Figure:
     fig = figures.grouped_figure(tables.sensitivity(table), "fraction removed", "validation accuracy", "layer")
     fig.add_hline(y=table.baseline_val_accuracy, line_dash="dot", line_color=PALETTE["baseline"],
                   annotation_text="unpruned", annotation_position="bottom left")
-    fig.update_yaxes(tickformat=".0%")
+    values = [table.baseline_val_accuracy, *(a for layer in table.layers for a in layer.accuracy)]
+    charts.percent_axis(fig, max(min(values) - 0.02, 0.0), min(max(values) + 0.02, 1.0),
+                        title="validation accuracy")  # the whole range: a layer's collapse is the lesson here
     return fig
 
 
@@ -61,7 +63,7 @@ def distillation_figures(report: DistillReport) -> tuple[go.Figure, go.Figure]:
     accuracy = (report.teacher_accuracy, report.student_accuracy, report.control_accuracy)
     bars = figures.bars(("teacher (baseline)", "student with KD", "student, labels only"), accuracy, colors,
                         [f"{a:.2%}" for a in accuracy], position="inside")
-    bars.update_yaxes(range=[max(0.0, min(accuracy) - 0.1), 1.0], tickformat=".0%")  # no tick above 100 %
+    charts.percent_axis(bars, max(0.0, min(accuracy) - 0.1), 1.0)
     params = (report.teacher_params, report.student_params)
     sizes = figures.bars(("teacher", "student (KD and control)"), params, colors[:2], [text.fmt_count(p) for p in params])
     sizes.update_yaxes(title="parameters")

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
-from compression import describe, pareto, profile, report
+from compression import describe, pareto, profile, report, stats
 from compression.recipe import Recipe
 from compression.result import QuantReport, Result, SensitivityTable, StageRecord
+from compression.stats import Paired
 from ui import text
 from ui.figures import explanations
 
@@ -46,6 +47,10 @@ RESULT_COLUMNS = {  # how the pages show results_table's numbers
                                                   "causes, measured by its profile or read from its structure"),
     "MFLOPs": st.column_config.NumberColumn(format="%.3f"),
     "zero weights": percent_column(0),
+    "within noise": st.column_config.TextColumn(help="which of its deltas vs the baseline are within noise: accuracy "
+                                                "(McNemar's test on paired test predictions, else the 95 % intervals), "
+                                                "latency (the speed-up's 95 % interval contains 1); size and FLOPs "
+                                                "are exact"),
     "hash": None,  # the store key: kept in the table (charts and tests find a result by it), not shown
 }
 STAGE_COLUMNS = {  # how stages_table's numbers show
@@ -66,6 +71,15 @@ def show_table(table: pd.DataFrame, columns: dict) -> None:
     st.dataframe(shown, hide_index=True, width="stretch", column_config=columns)
 
 
+def noisy_deltas(result: Result, baseline: Result | None = None) -> str:
+    """Which of `result`'s deltas vs its baseline are within noise, e.g. 'accuracy, latency'; '—' for none."""
+    if baseline is not None and result.recipe_hash == baseline.recipe_hash:
+        return "—"
+    noisy = [name for name, noise in (("accuracy", result.accuracy_noise()), ("latency", result.speedup_noise))
+             if text.within_noise(noise)]
+    return ", ".join(noisy) or "—"
+
+
 def results_table(results: Sequence[Result], baseline: Result | None,
                   why: Mapping[str, profile.Diagnosis] | None = None) -> pd.DataFrame:
     """One row a result with every figure and its provenance; `why`: by recipe hash, why a result is not as fast
@@ -77,7 +91,7 @@ def results_table(results: Sequence[Result], baseline: Result | None,
             "technique": r.technique, "recipe": describe.recipe(r.recipe), "test accuracy": r.accuracy,
             "vs baseline (pts)": (round(100 * (r.accuracy - baseline.accuracy), 4) or 0.0) if baseline else None,
             "size (KB)": r.size_bytes / 1024, "latency (ms)": pareto.metric_value(r, "latency", baseline),
-            "MFLOPs": r.flops / 1e6,
+            "MFLOPs": r.flops / 1e6, "within noise": noisy_deltas(r, baseline),
             "size ×": r.size_bytes / baseline.size_bytes if baseline else r.size_ratio_vs_baseline,
             "speed-up ×": r.speedup_vs_baseline if r.latency_measured else None,
             "FLOPs ×": r.flops / baseline.flops if baseline else r.flops_ratio_vs_baseline,
@@ -101,8 +115,10 @@ def downloads(table: pd.DataFrame, results: Sequence[Result], stem: str, title: 
                         file_name=f"{stem}.html", mime="text/html", icon=":material/description:", on_click="ignore")
 
 
-def compare_rows(a: Result, b: Result, baseline: Result | None) -> pd.DataFrame:
-    """Two results' figures side by side, with B relative to A."""
+def compare_rows(a: Result, b: Result, baseline: Result | None, paired: Paired | None = None) -> pd.DataFrame:
+    """Two results' figures side by side, with B relative to A; accuracy and latency say where B vs A is within
+    noise (`paired`: McNemar on their test predictions, else their intervals; latency where one is the other's
+    baseline, whose speed-up interval was timed)."""
     def ratio(x: float | None, y: float | None) -> str:
         return f"{y / x:.2f}×" if x and y is not None else "—"
 
@@ -113,15 +129,19 @@ def compare_rows(a: Result, b: Result, baseline: Result | None) -> pd.DataFrame:
         return "no file (simulated)" if r.file_gzip_bytes is None else text.fmt_bytes(r.file_gzip_bytes)
 
     lat_a, lat_b = (pareto.metric_value(r, "latency", baseline) for r in (a, b))
+    accuracy_noise = (stats.accuracy_noise(paired.p_value, None, None) if paired is not None
+                      else b.accuracy_noise(a))
+    latency_noise = (b.speedup_noise if a.recipe_hash == b.baseline_hash else
+                     a.speedup_noise if b.recipe_hash == a.baseline_hash else None)
     rows = [
         ("technique", a.technique, b.technique, ""),
         ("test accuracy", text.accuracy_with_interval(a), text.accuracy_with_interval(b),
-         text.points(b.accuracy - a.accuracy)),
+         text.points(b.accuracy - a.accuracy, accuracy_noise)),
         ("accuracy is", text.accuracy_mark(a), text.accuracy_mark(b), ""),
         ("size", text.fmt_bytes(a.size_bytes), text.fmt_bytes(b.size_bytes), ratio(a.size_bytes, b.size_bytes)),
         ("size is", a.size_source, b.size_source, ""),
         ("gzip size", gzip(a), gzip(b), ratio(a.file_gzip_bytes, b.file_gzip_bytes)),
-        ("latency p50 (normalised)", latency(lat_a), latency(lat_b), ratio(lat_a, lat_b)),
+        ("latency p50 (normalised)", latency(lat_a), latency(lat_b), text.noted(ratio(lat_a, lat_b), latency_noise)),
         ("FLOPs / sample", text.fmt_count(a.flops), text.fmt_count(b.flops), ratio(a.flops, b.flops)),
         ("non-zero parameters", f"{a.params_nonzero:,}", f"{b.params_nonzero:,}",
          ratio(a.params_nonzero, b.params_nonzero)),
@@ -149,7 +169,7 @@ def prunings(results: Sequence[Result]) -> pd.DataFrame:
         rows.append({"settings": f"{spec.method} ({describe.prune_settings(spec)})", "fraction removed": spec.ratio,
                      "rounds": spec.steps, "fine-tune epochs": spec.finetune_epochs, "test accuracy": r.accuracy,
                      "latency ×": 1 / r.speedup_vs_baseline, "FLOPs ×": r.flops_ratio_vs_baseline,
-                     "gzip ×": r.size_gzip_ratio_vs_baseline})
+                     "gzip ×": r.size_gzip_ratio_vs_baseline, "within noise": noisy_deltas(r)})
     return pd.DataFrame(rows).sort_values(["settings", "fraction removed"])
 
 
@@ -162,7 +182,8 @@ def distillations(results: Sequence[Result]) -> pd.DataFrame:
     """Single-stage distillations, one row each: the student's settings, its accuracy with KD and without."""
     rows = [{"student": d.student, "width": d.width, "T": d.temperature, "α": d.alpha, "epochs": d.epochs,
              "KD student": d.student_accuracy, "labels only": d.control_accuracy, "KD gain (pts)": 100 * d.kd_gain,
-             "params": d.student_params, "accuracy": text.accuracy_kind(r)}
+             "params": d.student_params, "accuracy": text.accuracy_kind(r),
+             "within noise": "KD gain" if text.within_noise(d.kd_noise(r.test_images)) else "—"}
             for r in results if (d := r.distill) is not None]
     return pd.DataFrame(rows).sort_values(["student", "width", "T", "α", "epochs"]) if rows else pd.DataFrame()
 

@@ -4,6 +4,7 @@ computed, simulated, not timed). No Streamlit here, no computation: formatting o
 
 from compression import pareto
 from compression.result import Result, StageRecord, is_measured
+from compression.stats import WITHIN_NOISE, Noise, noted  # noqa: F401 - the wording pages use through text
 
 
 def fmt_bytes(n: float) -> str:
@@ -30,22 +31,28 @@ def fmt_time(iso: str) -> str:
     return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 else iso
 
 
-def points(difference: float) -> str:
-    """An accuracy difference (a fraction) in signed percentage points, e.g. '+0.25 pts'; no difference reads
-    '±0.00 pts' (never '-0.00', and st.metric greys a delta that starts with ±)."""
+def within_noise(noise: Noise | None) -> bool:
+    """Whether the rule (compression.stats) calls a delta within noise; False where it has nothing to say."""
+    return noise is not None and noise.within
+
+
+def points(difference: float, noise: Noise | None = None) -> str:
+    """An accuracy difference (a fraction) in signed percentage points, e.g. '+0.25 pts', '+0.25 pts, within
+    noise' where `noise` says so; no difference reads '±0.00 pts' (never '-0.00', and st.metric greys a
+    delta that starts with ±)."""
     value = round(100 * difference, 2)
-    return f"{value:+.2f} pts" if value else "±0.00 pts"
+    return noted(f"{value:+.2f} pts" if value else "±0.00 pts", noise)
 
 
-def change(value: float, reference: float) -> str:
-    """A signed relative change, e.g. '-75%'; '±0%' for none, 'n/a' against zero. Short, so that six metrics
-    in a row are not cut off."""
+def change(value: float, reference: float, noise: Noise | None = None) -> str:
+    """A signed relative change, e.g. '-75%', '+1%, within noise' where `noise` says so; '±0%' for none,
+    'n/a' against zero. Short, so that six metrics in a row are not cut off."""
     if reference == 0:
         return "n/a"
     percent = round(100 * (value / reference - 1))
     if percent == -100 and value > 0:  # a ratio too small for whole percents: never "-100%" for what is left
         return f"{100 * (value / reference - 1):+.2f}%"
-    return f"{percent:+d}%" if percent else "±0%"
+    return noted(f"{percent:+d}%" if percent else "±0%", noise)
 
 
 def ratio(value: float) -> str:
@@ -93,11 +100,12 @@ def latency_note(result: Result) -> str:
 
 
 def latency_text(result: Result, baseline: Result | None) -> str:
-    """'0.123 ms (×0.87)': the latency normalised to the baseline, and its ratio; or why there is none."""
+    """'0.123 ms (×0.87)': the latency normalised to the baseline, and its ratio ('×1.01, within noise' where
+    its speed-up's interval contains 1); or why there is none."""
     value = pareto.metric_value(result, "latency", baseline)
     if value is None:
         return "not timed (simulated format)"
-    return f"{value:.3f} ms (×{1 / result.speedup_vs_baseline:.2f})"
+    return f"{value:.3f} ms ({noted(f'×{1 / result.speedup_vs_baseline:.2f}', result.speedup_noise)})"
 
 
 def provenance_caption(result: Result) -> str:

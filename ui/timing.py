@@ -9,7 +9,7 @@ from compression import profile, tasks
 from compression.charts import PALETTE
 from compression.recipe import Recipe
 from compression.result import Result
-from ui import figures, progress
+from ui import figures, progress, text
 from ui import workspace as ws
 
 
@@ -64,7 +64,8 @@ def where_the_time_goes(result: Result) -> None:
                   title=f"Compute layers: {mine['run_us']:.0f} µs a run against the baseline's {base['run_us']:.0f} µs")
     figures.chart(ops_figure(report), by_op, height=320, title="Time per op type")
     predicted, measured = report["predicted_speedup"], report["measured_speedup"]
-    expected = (f" FLOPs predict {predicted:.2f}× the baseline's speed; timed {measured:.2f}×."
+    expected = (f" FLOPs predict {predicted:.2f}× the baseline's speed; timed "
+                f"{text.noted(f'{measured:.2f}×', result.speedup_noise)}."
                 if predicted is not None and measured is not None else "")
     st.caption(f"Measured · onnxruntime's profiler on {report['measured_on']}, median of {mine['runs']} runs each, "
                f"batch {mine['batch']}, {mine['threads']} thread(s); ▲ slower than in the baseline. Outside the "

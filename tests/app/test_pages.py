@@ -21,11 +21,13 @@ from streamlit.testing.v1 import AppTest
 import app
 from compression import describe, pipeline
 from compression.data import screen_image
-from compression.result import Histogram
+from compression.result import Histogram, Latency, Result
+from compression.stats import Interval, Noise
 from compression.recipe import PruneSpec, QuantSpec, Recipe
 from compression.store import Store
 from compression import tasks
-from ui import figures, jobs, text
+from streamlit.proto.Metric_pb2 import Metric as MetricProto
+from ui import figures, jobs, metrics, tables, text
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -118,7 +120,7 @@ def test_tradeoffs_answers_budget_questions_and_compares_two_results(stored):
     at = start("app_pages/tradeoffs.py")
     assert at.selectbox[0].value == BASE.hash  # the sidebar's workspace comes first
     markdown = " ".join(m.value for m in at.markdown)
-    assert "pts) at" in markdown  # budget answers: accuracy and cost of the result that answers
+    assert re.search(r"(pts|pts, within noise)\) at", markdown)  # budget answers: accuracy and cost of the answer
     numbers = [m.value[len(":red[**"):][0] for m in at.markdown if m.value.startswith(":red[**")]
     assert numbers and set(numbers) <= {"1", "2", "3"}  # each answer card numbered as its question…
     [chart] = at.get("plotly_chart")
@@ -348,8 +350,10 @@ def test_pruning_page_prunes_and_compares_with_the_baseline(stored):
     at.button[0].click().run(timeout=300)
     assert not at.exception and not at.error
     metrics = {m.label: m for m in at.metric}
-    assert metrics["Test accuracy"].delta.endswith(" pts")  # short: six in a row are not cut off
-    assert all(len(m.delta) <= 9 for m in metrics.values() if m.delta)
+    delta = metrics["Test accuracy"].delta  # short: six in a row are not cut off
+    assert delta.endswith(" pts") or delta == "within noise" and "pts: within noise (McNemar" in metrics[
+        "Test accuracy"].help  # within noise: the change itself in the tooltip
+    assert all(len(m.delta) <= 12 for m in metrics.values() if m.delta)  # 'within noise' fits at 1280 px
     assert any(c.value.startswith("Against the baseline:") for c in at.caption)
 
 
@@ -407,3 +411,52 @@ def test_a_stage_form_is_the_same_on_its_technique_page_and_on_the_pipeline(stor
     combined = stage_widgets(pipeline_at.run(), "pipe")
     assert fields <= set(technique) and fields <= set(combined)  # besides them, a page's live views' own widgets
     assert {name: combined[name] for name in fields} == {name: technique[name] for name in fields}
+
+
+def test_deltas_within_noise_say_so_and_clear_ones_do_not():
+    within, beyond = Noise(True, "McNemar p = 0.6"), Noise(False, "McNemar p = 1e-06")
+    assert text.points(0.0001, within) == "+0.01 pts, within noise" and text.points(-0.15, beyond) == "-15.00 pts"
+    assert text.change(1.01, 1.0, within) == "+1%, within noise" and text.change(0.5, 1.0, beyond) == "-50%"
+    assert text.points(0.02) == "+2.00 pts"  # nothing known: no verdict
+    base = replace(pipeline_result(BASE, 0.95), test_images=360)
+    same = replace(pipeline_result(PRUNED, 0.951), test_images=360, accuracy_p_value=0.6, speedup_vs_baseline=1 / 1.01,
+                   speedup_interval=Interval(0.97, 1.02))
+    worse = replace(pipeline_result(PRUNED, 0.80), test_images=360, accuracy_p_value=1e-6, speedup_vs_baseline=2.0,
+                    speedup_interval=Interval(1.9, 2.1))
+    assert text.latency_text(same, base).endswith("(×1.01, within noise)")
+    assert "within noise" not in text.latency_text(worse, base)
+    shown = {f.label: f for f in metrics.metric_figures(same)}
+    assert shown["Test accuracy"].delta == "within noise" and shown["Test accuracy"].delta_color == "off"
+    assert shown["Latency p50"].delta == "within noise" and shown["Latency p50"].delta_color == "off"
+    assert "+0.10 pts: within noise (McNemar" in shown["Test accuracy"].help  # the change itself in the tooltip
+    assert "+1%: within noise (speed-up 95 % interval 0.97–1.02×" in shown["Latency p50"].help
+    clear = {f.label: f for f in metrics.metric_figures(worse)}
+    assert clear["Test accuracy"].delta == "-15.00 pts" and clear["Test accuracy"].delta_color == "normal"
+    assert clear["Latency p50"].delta_color == "inverse" and "within noise" not in clear["Latency p50"].delta
+    assert "within noise" not in clear["Size"].delta  # sizes are exact
+    assert tables.noisy_deltas(same) == "accuracy, latency" and tables.noisy_deltas(worse) == "—"
+
+
+def pipeline_result(recipe: Recipe, accuracy: float) -> Result:
+    """A hand-built result of `recipe` on digits (baseline accuracy 0.95), timed 2 ms for the baseline."""
+    latency = Latency(p50=2.0, p90=2.0, batch=32, threads=1, runs=100, cpu_p50=2.0)
+    return Result(recipe=recipe.to_dict(), recipe_hash=recipe.hash, dataset="digits", model="cnn", accuracy=accuracy,
+                  accuracy_source="onnxruntime", baseline_accuracy=0.95, params_total=100, params_nonzero=100,
+                  sparsity=0.0, size_bytes=1000, size_gzip_bytes=900, flops=1000, latency_ms=latency,
+                  latency_ms_single=None, latency_measured=True, speedup_vs_baseline=1.0, size_ratio_vs_baseline=0.5,
+                  stage_seconds={}, created_at="2026-01-01T00:00:00+00:00", baseline_latency_ms=latency,
+                  technique=recipe.technique)
+
+
+def test_a_metric_within_noise_reads_so_and_is_grey_on_the_page(stored):
+    fp32 = replace(BASE, quant=QuantSpec("fp32"))  # the float file as it is: the baseline's own predictions
+    assert pipeline.run(fp32, Store(stored)).accuracy_p_value == 1.0
+    at = start("app_pages/pipeline.py")
+    at.toggle(key="pipe_distill").set_value(False)
+    at.toggle(key="pipe_prune").set_value(False)
+    at.toggle(key="pipe_quant").set_value(True)
+    at.selectbox(key="pipe_mode").set_value("fp32")
+    at.run()
+    assert not at.exception and any(fp32.hash in m.value for m in at.markdown)
+    accuracy = next(m for m in at.main.metric if m.label == "Test accuracy")
+    assert "within noise" in accuracy.proto.delta and accuracy.proto.color == MetricProto.MetricColor.GRAY

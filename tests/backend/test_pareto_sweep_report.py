@@ -4,12 +4,15 @@ the report and the pareto CLI over what it stored."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
+import plotly.graph_objects as go
 import pytest
 
 from compression import charts, describe, pareto, report
@@ -17,6 +20,7 @@ from compression.errors import CompressionError
 from compression.pareto import Budget
 from compression.recipe import PruneSpec, QuantSpec, Recipe
 from compression.result import Latency, Result
+from compression.stats import Interval
 from compression.store import Store
 from compression.sweep import Grid, SweepProgress
 from tests.backend.running_jobs import kill_a_job
@@ -150,10 +154,31 @@ def test_chart_axes_stay_readable_for_a_narrow_latency_span_and_a_lone_accuracy(
     assert sum(0.15 <= t <= 0.31 for t in narrow) >= 3 and narrow == sorted(narrow)
     lone = charts.pareto_figure([BASELINE], "size", BASELINE, hover=str)
     low, high = lone.layout.yaxis.range  # plotly would stretch a lone value over 0-150 %
-    assert low == pytest.approx(BASELINE.accuracy - 0.01) and high == pytest.approx(BASELINE.accuracy + 0.01)
+    assert low == pytest.approx(BASELINE.accuracy - 0.005) and high == pytest.approx(BASELINE.accuracy + 0.005)
+    assert lone.layout.yaxis.ticktext == ("94.6%", "94.8%", "95.0%", "95.2%", "95.4%")  # 0.2 points apart
     spread = charts.pareto_figure([BASELINE, point(0.5, 1000)], "size", BASELINE, hover=str)
-    assert spread.layout.yaxis.range is None and spread.layout.yaxis.tickformat == ".0%"
-    assert lone.layout.yaxis.tickformat == ".1%"  # ticks 0.5 points apart read '95.5%', not '95.50%'
+    assert spread.layout.yaxis.range[0] < 0.5 and "below the axis" not in {t.name for t in spread.data}
+
+
+def test_accuracy_axes_zoom_to_the_data_with_unique_ticks_and_the_legend_below_the_plot():
+    close = [point(a, 1000 + i) for i, a in enumerate((0.9801, 0.9803, 0.9806, 0.9811))]  # 98.0 % four times
+    collapsed = point(0.2, 500)  # one model that collapsed
+    fig = charts.pareto_figure([BASELINE, *close, collapsed], "size", BASELINE, hover=str)
+    fig.update_layout(template=charts.register_template())
+    low, high = fig.layout.yaxis.range
+    assert 0.93 < low < BASELINE.accuracy and 0.9811 < high < 0.99  # zoomed to the cluster, not 20-100 %
+    labels = fig.layout.yaxis.ticktext
+    assert len(labels) >= 3 and len(set(labels)) == len(labels)  # never '98.0%, 98.0%, 98.0%'
+    assert all(low <= t <= high for t in fig.layout.yaxis.tickvals)
+    [below] = [t for t in fig.data if t.name == "below the axis"]  # the outlier marked on the axis' edge
+    assert below.x == (500 / 1024,) and below.y == (low,) and below.customdata[0][1] == 0.2
+    legend = fig.layout.template.layout.legend  # every chart's: a row under the axis titles
+    assert (legend.orientation, legend.yref, legend.y, legend.yanchor) == ("h", "container", 0, "bottom")
+    for span in ((0.5, 1.0), (0.97, 0.9712), (0.0, 1.0)):
+        axis = go.Figure()
+        charts.percent_axis(axis, *span)
+        ticks = axis.layout.yaxis.ticktext
+        assert len(set(ticks)) == len(ticks) >= 2 and all(t <= 1 for t in axis.layout.yaxis.tickvals)
 
 
 def test_report_numbers_each_ring_as_its_row_in_the_answers_table():
@@ -355,3 +380,20 @@ def test_pareto_cli_answers_budgets_from_the_store(resumed):
     assert [a["question"] for a in answer["answers"][1:]] == [
         "smallest within 2 points of the baseline", "fastest within 2 points of the baseline",
         "fewest FLOPs within 2 points of the baseline"]
+
+
+def test_report_says_within_noise_only_where_the_noise_rule_does():
+    noise = replace(point(0.951, 3000, speedup=1.01), accuracy_p_value=0.6, speedup_interval=Interval(0.98, 1.04))
+    clear = replace(point(0.80, 1000, speedup=2.0, ratio=0.9), accuracy_p_value=1e-6,
+                    speedup_interval=Interval(1.8, 2.2))
+    rows = {h: row for row in re.findall(r"<tr[^>]*>(.*?)</tr>", report._results_html([BASELINE, noise, clear],
+                                                                                        BASELINE, {}))
+            for h in (noise.recipe_hash, clear.recipe_hash, BASELINE.recipe_hash) if f">{h}<" in row}
+    assert rows[noise.recipe_hash].count(", within noise") == 2  # +0.10 pts and its latency
+    assert "+0.10 pts, within noise" in rows[noise.recipe_hash]
+    assert "within noise" not in rows[clear.recipe_hash] and "-15.00 pts" in rows[clear.recipe_hash]
+    assert "<td class=num>baseline</td>" in rows[BASELINE.recipe_hash]  # no delta of its own
+    hover = report._hover(noise, BASELINE)
+    assert "+0.10 pts, within noise" in hover and "ms, within noise" in hover
+    assert "within noise" not in report._hover(clear, BASELINE)
+    assert report.NOISE_RULE in report.build_html([BASELINE, noise, clear])

@@ -51,6 +51,8 @@ def test_baseline_then_pruned_run_measured_in_onnxruntime_and_served_from_the_st
     timed = (pruned.latency_ms, pruned.baseline_latency_ms)
     assert all(t.clock == "thread CPU time" and 0 < t.cpu_p50 <= 1.5 * t.p50 for t in timed)  # one thread: CPU time
     assert pruned.speedup_vs_baseline == pytest.approx(pruned.baseline_latency_ms.cpu_p50 / pruned.latency_ms.cpu_p50)
+    assert pruned.speedup_vs_baseline in pruned.speedup_interval and base.speedup_interval is None  # paired rounds
+    assert 0 < pruned.accuracy_p_value <= 1 and base.accuracy_p_value is None  # McNemar on the test predictions
 
     again = pipeline.run(Recipe(epochs=8, prune=PruneSpec("channel-l2", 0.5, finetune_epochs=3)), store)
     assert again.from_store and again.to_dict() | {"from_store": False} == pruned.to_dict()
@@ -96,6 +98,7 @@ def test_quantization_distillation_and_stage_order_through_the_pipeline(home):
     fake = pipeline.run(Recipe(epochs=5, quant=QuantSpec("fake", bits=4)), store)
     assert fake.accuracy_source == "torch-simulated" and fake.size_source.startswith("computed")
     assert not fake.latency_measured and fake.latency_ms is None and fake.speedup_vs_baseline is None
+    assert fake.speedup_interval is None and fake.accuracy_p_value is None  # no file, no paired predictions
     assert Result.from_dict(fake.to_dict()) == fake
 
     prune = PruneSpec("channel-l2", 0.5, finetune_epochs=1)
@@ -112,6 +115,7 @@ def test_quantization_distillation_and_stage_order_through_the_pipeline(home):
     report = student.distill
     assert report.teacher_accuracy == base.accuracy and report.student_accuracy == student.accuracy
     assert report.kd_gain == pytest.approx(report.student_accuracy - report.control_accuracy)
+    assert 0 < report.kd_p_value <= 1 and report.kd_noise(student.test_images) is not None  # McNemar, KD vs control
     assert student.params_total < base.params_total / 8 and student.accuracy > 0.5  # chance: 0.1
     assert [s.stage for s in student.stages] == ["baseline", "distill"]
 

@@ -70,6 +70,7 @@ def test_a_search_runs_on_a_ray_cluster_and_lands_in_the_drivers_store(home, ray
     compressed = [r for r in results if r.recipe_hash != base.recipe_hash]
     assert compressed and all(abs(r.speedup_vs_baseline - speedup(r.baseline_latency_ms, r.latency_ms)) < 1e-9
                               for r in compressed)
+    assert all(r.speedup_vs_baseline in r.speedup_interval for r in compressed)  # from the rounds timed here
     assert not (home / "work").exists() or not any((home / "work").iterdir())
 
     # a sweep on the same cluster: another seed, so its baseline and both recipes are new

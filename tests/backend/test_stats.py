@@ -1,9 +1,11 @@
-"""Significance on hand-computed cases: the Wilson interval of an accuracy and McNemar's exact test."""
+"""Significance on hand-computed cases: the Wilson interval of an accuracy, McNemar's exact test, the speed-up
+interval and the within-noise rule."""
 
 import numpy as np
 import pytest
 
-from compression.stats import accuracy_interval, mcnemar, sanity_warnings
+from compression.stats import (RATIO_FLOOR, Interval, accuracy_interval, accuracy_noise, mcnemar, ratio_interval,
+                               sanity_warnings, speedup_noise)
 
 
 def test_wilson_interval_matches_the_formula():
@@ -66,3 +68,29 @@ def test_sanity_warnings_name_chance_accuracy_and_a_small_test_split():
     [small] = sanity_warnings(result(0.95, 90))
     assert "only 90 images" in small and "1.1 points" in small
     assert sanity_warnings(result(0.95, None)) == []  # measured before the size was recorded: nothing to say
+
+
+def test_ratio_interval_is_the_order_statistic_interval_of_the_median_ratio():
+    # 10 rounds, per-round ratios 0.5, 0.6, ..., 1.4: P(Bin(10, ½) <= 1) = 11/1024 < 0.025 <= P(<= 2) = 56/1024,
+    # so the interval runs from the 2nd to the 9th smallest ratio (coverage 1 − 2·11/1024 = 97.9 %)
+    ratios = np.arange(5, 15) / 10
+    interval = ratio_interval(ratios * 4.0, np.full(10, 4.0))
+    assert interval.low == pytest.approx(0.6) and interval.high == pytest.approx(1.3)
+    # rounds that agree to the microsecond: the floor keeps ×/÷ 1.02 around the median (2.0)
+    tight = ratio_interval(np.full(200, 2.0), np.ones(200))
+    assert tight.low == pytest.approx(2.0 / (1 + RATIO_FLOOR)) and tight.high == pytest.approx(2.0 * (1 + RATIO_FLOOR))
+    with pytest.raises(ValueError):
+        ratio_interval(np.ones(3), np.ones(4))
+
+
+def test_the_noise_rule_prefers_mcnemar_then_the_wilson_intervals():
+    apart, near = accuracy_interval(300, 360), accuracy_interval(350, 360)
+    assert accuracy_noise(0.30, apart, near).within and "McNemar" in accuracy_noise(0.30, apart, near).test
+    assert not accuracy_noise(0.01, near, near).within  # the paired test wins over overlapping intervals
+    assert accuracy_noise(None, accuracy_interval(348, 360), near).within  # 96.7 % vs 97.2 %: they overlap
+    unpaired = accuracy_noise(None, apart, near)
+    assert not unpaired.within and "Wilson" in unpaired.test
+    assert accuracy_noise(None, None, near) is None  # the test split's size not recorded: nothing to say
+    assert speedup_noise(Interval(0.98, 1.03)).within and not speedup_noise(Interval(1.2, 1.4)).within
+    assert speedup_noise(None) is None
+    assert speedup_noise(None, 1.015).within and not speedup_noise(None, 1.03).within  # no rounds: ×/÷ 1.02

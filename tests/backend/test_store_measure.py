@@ -1,8 +1,9 @@
 """The store round-trips results atomically; measurement helpers count what they claim."""
 
 import gzip
+import json
 import sqlite3
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -11,9 +12,10 @@ from torch import nn
 
 from compression.export import export_onnx
 from compression.measure import (TimingPlan, count_flops, count_params, cpu_flags, file_sizes, layer_sparsity,
-                                 onnx_accuracy, time_interleaved)
+                                 onnx_accuracy, time_interleaved, time_rounds)
 from compression.recipe import DistillSpec, PruneSpec, QuantSpec, Recipe
 from compression.result import Latency, LayerSparsity, Result
+from compression.stats import Interval
 from compression.store import Store, StoreError
 
 
@@ -145,3 +147,31 @@ def test_onnx_accuracy_scores_the_file(digits, trained_cnn, tmp_path):
 def test_cpu_flags_are_reported():
     flags = cpu_flags()
     assert set(flags) >= {"avx2", "avx512_vnni"} and all(isinstance(v, bool) for v in flags.values())
+
+
+def test_one_file_timed_twice_interleaved_has_a_speed_up_interval_around_one(tmp_path):
+    model = export_onnx(nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)), (1, 8, 8),
+                        tmp_path / "model.onnx")
+    rounds = time_rounds([model, model], (1, 8, 8), batch=32, threads=1,
+                         plan=TimingPlan(warmup=5, min_runs=200, min_seconds=0.2))
+    assert rounds.cpu.shape == rounds.wall.shape == (rounds.latencies[0].runs, 2)
+    interval = rounds.speedup_interval(0, 1)
+    assert 1.0 in interval and interval.high / interval.low < 1.1
+    result = replace(make_result(Recipe(prune=PruneSpec("channel-l2", 0.5))), speedup_interval=interval,
+                     technique="prune")
+    assert result.speedup_noise.within
+
+
+def test_a_result_stored_before_the_noise_fields_loads_without_them():
+    stored = asdict(replace(make_result(Recipe(prune=PruneSpec("channel-l2", 0.5))), technique="prune"))
+    for key in ("speedup_interval", "accuracy_p_value", "test_images"):
+        del stored[key]
+    old = Result.from_dict(json.loads(json.dumps(stored)))
+    assert old.speedup_interval is None and old.accuracy_p_value is None
+    assert not old.speedup_noise.within and "before its rounds were kept" in old.speedup_noise.test  # 1.2×
+    assert replace(old, speedup_vs_baseline=1 / 1.01).speedup_noise.within  # 1.01× the latency: within ×/÷ 1.02
+    assert old.accuracy_noise() is None  # neither paired predictions nor the test split's size: nothing to say
+    new = Result.from_dict(json.loads(json.dumps(asdict(replace(old, speedup_interval=Interval(0.9, 1.2),
+                                                                test_images=360, accuracy_p_value=0.02)))))
+    assert new.speedup_interval == Interval(0.9, 1.2) and new.speedup_noise.within
+    assert not new.accuracy_noise().within
