@@ -1,10 +1,12 @@
 """Live views for teaching: what a setting does, drawn on the stored baseline as its slider moves — the cut a
 prune ratio implies on the weights, the affine mapping of a layer's weights onto a bit width's grid with its
-formula filled in, the per-layer SQNR, and the teacher's softened outputs at a temperature. The numbers
-come from compression/ (prune.pruning_cuts, quantize.grid_view and weight_report, distill.soft_targets)."""
+formula filled in, a few of its weights through it (x → q → x̂) and all of them before and after, the per-layer
+SQNR, and the teacher's softened outputs at a temperature. The numbers come from compression/
+(prune.pruning_cuts, quantize.grid_view, weight_mapping and weight_report, distill.soft_targets)."""
 
 from collections.abc import Sequence
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -13,7 +15,7 @@ from compression.catalog import PRUNE_METHODS
 from compression.charts import PALETTE
 from compression.distill import SoftTargets
 from compression.prune import LayerCut
-from compression.quantize import GridView
+from compression.quantize import GridView, WeightMapping
 from compression.result import LayerQuant
 from ui import figures
 
@@ -77,6 +79,42 @@ def grid_figure(view: GridView) -> tuple[go.Figure, str]:
     fig.update_xaxes(title="weight value")
     fig.update_yaxes(title="weights")
     return fig, note
+
+
+def clip_note(view: GridView) -> str:
+    """What the clipping range does to these weights, in words, from the counts the backend took: true at every
+    bit width (the rounded zero point can leave the end levels inside the weights' range)."""
+    where = f"red: the clipping range [{view.clip_min:.4f}, {view.clip_max:.4f}], the grid's end levels"
+    if view.outside == 0:
+        return (f"{where}; weights are ranged by min / max, so every weight lies inside it and none clips; "
+                "activations are ranged by calibration and can clip (table above, after a run)")
+    return (f"{where}; {view.outside:,} weight{'s' if view.outside > 1 else ''} lie beyond it, by at most "
+            f"{view.outside_by:.4f} (the zero point is rounded to a whole code, which shifts the grid by up to half "
+            f"a step of {view.params.scale:.4f}): they map to the nearer end level, an error no larger than "
+            "rounding's elsewhere")
+
+
+def mapping_table(mapping: WeightMapping) -> pd.DataFrame:
+    """The x → q → x̂ rows as a table: position, float value, integer code, dequantized value, error."""
+    return pd.DataFrame({"weight": [str(list(r.position)) for r in mapping.rows], "x (float)": [r.x for r in mapping.rows],
+                         "q (integer code)": [r.q for r in mapping.rows],
+                         "x̂ = (q − zero_point) · scale": [r.x_hat for r in mapping.rows],
+                         "error x̂ − x": [r.error for r in mapping.rows]})
+
+
+def overlay_figure(mapping: WeightMapping) -> go.Figure:
+    """The float weights' histogram with the dequantized weights' on the same bins: where the grid moves them."""
+    fig = figures.histogram_figure(mapping.original, name="original x")
+    edges = mapping.dequantized.edges
+    fig.add_trace(go.Bar(x=[(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])], y=mapping.dequantized.counts,
+                         width=[b - a for a, b in zip(edges[:-1], edges[1:])], name="dequantized x̂",
+                         marker_color=PALETTE["grid"], opacity=0.6, marker_line_width=0,
+                         hovertemplate="%{x:.4g}: %{y}<extra>x̂</extra>"))
+    fig.update_layout(barmode="overlay")
+    fig.data[0].showlegend = True
+    fig.update_xaxes(title="weight value")
+    fig.update_yaxes(title="weights")
+    return fig
 
 
 def sqnr_figure(layers: Sequence[LayerQuant]) -> go.Figure:
