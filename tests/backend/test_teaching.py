@@ -4,14 +4,19 @@ counted alike after PTQ and QAT, the pruning's accuracy before and after fine-tu
 curves and soft targets."""
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
 
-from compression import quantize
+from compression import data, distill, pipeline, prune, quantize
 from compression.measure import prunable_layers
+from compression.prune import prune_model
 from compression.quantize import fake_quantized, quantize_weights
-from compression.recipe import Format, QuantSpec
+from compression.recipe import DistillSpec, Format, PruneSpec, QuantSpec, Recipe
+from compression.result import DistillReport, PruneRound, StageRecord, from_json
+from compression.store import Store
+from compression.train import evaluate, predict
 
 
 @pytest.mark.parametrize("fmt, channel", [(Format(4, "asymmetric"), None), (Format(3, "symmetric", "per-channel"), 2),
@@ -74,3 +79,88 @@ def test_the_teaching_layer_has_the_most_weights_a_channel(trained_cnn):
     name = quantize.teaching_layer(layers)
     per_channel = {layer.name: layer.shape for layer in layers}
     assert torch.Size(per_channel[name][1:]).numel() >= 100 and name != layers[0].name
+
+
+def test_each_round_records_accuracy_right_after_the_cut_and_after_fine_tuning(trained_cnn, digits):
+    before = evaluate(trained_cnn, digits.val)
+    rounds = []
+    pruned = prune_model(trained_cnn, PruneSpec("channel-l2", 0.8, steps=2, finetune_epochs=2), digits, seed=0,
+                         rounds=rounds)
+    assert [r.removed for r in rounds] == pytest.approx([0.4, 0.8])
+    assert rounds[0].before_cut == before and rounds[1].before_cut == rounds[0].after_finetune
+    assert rounds[-1].after_finetune == evaluate(pruned, digits.val)
+    assert rounds[-1].after_cut < rounds[-1].before_cut - 0.05  # 80 % of the channels gone: the cut costs
+    assert rounds[-1].after_finetune > rounds[-1].after_cut + 0.05  # and fine-tuning gives it back
+    assert all(r.split == "validation" and r.runtime == "torch" for r in rounds)
+
+
+@pytest.mark.parametrize("method, layer", [("channel-l2", "features.3"), ("l1-unstructured", "features.0"),
+                                           ("global-unstructured", "classifier.1")])
+def test_the_filter_map_marks_the_units_the_cut_removes(trained_cnn, method, layer):
+    fmap = prune.filter_map(trained_cnn, method, 0.5, layer)
+    cut = next(c for c in prune.pruning_cuts(trained_cnn, method, 0.5) if c.name == layer)
+    assert fmap.removed_count == cut.removed > 0
+    scores = [s for row in fmap.scores for s in row if s is not None]
+    gone = [s for row_s, row_r in zip(fmap.scores, fmap.removed) for s, r in zip(row_s, row_r) if r]
+    kept = [s for row_s, row_r in zip(fmap.scores, fmap.removed) for s, r in zip(row_s, row_r) if not r and s is not None]
+    assert max(gone) <= min(kept) and len(scores) == cut.total  # the lowest scores go, every unit drawn once
+    weight = trained_cnn.get_submodule(layer).weight
+    if fmap.unit == "filter":
+        assert all(len(row) == prune.FILTERS_A_ROW for row in fmap.scores)
+        assert scores == pytest.approx(weight.detach().flatten(1).norm(dim=1).tolist())
+    else:
+        assert len(fmap.scores) == weight.shape[0]
+
+
+def test_kd_and_control_curves_are_recorded_and_soft_targets_sum_to_one(trained_cnn, digits):
+    spec = DistillSpec(width=0.25, epochs=3)
+    curves = []
+    student, _ = distill.student_and_control("cnn", trained_cnn, digits.train, spec, 0, digits.input_shape,
+                                             digits.num_classes, curves=curves)
+    kd, control = curves
+    assert kd.epochs == control.epochs == [1, 2, 3] and kd.split == "train"
+    assert all(0 <= a <= 1 for a in kd.accuracy + control.accuracy) and kd.loss != control.loss
+    assert control.loss[-1] < control.loss[0] and control.accuracy[-1] > control.accuracy[0]
+
+    images = data.sample_images(digits, "val", classes=10)
+    teacher, taught = (distill.soft_targets(m, images.x, 4.0) for m in (trained_cnn, student))
+    for soft in (teacher, taught):
+        assert torch.allclose(soft.probabilities.sum(1), torch.ones(10)) and torch.allclose(soft.at_one.sum(1),
+                                                                                            torch.ones(10))
+    assert teacher.wrong(images.labels) == (predict(trained_cnn, images.x).argmax(1) != torch.tensor(images.labels)).tolist()
+
+    mistakes = distill.mistaken_images(trained_cnn, digits, "val", 3)
+    assert 0 < len(mistakes.labels) <= 3  # a 12-epoch teacher still errs on some of the 360 validation images
+    assert all(distill.soft_targets(trained_cnn, mistakes.x, 1.0).wrong(mistakes.labels))
+
+
+def test_results_stored_before_rounds_and_curves_still_load():
+    old = {"teacher_accuracy": 0.9, "control_accuracy": 0.8, "control_val_accuracy": 0.8, "student": "cnn",
+           "width": 0.25, "temperature": 4.0, "alpha": 0.7, "epochs": 2, "student_params": 10,
+           "teacher_params": 100, "student_accuracy": 0.85, "kd_gain": 0.05}
+    report = from_json(DistillReport, old)
+    assert report.student_curve is None and report.control_curve is None
+    record = from_json(StageRecord, {"stage": "prune", "accuracy": 0.9, "accuracy_source": "onnxruntime",
+                                     "size_bytes": 1, "size_source": "onnx file", "params_nonzero": 1, "flops": 1,
+                                     "seconds": 0.1})
+    assert record.rounds == []
+
+
+@pytest.mark.slow
+def test_the_pipeline_stores_the_rounds_and_the_curves(tmp_path):
+    store = Store(tmp_path)
+    base = Recipe(epochs=2)
+    pruned = pipeline.run(replace(base, prune=PruneSpec("channel-l2", 0.5, steps=2, finetune_epochs=1)), store)
+    [record] = [r for r in pruned.stages if r.stage == "prune"]
+    assert len(record.rounds) == 2 and isinstance(record.rounds[0], PruneRound)
+    again = store.get_result(pruned.recipe_hash)
+    assert again.stages[1].rounds == record.rounds  # through the store's JSON
+    chained = pipeline.run(replace(base, prune=PruneSpec("channel-l2", 0.5, steps=2, finetune_epochs=1),
+                                   quant=QuantSpec("int8-dynamic")), store)
+    assert chained.stages[1].rounds == record.rounds  # the prune stage served from its checkpoint keeps them
+
+    distilled = pipeline.run(replace(base, distill=DistillSpec(width=0.25, epochs=2)), store)
+    assert distilled.distill.student_curve.epochs == distilled.distill.control_curve.epochs == [1, 2]
+    assert store.get_result(distilled.recipe_hash).distill == distilled.distill
+    student = pipeline.stage_model(replace(base, distill=DistillSpec(width=0.25, epochs=2)), "distill", store)
+    assert student is not None and sum(p.numel() for p in student.parameters()) == distilled.distill.student_params
