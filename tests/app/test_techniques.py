@@ -194,12 +194,12 @@ def test_distillation_run_compares_student_control_and_teacher():
     assert float(shown["Size"].value.rstrip("×")) < 0.3  # a quarter-width student
     assert any("student at 0.25× width, T = 4" in s.value for s in at.subheader)
     assert any("gain over the label-only control" in m.value for m in at.markdown)
-    assert "The teacher's soft targets at T = 4" in [s.value for s in at.subheader]  # live, validation images
+    assert "Soft targets at T = 4: the teacher's, and the KD student's" in [s.value for s in at.subheader]  # live
     assert at.number_input(key="distill_sample").value == 0  # shown only once the teacher is loaded
 
     spread_at_4 = dark_knowledge(at)
     at.slider(key="distill_temperature").set_value(12.0).run()  # the soft targets redraw; no run
-    assert not at.exception and "The teacher's soft targets at T = 12" in [s.value for s in at.subheader]
+    assert not at.exception and "Soft targets at T = 12: the teacher's" in [s.value for s in at.subheader]
     assert dark_knowledge(at) > spread_at_4  # a higher temperature spreads more probability off the top class
 
 
