@@ -49,11 +49,11 @@ def cut_and_recovery(result: Result) -> None:
                    help="validation split, torch: the last round's cut, before its fine-tuning")
     cols[2].metric("After fine-tuning", f"{last.after_finetune:.2%}",
                    text.points(last.after_finetune - last.after_cut), help="validation split, torch")
-    figures.chart(outcomes.rounds_figure(rounds), height=320,
+    figures.chart(outcomes.rounds_figure(rounds), height=320, legend=False,
                   title="Validation accuracy before each cut, right after it and after fine-tuning")
-    st.caption("Computed in torch on the validation split during the run (not onnxruntime, not the test split): the "
-               "drop is what the cut costs, the rise what fine-tuning on the train split gives back. The measured "
-               "test accuracy is above.")
+    st.caption("Computed in torch on the validation split during the run (not onnxruntime, not the test split): "
+               "each fall (red) is what a cut costs, each rise (blue) what fine-tuning on the train split gives back. "
+               "The measured test accuracy is above.")
 
 
 def where_the_cut_falls(recipe: Recipe, spec: PruneSpec) -> None:

@@ -35,17 +35,20 @@ BEFORE_CUT, AFTER_CUT, AFTER_FINETUNE = "before the cut", "right after the cut",
 
 
 def rounds_figure(rounds: Sequence[PruneRound]) -> go.Figure:
-    """Each round of a pruning: validation accuracy before its cut, right after it and after fine-tuning, side
-    by side (what fine-tuning gives back)."""
-    rows = [{"round": f"round {i}: {r.removed:.0%} removed", "when": when, "validation accuracy": value}
-            for i, r in enumerate(rounds, 1)
-            for when, value in ((BEFORE_CUT, r.before_cut), (AFTER_CUT, r.after_cut), (AFTER_FINETUNE, r.after_finetune))]
-    fig = figures.grouped_figure(pd.DataFrame(rows), "round", "validation accuracy", "when", kind="bar",
-                                 colors={BEFORE_CUT: PALETTE["baseline"], AFTER_CUT: PALETTE["threshold"],
-                                         AFTER_FINETUNE: PALETTE["measured"]})
-    fig.update_traces(texttemplate="%{y:.1%}", textposition="outside")
-    fig.update_layout(barmode="group")
-    fig.update_yaxes(range=[0, 1.1], tickformat=".0%", title="validation accuracy (torch)")
+    """A pruning's path round by round: validation accuracy before the first cut, right after each cut and after
+    each fine-tuning, as one line (down at each cut, up at each fine-tuning), the axis zoomed to the values."""
+    points = [("before pruning", rounds[0].before_cut, BEFORE_CUT)]
+    for i, r in enumerate(rounds, 1):
+        at = f"round {i} ({r.removed:.0%} removed)" if len(rounds) > 1 else f"{r.removed:.0%} removed"
+        points += [(f"{at}: cut", r.after_cut, AFTER_CUT), (f"{at}: fine-tuned", r.after_finetune, AFTER_FINETUNE)]
+    colors = {BEFORE_CUT: PALETTE["baseline"], AFTER_CUT: PALETTE["threshold"], AFTER_FINETUNE: PALETTE["measured"]}
+    fig = go.Figure(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers+text",
+                               text=[f"{p[1]:.1%}" for p in points], textposition="top center",
+                               line=dict(color=PALETTE["control"]), customdata=[p[2] for p in points],
+                               marker=dict(size=11, color=[colors[p[2]] for p in points]),
+                               hovertemplate="%{x}: %{y:.2%} (%{customdata})<extra></extra>"))
+    charts.accuracy_axis(fig, [p[1] for p in points])
+    fig.update_yaxes(title="validation accuracy (torch)")
     return fig
 
 
