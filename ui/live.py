@@ -116,10 +116,11 @@ def clip_note(view: GridView) -> str:
     if view.outside == 0:
         return (f"{where}; weights are ranged by min / max, so every weight lies inside it and none clips; "
                 "activations are ranged by calibration and can clip (table above, after a run)")
-    return (f"{where}; {view.outside:,} weight{'s' if view.outside > 1 else ''} lie beyond it, by at most "
-            f"{view.outside_by:.4f} (the zero point is rounded to a whole code, which shifts the grid by up to half "
-            f"a step of {view.params.scale:.4f}): they map to the nearer end level, an error no larger than "
-            "rounding's elsewhere")
+    many = view.outside > 1
+    return (f"{where}; {view.outside:,} weight{'s lie' if many else ' lies'} beyond it, by at most "
+            f"{view.outside_by:.2g} (the zero point is rounded to a whole code, which shifts the grid by up to half "
+            f"a step of {view.params.scale:.2g}): {'they map' if many else 'it maps'} to the nearer end level, an "
+            "error no larger than rounding's elsewhere")
 
 
 def mapping_table(mapping: WeightMapping) -> pd.DataFrame:

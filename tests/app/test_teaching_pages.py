@@ -67,7 +67,7 @@ def test_quantization_shows_weights_through_the_quantizer(stored):
     assert len(table) == 8 and set(table["q (integer code)"]) <= {0, 1, 2, 3}  # 2 bits: four codes
     assert any("the original weights and the dequantized ones" in t for t in chart_titles(at))
     assert "red: the clipping range" in captions(at)
-    assert "lie beyond it" in captions(at) or "none clips" in captions(at)  # whichever the counts say
+    assert "beyond it, by at most" in captions(at) or "none clips" in captions(at)  # whichever the counts say
 
 
 def test_pruning_shows_the_cut_beside_fine_tuning_and_the_filters_removed(stored):
