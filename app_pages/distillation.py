@@ -103,8 +103,8 @@ def soft_targets(recipe: Recipe, temperature: float, result: Result | None) -> N
     wrong = sum(soft.wrong(images.labels))
     st.caption(f"Validation images (never the test split); softmax(logits / T), computed live. The classes other "
                f"than the top one hold {soft.dark_knowledge:.1%} of the probability the teacher gives at T = "
-               f"{temperature:g} ({soft.dark_knowledge_at_one:.1%} at T = 1, the dark ticks): that spread is what the student learns "
-               "from. " + (f"The teacher is wrong on {wrong} of these (red titles): its soft targets teach its "
+               f"{temperature:g} ({soft.dark_knowledge_at_one:.1%} at T = 1, the dark ticks): that spread is what the "
+               "student learns from. " + (f"The teacher is wrong on {wrong} of these (red titles): its soft targets teach its "
                            "mistakes too. " if wrong else "")
                + ("Violet: the stored KD student of these settings at the same T." if student_soft is not None
                   else "The KD student's appear beside them once these settings are distilled."))

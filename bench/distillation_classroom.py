@@ -9,8 +9,8 @@ epochs, not on T or α, so it trains once per width and length. Scored in torch 
 setting is the one with the largest mean validation gain among those ahead on every seed; it is a preset only if
 that gain is VISIBLE (at least 2 points of the mean, about 3 validation images a seed: one image is 0.69 pts).
 The best setting is then run through the pipeline on the same seeds (deployed in onnxruntime: validation, and
-test for reference only). A first run at 2 and 5 epochs (T 4 and 8) left KD 6 to 40 points behind the control
-(the KD loss needs longer to fit), so the grid starts at 10 epochs.
+test for reference only). A first run at 2 and 5 epochs (T 4 and 8) left KD up to 40 points behind the control,
+or both students near chance (width 0.125, 2 epochs: about 20 %), so the grid starts at 10 epochs.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/distillation_classroom.py [--reuse]
     (writes bench/results/distillation_classroom.json / .md; --reuse takes the trained rows and the pipeline runs

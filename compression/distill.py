@@ -21,9 +21,9 @@ CLASSROOM_NOTE = (
     "No classroom preset: on digits, no setting tried puts the KD student visibly ahead of the label-only control. "
     "Of 36 settings searched on the validation split (width 0.125 / 0.25 × 10 / 20 / 40 epochs × T 1 / 2 / 4 × "
     "α 0.5 / 0.9, seeds 0–2), the best — width 0.25, 20 epochs, T = 2, α = 0.5 — is ahead by one validation image a "
-    "seed (+0.69 pts), and on the test split behind on 2 of 3 seeds (−1.11 / +0.28 / −1.39 pts); 2 to 5 epochs put "
-    "KD 6 to 40 pts behind. The control already reaches about 97 %: digits leaves a teacher little to add "
-    "(bench/results/distillation_classroom.md).")
+    "seed (+0.69 pts), and on the test split behind on 2 of 3 seeds (−1.11 / +0.28 / −1.39 pts); a first run at 2 "
+    "and 5 epochs left KD up to 40 pts behind, or both students near chance. The control already reaches about "
+    "97 %: digits leaves a teacher little to add (bench/results/distillation_classroom.md).")
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float,

@@ -125,7 +125,8 @@ def clip_note(view: GridView) -> str:
 
 def mapping_table(mapping: WeightMapping) -> pd.DataFrame:
     """The x → q → x̂ rows as a table: position, float value, integer code, dequantized value, error."""
-    return pd.DataFrame({"weight": [str(list(r.position)) for r in mapping.rows], "x (float)": [r.x for r in mapping.rows],
+    return pd.DataFrame({"weight": [str(list(r.position)) for r in mapping.rows],
+                         "x (float)": [r.x for r in mapping.rows],
                          "q (integer code)": [r.q for r in mapping.rows],
                          "x̂ = (q − zero_point) · scale": [r.x_hat for r in mapping.rows],
                          "error x̂ − x": [r.error for r in mapping.rows]})

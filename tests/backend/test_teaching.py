@@ -102,7 +102,8 @@ def test_the_filter_map_marks_the_units_the_cut_removes(trained_cnn, method, lay
     assert fmap.removed_count == cut.removed > 0
     scores = [s for row in fmap.scores for s in row if s is not None]
     gone = [s for row_s, row_r in zip(fmap.scores, fmap.removed) for s, r in zip(row_s, row_r) if r]
-    kept = [s for row_s, row_r in zip(fmap.scores, fmap.removed) for s, r in zip(row_s, row_r) if not r and s is not None]
+    kept = [s for row_s, row_r in zip(fmap.scores, fmap.removed) for s, r in zip(row_s, row_r)
+            if not r and s is not None]
     assert max(gone) <= min(kept) and len(scores) == cut.total  # the lowest scores go, every unit drawn once
     weight = trained_cnn.get_submodule(layer).weight
     if fmap.unit == "filter":
@@ -127,7 +128,8 @@ def test_kd_and_control_curves_are_recorded_and_soft_targets_sum_to_one(trained_
     for soft in (teacher, taught):
         assert torch.allclose(soft.probabilities.sum(1), torch.ones(10)) and torch.allclose(soft.at_one.sum(1),
                                                                                             torch.ones(10))
-    assert teacher.wrong(images.labels) == (predict(trained_cnn, images.x).argmax(1) != torch.tensor(images.labels)).tolist()
+    predicted = predict(trained_cnn, images.x).argmax(1)
+    assert teacher.wrong(images.labels) == (predicted != torch.tensor(images.labels)).tolist()
 
     mistakes = distill.mistaken_images(trained_cnn, digits, "val", 3)
     assert 0 < len(mistakes.labels) <= 3  # a 12-epoch teacher still errs on some of the 360 validation images
