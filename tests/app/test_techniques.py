@@ -79,7 +79,7 @@ def test_pruning_run_stores_result_shows_deltas_and_serves_it_again():
     choices = dict(prune_method="l1-unstructured", prune_ratio=0.6, prune_finetune=1)
     at = click(open_page("app_pages/pruning.py", **choices), "Prune and measure")
     shown = metrics(at)
-    assert list(shown) == LABELS
+    assert list(shown) == [*LABELS, "Before pruning", "Right after the cut", "After fine-tuning"]
     assert shown["Test accuracy"].delta.endswith(" pts") and shown["Size"].delta.endswith("%")
     assert float(shown["gzip size"].value.rstrip("×")) < 0.8  # the zeros show in gzip…
     assert shown["FLOPs"].value == "1.00×"                    # …not in dense FLOPs
