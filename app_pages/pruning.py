@@ -25,6 +25,7 @@ def measured(spec: PruneSpec, result: Result, base: Result | None) -> None:
     metrics.result_metrics(result, base)
     st.caption(text.provenance_caption(result))
     notes.show(notes.pruned(spec, result))
+    cut_and_recovery(result)
     if base is not None and result.layers:
         figures.chart(outcomes.removal_figure(prune.layer_removal(base, result)), percent_y=True, height=320,
                       title="Per layer: how much of the baseline's weights is gone")
@@ -32,6 +33,27 @@ def measured(spec: PruneSpec, result: Result, base: Result | None) -> None:
                    "and its input columns out of the next (the classifier keeps its outputs, one a class, and "
                    "loses inputs); zeroed weights stay in the tensors.")
     timing.where_the_time_goes(result)
+
+
+def cut_and_recovery(result: Result) -> None:
+    """The core lesson: accuracy right after each cut, beside accuracy after fine-tuning."""
+    st.markdown("**Right after the cut, and after fine-tuning**")
+    rounds = next((record.rounds for record in result.stages if record.stage == "prune"), [])
+    if not rounds:
+        st.caption("Accuracy right after the cut was not recorded for this result (computed before it was).")
+        return
+    last = rounds[-1]
+    cols = st.columns(3)
+    cols[0].metric("Before pruning", f"{rounds[0].before_cut:.2%}", help="validation split, torch")
+    cols[1].metric("Right after the cut", f"{last.after_cut:.2%}", text.points(last.after_cut - last.before_cut),
+                   help="validation split, torch: the last round's cut, before its fine-tuning")
+    cols[2].metric("After fine-tuning", f"{last.after_finetune:.2%}",
+                   text.points(last.after_finetune - last.after_cut), help="validation split, torch")
+    figures.chart(outcomes.rounds_figure(rounds), height=320, legend=False,
+                  title="Validation accuracy before each cut, right after it and after fine-tuning")
+    st.caption("Computed in torch on the validation split during the run (not onnxruntime, not the test split): "
+               "each fall (red) is what a cut costs, each rise (blue) what fine-tuning on the train split gives back. "
+               "The measured test accuracy is above.")
 
 
 def where_the_cut_falls(recipe: Recipe, spec: PruneSpec) -> None:
@@ -51,6 +73,13 @@ def where_the_cut_falls(recipe: Recipe, spec: PruneSpec) -> None:
                   title=f"{layer}: {cut.removed:,} of {cut.total:,} {cut.what} at or below the cut")
     st.caption(f"Computed on the stored baseline's weights (no data, nothing trained): {live.how_cut(spec.method)}. "
                "A one-shot cut; rounds of pruning and fine-tuning move the weights, so the final cut differs.")
+    fmap = prune.filter_map(model, spec.method, spec.ratio, layer, spec.round_to)
+    what = "filters" if fmap.unit == "filter" else "weights (one row an output)"
+    figures.chart(live.filter_map_figure(fmap), legend=False, height=260 if fmap.unit == "filter" else 360,
+                  title=f"{layer}: its {what}, the {fmap.removed_count:,} the cut removes in red")
+    st.caption("Each cell is one of the layer's " + ("output filters (numbered left to right, row by row), shaded by "
+               "its weight norm" if fmap.unit == "filter" else "weights, shaded by its magnitude")
+               + ": the same scores and count as the histogram above.")
 
 
 def every_pruning(results: list[Result], base: Result) -> None:

@@ -57,7 +57,8 @@ def mapping(recipe: Recipe, choice: QuantChoice) -> None:
     layers = weight_report(str(ws.store().root), recipe.baseline().hash, fmt.bits, fmt.scheme, fmt.granularity, recipe)
     names = [layer.name for layer in layers]
     left, right = st.columns([2, 1])
-    name = left.selectbox("Layer", names, key="quant_view_layer", **PERSIST)
+    name = left.selectbox("Layer", names, index=names.index(quantize.teaching_layer(layers)), key="quant_view_layer",
+                          **PERSIST)
     layer = layers[names.index(name)]
     channel = None
     if fmt.granularity == "per-channel":
@@ -74,9 +75,18 @@ def mapping(recipe: Recipe, choice: QuantChoice) -> None:
                f"compression.quantize.affine_params; {how}.")
     grid, grid_note = live.grid_figure(view)
     figures.chart(grid, title=f"{where}: weights, the grid and the clipping range", height=340)
-    st.caption(f"{grid_note}; red: the clipping range [{view.clip_min:.4f}, {view.clip_max:.4f}] — weights are ranged "
-               "by min / max, so none clip (the largest may round to the top level); activations are ranged by "
-               "calibration and can clip (table above, after a run).")
+    st.caption(f"{grid_note}; {live.clip_note(view)}.")
+    through = quantize.weight_mapping(model, name, fmt, channel)
+    st.markdown(f"**A few of {where}'s weights through the quantizer** (x → q → x̂, from the smallest to the largest)")
+    st.dataframe(live.mapping_table(through), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.5f")
+                                for c in ("x (float)", "x̂ = (q − zero_point) · scale", "error x̂ − x")})
+    st.caption("Computed by compression.quantize.quantize_weights, the quantizer the simulated formats and QAT use, "
+               "on the stored baseline's weights.")
+    figures.chart(live.overlay_figure(through), height=320,
+                  title=f"{where}: the original weights and the dequantized ones, on the same bins")
+    st.caption(f"Every weight of {where} before (x) and after (x̂): the grid gathers them onto its {view.levels:,} "
+               "levels; the gap between the two shapes is the quantization error.")
     figures.chart(live.sqnr_figure(layers), legend=False, height=300,
                   title=f"Per-layer SQNR of the weights at {fmt.bits} bits ({fmt.scheme}, {fmt.granularity})")
     st.caption("Signal-to-quantization-noise ratio 10·log10(Σw² / Σ(w − ŵ)²), computed on the stored baseline's "

@@ -209,14 +209,15 @@ def _distill(recipe: Recipe, teacher: nn.Module, teacher_record: StageRecord, sp
              workdir: Path, progress: ProgressFn) -> tuple[nn.Module, dict[str, Any]]:
     """The KD student of `teacher`, and the report comparing it with the same student trained on labels only
     (same init, epochs and seed), both deployed the same way."""
-    spec = recipe.distill
+    spec, curves = recipe.distill, []
     student, trained_control = distill.student_and_control(recipe.model, teacher, splits.train, spec, recipe.seed,
-                                                           splits.input_shape, splits.num_classes, progress)
+                                                           splits.input_shape, splits.num_classes, progress, curves)
     control = deploy(trained_control, quant, splits, workdir / "control", timing=timing_of(recipe))
     report = {"teacher_accuracy": teacher_record.accuracy, "control_accuracy": control.accuracy,
               "control_val_accuracy": control.val_accuracy, "student": spec.student or recipe.model,
               "width": spec.width, "temperature": spec.temperature, "alpha": spec.alpha, "epochs": spec.epochs,
               "student_params": count_params(student)[0], "teacher_params": count_params(teacher)[0],
+              "student_curve": asdict(curves[0]), "control_curve": asdict(curves[1]),
               CONTROL_PREDICTIONS: control.predictions}
     return student, report
 
@@ -233,16 +234,18 @@ def _kd_compared(report: dict[str, Any], student: Deployed, splits: Splits) -> d
 
 def _prune(recipe: Recipe, model: nn.Module, baseline: nn.Module, splits: Splits, store: Store,
            progress: ProgressFn) -> tuple[nn.Module, dict[str, Any] | None]:
-    """The pruned model; with round_to auto, its counts chosen on the measured staircase, and a report of the
+    """The pruned model and a report of its rounds (validation accuracy right after each cut and after
+    fine-tuning); with round_to auto, its counts chosen on the measured staircase, and in the report the
     channels each layer was asked to keep and kept."""
-    spec = recipe.prune
+    spec, rounds = recipe.prune, []
     if not (spec.structured and spec.round_to == ROUND_TO_AUTO):
-        return prune_model(model, spec, splits, recipe.seed, progress, teacher=baseline), None
+        model = prune_model(model, spec, splits, recipe.seed, progress, teacher=baseline, rounds=rounds)
+        return model, {"rounds": [asdict(r) for r in rounds]}
     timing = staircase.Timing(recipe.threads, recipe.batch, recipe.provider)
     choices = staircase.choose_counts(model, spec.ratio, splits.input_shape, timing, store, progress)
     model = prune_model(model, spec, splits, recipe.seed, progress, teacher=baseline,
-                        kept={c.name: c.kept for c in choices})
-    return model, {"channels": [asdict(c) for c in choices]}
+                        kept={c.name: c.kept for c in choices}, rounds=rounds)
+    return model, {"channels": [asdict(c) for c in choices], "rounds": [asdict(r) for r in rounds]}
 
 
 def _transform(name: str, recipe: Recipe, model: nn.Module, baseline: nn.Module, previous: StageRecord,
@@ -331,11 +334,19 @@ def _load_checkpoint(store: Store, key: str, recipe: Recipe, index: int,
         _reshape(model, stored["layer_shapes"])
         model.load_state_dict(torch.load(store.root / stored["artifacts"][CHECKPOINT], weights_only=True),
                               strict=True)
-        record = StageRecord(**stored["record"])
+        record = from_json(StageRecord, stored["record"])
     except _UNLOADABLE as err:
         store.quarantine("checkpoint", key, f"checkpoint does not load ({type(err).__name__})")
         return None
     return model.eval(), record, stored["report"]
+
+
+def stage_model(recipe: Recipe, stage: str, store: Store) -> nn.Module | None:
+    """The stored model of `recipe` after its stages up to `stage` (the KD student, after distill), or None while
+    it is not stored. A fresh copy: the caller may change it."""
+    index = recipe.stages.index(stage)
+    loaded = _load_checkpoint(store, recipe.stage_key(index), recipe, index, splits_for(recipe))
+    return loaded[0] if loaded is not None else None
 
 
 def _save_checkpoint(store: Store, key: str, recipe: Recipe, model: nn.Module, record: StageRecord,
@@ -377,16 +388,19 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
             progress(Progress(name, "export and measure the stage's deployable model"))
             with clock.stage("export"):
                 deployed = deploy(model, _quant_so_far(recipe, name), splits, workdir / name, timing=timing_of(recipe))
-            record = _record(name, deployed, torch_counts(model, splits.input_shape), seconds)
+            record = _record(name, deployed, quantize.stored_counts(model, _quant_so_far(recipe, name),
+                                                                   splits.input_shape), seconds)
+            if name == "prune":
+                record = from_json(StageRecord, {**asdict(record), "rounds": stage_report["rounds"]})
             stage_report = _kd_compared(stage_report, deployed, splits) if name == "distill" else stage_report
             _save_checkpoint(store, key, recipe, model, record, stage_report, workdir / name)
         records.append(record)
         report = stage_report if name == "distill" else report
-        channels = stage_report["channels"] if name == "prune" and stage_report else channels
+        channels = stage_report.get("channels") if name == "prune" and stage_report else channels
     if deployed is None:
         with clock.stage("export"):
             deployed = deploy(model, recipe.quant, splits, workdir / "final", timing=timing_of(recipe))
-    counts = torch_counts(model, splits.input_shape)
+    counts = quantize.stored_counts(model, recipe.quant, splits.input_shape)
     return Compressed(replace(counts, layers=_with_choices(counts.layers, channels)), deployed, records, report)
 
 
@@ -538,8 +552,8 @@ def _distill_result(compressed: Compressed) -> DistillReport | None:
     if report is None:
         return None
     student = next(r for r in compressed.records if r.stage == "distill")
-    return DistillReport(**report, student_accuracy=student.accuracy,
-                         kd_gain=student.accuracy - report["control_accuracy"])
+    return from_json(DistillReport, {**report, "student_accuracy": student.accuracy,
+                                     "kd_gain": student.accuracy - report["control_accuracy"]})
 
 
 def sensitivity_table(recipe: Recipe, method: str, store: Store | None = None,

@@ -18,7 +18,7 @@ from compression.distill import teacher_loss
 from compression.errors import CompressionError
 from compression.measure import prunable_layers
 from compression.recipe import PruneSpec
-from compression.result import Histogram, LayerSensitivity, Result
+from compression.result import Histogram, LayerSensitivity, PruneRound, Result
 from compression.train import Progress, ProgressFn, evaluate, fit, silent
 
 CALIBRATION_SAMPLES = 256
@@ -184,11 +184,14 @@ def _make_masks_permanent(model: nn.Module) -> None:
 
 
 def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, progress: ProgressFn = silent,
-                teacher: nn.Module | None = None, kept: dict[str, int] | None = None) -> nn.Module:
+                teacher: nn.Module | None = None, kept: dict[str, int] | None = None,
+                rounds: list[PruneRound] | None = None) -> nn.Module:
     """Prune `model` in place to `spec.ratio` over `spec.steps` rounds, fine-tuning on the train split
     after each round (with spec.kd, on the KD loss against `teacher`'s logits, taken before any pruning);
     returns the model ready for export (masks folded, channels physically removed). With round_to auto,
-    `kept` names each measured layer's final channel count (compression.staircase.choose_counts)."""
+    `kept` names each measured layer's final channel count (compression.staircase.choose_counts). Given a
+    list `rounds`, each round's validation accuracy before the cut, right after it and after fine-tuning is
+    appended to it."""
     spec.validate()
     if spec.kd and teacher is None:
         raise CompressionError("fine-tuning with KD needs a teacher model")
@@ -203,6 +206,7 @@ def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, pr
     previous = 0.0
     for step, target in enumerate(step_targets(spec.ratio, spec.steps), 1):
         progress(Progress("prune", f"{spec.method}: round {step}/{spec.steps}, {target:.0%} removed"))
+        before = evaluate(model, splits.val) if rounds is not None else 0.0
         if structured:
             if isinstance(pruner.importance, WeightActivationImportance):
                 pruner.importance.calibrate(model, calibration)
@@ -210,8 +214,11 @@ def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, pr
         else:
             _prune_unstructured(model, spec.method, 1 - (1 - target) / (1 - previous))
         previous = target
+        cut = evaluate(model, splits.val) if rounds is not None else 0.0
         fit(model, splits.train, spec.finetune_epochs, seed=seed + step, stage="fine-tune", progress=progress,
             loss_fn=loss_fn)
+        if rounds is not None:
+            rounds.append(PruneRound(target, before, cut, evaluate(model, splits.val)))
     if structured and auto:
         check_kept(model, kept)
     _make_masks_permanent(model)
@@ -308,6 +315,47 @@ def pruning_cuts(model: nn.Module, method: str, ratio: float, round_to: int = 1,
                 for name, m in magnitudes:
                     cuts.append(_cut(name, "|weight|", m, round(ratio * m.numel()), bins))
     return cuts
+
+
+FILTERS_A_ROW = 16  # a layer's filters drawn in rows of this many
+
+
+@dataclass(frozen=True)
+class FilterMap:
+    """A layer drawn unit by unit for the one-shot cut: each output filter (channel methods, rows of
+    FILTERS_A_ROW) or each weight (unstructured: one row an output) as a cell holding its importance score,
+    and whether the cut removes it."""
+
+    name: str
+    unit: str  # "filter" or "weight"
+    scores: list[list[float | None]]  # None: a cell past the layer's last filter
+    removed: list[list[bool]]
+
+    @property
+    def removed_count(self) -> int:
+        return sum(map(sum, self.removed))
+
+
+def filter_map(model: nn.Module, method: str, ratio: float, layer: str, round_to: int = 1) -> FilterMap:
+    """Which units of `model`'s `layer` the one-shot cut of pruning_cuts removes at `ratio`: the same scores
+    (a channel's weight norm, or |weight|) and the same count, the lowest-scored going."""
+    cut = next(c for c in pruning_cuts(model, method, ratio, round_to) if c.name == layer)
+    weight = model.get_submodule(layer).weight.detach()
+    technique = PRUNE_METHODS[method]
+    if technique.structured:
+        scores = weight.flatten(1).norm(p=technique.norm, dim=1)
+    else:
+        scores = weight.abs().flatten(1)
+    gone = torch.zeros(scores.numel(), dtype=torch.bool)
+    gone[torch.argsort(scores.flatten(), stable=True)[:cut.removed]] = True
+    if technique.structured:
+        cells = -(-scores.numel() // FILTERS_A_ROW) * FILTERS_A_ROW
+        padded = [*scores.tolist(), *[None] * (cells - scores.numel())]
+        flags = [*gone.tolist(), *[False] * (cells - scores.numel())]
+        rows = range(0, cells, FILTERS_A_ROW)
+        return FilterMap(layer, "filter", [padded[i:i + FILTERS_A_ROW] for i in rows],
+                         [flags[i:i + FILTERS_A_ROW] for i in rows])
+    return FilterMap(layer, "weight", scores.tolist(), gone.reshape(scores.shape).tolist())
 
 
 def histogram(values: torch.Tensor, bins: int) -> Histogram:

@@ -27,7 +27,8 @@ from torch.nn.utils import parametrize
 
 from compression.data import Split, Splits
 from compression.export import save_deployable
-from compression.measure import Timing, TimingPlan, onnx_accuracy, prunable_layers, time_interleaved
+from compression.measure import (Counts, Timing, TimingPlan, onnx_accuracy, prunable_layers, time_interleaved,
+                                 torch_counts)
 from compression import layouts
 from compression.catalog import BITS, INT8_LAYOUTS
 from compression.recipe import Format, QuantSpec, Recipe
@@ -191,6 +192,13 @@ class GridView:
     clip_max: float
     levels: int
     grid: list[float] | None
+    outside: int = 0  # values beyond [clip_min, clip_max]: each maps to the nearer end level
+
+    @property
+    def outside_by(self) -> float:
+        """How far the grid's end levels fall inside the values' range: the zero point is rounded to an integer,
+        which shifts the grid by up to half a step (asymmetric); 0 for symmetric and whenever none lie outside."""
+        return max(self.clip_min - self.x_min, self.x_max - self.clip_max, 0.0)
 
 
 GRID_DRAWN_LEVELS = 64  # a finer grid is too dense to draw as ticks
@@ -212,8 +220,80 @@ def grid_view(model: nn.Module, layer: str, fmt: Format, channel: int | None = N
     bins = int(min(60, max(10, values.numel() // 4))) if channel is not None else 60
     levels = p.qmax - p.qmin + 1
     grid = [(q - p.zero_point) * p.scale for q in range(p.qmin, p.qmax + 1)] if levels <= GRID_DRAWN_LEVELS else None
-    return GridView(fmt, x_min, x_max, lo, hi, p, _histogram(values, bins), (p.qmin - p.zero_point) * p.scale,
-                    (p.qmax - p.zero_point) * p.scale, levels, grid)
+    clip_min, clip_max = (p.qmin - p.zero_point) * p.scale, (p.qmax - p.zero_point) * p.scale
+    slack = p.scale * 1e-6  # float rounding of the end levels: the largest weight is its own end level
+    outside = int(((values < clip_min - slack) | (values > clip_max + slack)).sum())
+    return GridView(fmt, x_min, x_max, lo, hi, p, _histogram(values, bins), clip_min, clip_max, levels, grid, outside)
+
+
+@dataclass(frozen=True)
+class MappedWeight:
+    """One real weight through the mapping: its position in the layer's weight tensor, its float value x, its
+    integer code q and the value it comes back as, x̂ = (q − zero_point) · scale."""
+
+    position: tuple[int, ...]
+    x: float
+    q: int
+    x_hat: float
+
+    @property
+    def error(self) -> float:
+        """x̂ − x: what quantization changed."""
+        return self.x_hat - self.x
+
+
+@dataclass(frozen=True)
+class WeightMapping:
+    """A layer's weights (or one output channel's) through the quantizer: a few of them as x → q → x̂ rows, and
+    histograms of the float and the dequantized values on the same bins."""
+
+    rows: list[MappedWeight]
+    original: Histogram
+    dequantized: Histogram
+
+
+def weight_mapping(model: nn.Module, layer: str, fmt: Format, channel: int | None = None, rows: int = 8,
+                   bins: int = 60) -> WeightMapping:
+    """The weights of `model`'s conv / linear `layer` (output channel `channel`, or all) quantized by
+    quantize_weights in `fmt` (the project's quantizer): `rows` of them, spread from the smallest to the largest,
+    as x → q → x̂, and the float and dequantized values binned alike."""
+    weight = model.get_submodule(layer).weight.detach()
+    with torch.no_grad():
+        x_hat, params = quantize_weights(weight, fmt.bits, fmt.scheme, fmt.granularity)
+    values, snapped = (weight[channel], x_hat[channel]) if channel is not None else (weight, x_hat)
+    flat, flat_hat = values.flatten(), snapped.flatten()
+    order = torch.argsort(flat)
+    picks = sorted({int(order[int(i)]) for i in np.linspace(0, flat.numel() - 1, min(rows, flat.numel())).round()},
+                   key=lambda i: float(flat[i]))
+    mapped = []
+    for i in picks:
+        position = tuple(int(v) for v in np.unravel_index(i, tuple(values.shape)))
+        full = (channel, *position) if channel is not None else position
+        p = params[full[0]] if len(params) > 1 else params[0]
+        x_i, hat = float(flat[i]), float(flat_hat[i])
+        mapped.append(MappedWeight(full, x_i, round(hat / p.scale) + p.zero_point, hat))
+    edges = np.histogram_bin_edges(torch.cat([flat, flat_hat]).double().numpy(), bins=bins)
+    return WeightMapping(mapped, *(Histogram(np.histogram(v.double().numpy(), bins=edges)[0].tolist(), edges.tolist())
+                                   for v in (flat, flat_hat)))
+
+
+def teaching_layer(layers: Sequence[LayerQuant]) -> str:
+    """The layer a teaching view opens on: the one whose output channel holds the most weights, so that a
+    histogram has values to bin per tensor and per channel alike (not a first conv of a few weights a channel)."""
+    return max(layers, key=lambda layer: math.prod(layer.shape[1:])).name
+
+
+def stored_counts(model: nn.Module, spec: QuantSpec | None, input_shape: Sequence[int]) -> Counts:
+    """Counts of `model` as `spec` stores its weights: conv / linear weights snapped to its weight grid (a weight
+    that rounds to 0 counts as a zero), the same after post-training quantization and QAT (whose weights sit on
+    the grid already); float formats and no quantization as they are."""
+    fmt = weight_format(spec) if spec is not None else None
+    if fmt is None:
+        return torch_counts(model, input_shape)
+    snapped = copy.deepcopy(model)
+    with torch.no_grad(), fake_quantized(snapped, fmt, {}):
+        pass
+    return torch_counts(snapped, input_shape)
 
 
 class _FakeQuantWeight(nn.Module):

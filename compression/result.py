@@ -83,9 +83,23 @@ class LayerSparsity:
 
 
 @dataclass(frozen=True)
+class PruneRound:
+    """One round of a pruning stage, scored in torch on the validation split: the fraction of weights (or
+    channels) removed so far, and accuracy before the round's cut, right after it, and after fine-tuning."""
+
+    removed: float
+    before_cut: float
+    after_cut: float
+    after_finetune: float
+    split: str = "validation"
+    runtime: str = "torch"
+
+
+@dataclass(frozen=True)
 class StageRecord:
     """The model after one stage of a recipe (the first record is the baseline): deployed accuracy, size,
-    work and seconds, so a path from the baseline to the final model can be drawn."""
+    work and seconds, so a path from the baseline to the final model can be drawn; a pruning stage also its
+    rounds (accuracy right after each cut and after fine-tuning; empty where not recorded)."""
 
     stage: str
     accuracy: float
@@ -95,6 +109,7 @@ class StageRecord:
     params_nonzero: int
     flops: int
     seconds: float
+    rounds: list[PruneRound] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -260,6 +275,17 @@ class QuantReport:
 
 
 @dataclass(frozen=True)
+class TrainingCurve:
+    """A model's training, epoch by epoch: the loss it was trained on and its accuracy, each the running mean
+    over the epoch's batches of the train split (as training saw them, the weights moving)."""
+
+    epochs: list[int]
+    loss: list[float]
+    accuracy: list[float]
+    split: str = "train"
+
+
+@dataclass(frozen=True)
 class DistillReport:
     """A distillation: the student and its settings, and the KD student against the same student trained on the
     labels alone (the control: same init, batches and epochs) and the teacher, each deployed the same way."""
@@ -277,6 +303,8 @@ class DistillReport:
     student_accuracy: float
     kd_gain: float  # student_accuracy - control_accuracy, in accuracy fractions
     kd_p_value: float | None = None  # McNemar's exact test, KD student vs control on the test images
+    student_curve: TrainingCurve | None = None  # None: computed before curves were recorded
+    control_curve: TrainingCurve | None = None
 
     def kd_noise(self, test_images: int | None) -> Noise | None:
         """Whether the KD gain is within noise: McNemar on the two students' test predictions, else (a report

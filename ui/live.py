@@ -1,10 +1,12 @@
 """Live views for teaching: what a setting does, drawn on the stored baseline as its slider moves — the cut a
 prune ratio implies on the weights, the affine mapping of a layer's weights onto a bit width's grid with its
-formula filled in, the per-layer SQNR, and the teacher's softened outputs at a temperature. The numbers
-come from compression/ (prune.pruning_cuts, quantize.grid_view and weight_report, distill.soft_targets)."""
+formula filled in, a few of its weights through it (x → q → x̂) and all of them before and after, the per-layer
+SQNR, and the teacher's softened outputs at a temperature. The numbers come from compression/
+(prune.pruning_cuts, quantize.grid_view, weight_mapping and weight_report, distill.soft_targets)."""
 
 from collections.abc import Sequence
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -12,8 +14,8 @@ from compression import data
 from compression.catalog import PRUNE_METHODS
 from compression.charts import PALETTE
 from compression.distill import SoftTargets
-from compression.prune import LayerCut
-from compression.quantize import GridView
+from compression.prune import FilterMap, LayerCut
+from compression.quantize import GridView, WeightMapping
 from compression.result import LayerQuant
 from ui import figures
 
@@ -25,6 +27,34 @@ def cut_figure(cut: LayerCut) -> go.Figure:
     fig.update_xaxes(title=cut.unit)
     fig.update_yaxes(title=cut.what)
     return fig
+
+
+def filter_map_figure(fmap: FilterMap) -> go.Figure:
+    """The layer unit by unit: each filter (or weight) a cell shaded by its importance score, the units the cut
+    removes in red."""
+    fig = go.Figure(go.Heatmap(z=fmap.scores, colorscale="Blues", colorbar=dict(title="score", thickness=12),
+                               hovertemplate=f"{fmap.unit} %{{customdata}}: score %{{z:.3g}}<extra></extra>",
+                               customdata=_unit_numbers(fmap), xgap=1 if fmap.unit == "filter" else 0,
+                               ygap=1 if fmap.unit == "filter" else 0))
+    gone = [[1 if flag else None for flag in row] for row in fmap.removed]
+    fig.add_trace(go.Heatmap(z=gone, colorscale=[[0, PALETTE["threshold"]], [1, PALETTE["threshold"]]],
+                             showscale=False, hoverinfo="skip", xgap=1 if fmap.unit == "filter" else 0,
+                             ygap=1 if fmap.unit == "filter" else 0, name="removed"))
+    fig.update_yaxes(autorange="reversed", title="output" if fmap.unit == "weight" else None,
+                     showticklabels=fmap.unit == "weight")
+    fig.update_xaxes(title="input × kernel position" if fmap.unit == "weight" else None,
+                     showticklabels=fmap.unit == "weight")
+    if fmap.unit == "filter":
+        fig.update_yaxes(scaleanchor="x")
+    return fig
+
+
+def _unit_numbers(fmap: FilterMap) -> list[list[int]]:
+    """The number of the filter (or output, for weights) under each cell, for the hover box."""
+    width = len(fmap.scores[0])
+    if fmap.unit == "filter":
+        return [[r * width + c for c in range(width)] for r in range(len(fmap.scores))]
+    return [[r] * width for r in range(len(fmap.scores))]
 
 
 def how_cut(method: str) -> str:
@@ -79,6 +109,44 @@ def grid_figure(view: GridView) -> tuple[go.Figure, str]:
     return fig, note
 
 
+def clip_note(view: GridView) -> str:
+    """What the clipping range does to these weights, in words, from the counts the backend took: true at every
+    bit width (the rounded zero point can leave the end levels inside the weights' range)."""
+    where = f"red: the clipping range [{view.clip_min:.4f}, {view.clip_max:.4f}], the grid's end levels"
+    if view.outside == 0:
+        return (f"{where}; weights are ranged by min / max, so every weight lies inside it and none clips; "
+                "activations are ranged by calibration and can clip (table above, after a run)")
+    many = view.outside > 1
+    return (f"{where}; {view.outside:,} weight{'s lie' if many else ' lies'} beyond it, by at most "
+            f"{view.outside_by:.2g} (the zero point is rounded to a whole code, which shifts the grid by up to half "
+            f"a step of {view.params.scale:.2g}): {'they map' if many else 'it maps'} to the nearer end level, an "
+            "error no larger than rounding's elsewhere")
+
+
+def mapping_table(mapping: WeightMapping) -> pd.DataFrame:
+    """The x → q → x̂ rows as a table: position, float value, integer code, dequantized value, error."""
+    return pd.DataFrame({"weight": [str(list(r.position)) for r in mapping.rows],
+                         "x (float)": [r.x for r in mapping.rows],
+                         "q (integer code)": [r.q for r in mapping.rows],
+                         "x̂ = (q − zero_point) · scale": [r.x_hat for r in mapping.rows],
+                         "error x̂ − x": [r.error for r in mapping.rows]})
+
+
+def overlay_figure(mapping: WeightMapping) -> go.Figure:
+    """The float weights' histogram with the dequantized weights' on the same bins: where the grid moves them."""
+    fig = figures.histogram_figure(mapping.original, name="original x")
+    edges = mapping.dequantized.edges
+    fig.add_trace(go.Bar(x=[(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])], y=mapping.dequantized.counts,
+                         width=[b - a for a, b in zip(edges[:-1], edges[1:])], name="dequantized x̂",
+                         marker_color=PALETTE["grid"], opacity=0.6, marker_line_width=0,
+                         hovertemplate="%{x:.4g}: %{y}<extra>x̂</extra>"))
+    fig.update_layout(barmode="overlay")
+    fig.data[0].showlegend = True
+    fig.update_xaxes(title="weight value")
+    fig.update_yaxes(title="weights")
+    return fig
+
+
 def sqnr_figure(layers: Sequence[LayerQuant]) -> go.Figure:
     """Each layer's signal-to-quantization-noise ratio in dB ('exact' where the weights are unchanged)."""
     finite = [layer.sqnr_db if layer.sqnr_db != float("inf") else None for layer in layers]
@@ -89,25 +157,36 @@ def sqnr_figure(layers: Sequence[LayerQuant]) -> go.Figure:
     return fig
 
 
-def soft_targets_figure(samples: data.SampleImages, soft: SoftTargets) -> go.Figure:
-    """One column a sample image: the image, and under it the teacher's probabilities at T (bars) and at T = 1
-    (dark ticks), over the class names."""
+def soft_targets_figure(samples: data.SampleImages, soft: SoftTargets, student: SoftTargets | None = None
+                        ) -> go.Figure:
+    """One column a sample image: the image, titled with its label (and, in red, the teacher's answer where the
+    teacher is wrong), and under it the teacher's probabilities at T (bars), the KD student's at T beside them
+    (when given) and the teacher's at T = 1 (dark ticks), over every class name."""
     names, count = [str(n) for n in samples.classes], len(samples.labels)
     label = f"T = {soft.temperature:g}"
-    fig = make_subplots(rows=2, cols=count, row_heights=[0.45, 0.55], vertical_spacing=0.08,
-                        subplot_titles=[f"label {name}" for name in samples.names])
-    for col, (pixels, p, p1) in enumerate(zip(samples.pixels, soft.probabilities.numpy(), soft.at_one.numpy()), 1):
+    titles = [f"label {name}" + (f" · <span style='color:{PALETTE['threshold']}'>teacher: {names[top]} ✗</span>"
+                                 if wrong else "")
+              for name, wrong, top in zip(samples.names, soft.wrong(samples.labels), soft.at_one.argmax(1).tolist())]
+    fig = make_subplots(rows=2, cols=count, row_heights=[0.45, 0.55], vertical_spacing=0.08, subplot_titles=titles)
+    students = student.probabilities.numpy() if student is not None else [None] * count
+    for col, (pixels, p, p1, s) in enumerate(zip(samples.pixels, soft.probabilities.numpy(), soft.at_one.numpy(),
+                                                 students), 1):
         fig.add_trace(go.Image(z=data.screen_image(pixels), hoverinfo="skip"), 1, col)
-        fig.add_trace(go.Bar(x=names, y=p, marker_color=PALETTE["measured"], name=label, showlegend=col == 1,
-                             hovertemplate="%{x}: %{y:.3f}<extra>" + label + "</extra>"), 2, col)
-        fig.add_trace(go.Scatter(x=names, y=p1, mode="markers", name="T = 1", showlegend=col == 1,
+        fig.add_trace(go.Bar(x=names, y=p, marker_color=PALETTE["measured"], name=f"teacher, {label}",
+                             showlegend=col == 1, hovertemplate="%{x}: %{y:.3f}<extra>teacher " + label + "</extra>"),
+                      2, col)
+        if s is not None:
+            fig.add_trace(go.Bar(x=names, y=s, marker_color=PALETTE["grid"], name=f"KD student, {label}",
+                                 showlegend=col == 1,
+                                 hovertemplate="%{x}: %{y:.3f}<extra>student " + label + "</extra>"), 2, col)
+        fig.add_trace(go.Scatter(x=names, y=p1, mode="markers", name="teacher, T = 1", showlegend=col == 1,
                                  marker=dict(symbol="line-ew-open", size=16, color=PALETTE["ink"], line=dict(width=2)),
-                                 hovertemplate="%{x}: %{y:.3f}<extra>T = 1</extra>"), 2, col)
+                                 hovertemplate="%{x}: %{y:.3f}<extra>teacher T = 1</extra>"), 2, col)
         fig.update_xaxes(visible=False, row=1, col=col)
         fig.update_yaxes(visible=False, scaleanchor=f"x{col}" if col > 1 else "x", row=1, col=col)
         fig.update_yaxes(range=[0, 1], showticklabels=col == 1, title="probability" if col == 1 else None, row=2, col=col)
-        fig.update_xaxes(tickangle=0 if len(names) <= 10 else -60, row=2, col=col)
+        fig.update_xaxes(tickmode="array", tickvals=names, ticktext=names, tickfont=dict(size=9),
+                         tickangle=0 if len(names) <= 10 else -90, row=2, col=col)  # every class, none skipped
     figures.style(fig, height=480)
-    fig.update_layout(margin=dict(t=40))  # room for the subplot titles
+    fig.update_layout(barmode="group", bargap=0.15, margin=dict(t=40))  # room for the subplot titles
     return fig
-

@@ -1,7 +1,8 @@
 """Charts of what the technique pages measured: the share of each layer a pruning removed or zeroed, accuracy
-against the fraction pruned and against latency, per-layer sensitivity, a distilled student against its
-label-only control and teacher, and accuracy against bit width. Each reads stored Results (through
-ui/tables.py's frames) and computes nothing itself."""
+right after each cut and after fine-tuning, accuracy against the fraction pruned and against latency, per-layer
+sensitivity, a distilled student against its label-only control and teacher and both trainings epoch by epoch,
+and accuracy against bit width. Each reads stored Results (through ui/tables.py's frames) and computes nothing
+itself."""
 
 import itertools
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from compression import charts
 from compression.charts import PALETTE, SYMBOLS
 from compression.prune import LayerRemoval
 from compression.quantize import PTQ_BITS
-from compression.result import DistillReport, Result, SensitivityTable
+from compression.result import DistillReport, PruneRound, Result, SensitivityTable
 from ui import figures, tables, text
 
 REMOVED, ZEROED = "removed (tensors shrank)", "zeroed (still in the tensors)"  # the per-layer bars' two parts
@@ -27,6 +28,27 @@ def removal_figure(shares: Sequence[LayerRemoval]) -> go.Figure:
                                  colors={REMOVED: PALETTE["measured"], ZEROED: PALETTE["accent"]})
     fig.update_layout(barmode="stack")
     fig.update_yaxes(range=[0, 1], title="share of the baseline's weights")
+    return fig
+
+
+BEFORE_CUT, AFTER_CUT, AFTER_FINETUNE = "before the cut", "right after the cut", "after fine-tuning"
+
+
+def rounds_figure(rounds: Sequence[PruneRound]) -> go.Figure:
+    """A pruning's path round by round: validation accuracy before the first cut, right after each cut and after
+    each fine-tuning, as one line (down at each cut, up at each fine-tuning), the axis zoomed to the values."""
+    points = [("before pruning", rounds[0].before_cut, BEFORE_CUT)]
+    for i, r in enumerate(rounds, 1):
+        at = f"round {i} ({r.removed:.0%} removed)" if len(rounds) > 1 else f"{r.removed:.0%} removed"
+        points += [(f"{at}: cut", r.after_cut, AFTER_CUT), (f"{at}: fine-tuned", r.after_finetune, AFTER_FINETUNE)]
+    colors = {BEFORE_CUT: PALETTE["baseline"], AFTER_CUT: PALETTE["threshold"], AFTER_FINETUNE: PALETTE["measured"]}
+    fig = go.Figure(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers+text",
+                               text=[f"{p[1]:.1%}" for p in points], textposition="top center",
+                               line=dict(color=PALETTE["control"]), customdata=[p[2] for p in points],
+                               marker=dict(size=11, color=[colors[p[2]] for p in points]),
+                               hovertemplate="%{x}: %{y:.2%} (%{customdata})<extra></extra>"))
+    charts.accuracy_axis(fig, [p[1] for p in points])
+    fig.update_yaxes(title="validation accuracy (torch)")
     return fig
 
 
@@ -68,6 +90,23 @@ def distillation_figures(report: DistillReport) -> tuple[go.Figure, go.Figure]:
     sizes = figures.bars(("teacher", "student (KD and control)"), params, colors[:2], [text.fmt_count(p) for p in params])
     sizes.update_yaxes(title="parameters")
     return bars, sizes
+
+
+def curve_figures(report: DistillReport) -> tuple[go.Figure, go.Figure]:
+    """The KD student's and the control's training, epoch by epoch: the loss each was trained on, and train
+    accuracy (each the running mean over the epoch)."""
+    loss, accuracy = go.Figure(), go.Figure()
+    for name, curve, color in (("KD student", report.student_curve, PALETTE["grid"]),
+                               ("label-only control", report.control_curve, PALETTE["control"])):
+        loss.add_trace(go.Scatter(x=curve.epochs, y=curve.loss, name=name, mode="lines", line_color=color,
+                                  hovertemplate="epoch %{x}: %{y:.4f}<extra>" + name + "</extra>"))
+        accuracy.add_trace(go.Scatter(x=curve.epochs, y=curve.accuracy, name=name, mode="lines", line_color=color,
+                                      hovertemplate="epoch %{x}: %{y:.2%}<extra>" + name + "</extra>"))
+    loss.update_yaxes(title="training loss", type="log")
+    accuracy.update_yaxes(title="train accuracy", tickformat=".0%")
+    for fig in (loss, accuracy):
+        fig.update_xaxes(title="epoch")
+    return loss, accuracy
 
 
 def bit_width_figure(points: pd.DataFrame, base: Result | None) -> go.Figure:

@@ -79,7 +79,7 @@ def test_pruning_run_stores_result_shows_deltas_and_serves_it_again():
     choices = dict(prune_method="l1-unstructured", prune_ratio=0.6, prune_finetune=1)
     at = click(open_page("app_pages/pruning.py", **choices), "Prune and measure")
     shown = metrics(at)
-    assert list(shown) == LABELS
+    assert list(shown) == [*LABELS, "Before pruning", "Right after the cut", "After fine-tuning"]
     assert re.search(r" pts$|^within noise$", shown["Test accuracy"].delta) and shown["Size"].delta.endswith("%")
     assert float(shown["gzip size"].value.rstrip("×")) < 0.8  # the zeros show in gzip…
     assert shown["FLOPs"].value == "1.00×"                    # …not in dense FLOPs
@@ -194,12 +194,12 @@ def test_distillation_run_compares_student_control_and_teacher():
     assert float(shown["Size"].value.rstrip("×")) < 0.3  # a quarter-width student
     assert any("student at 0.25× width, T = 4" in s.value for s in at.subheader)
     assert any("gain over the label-only control" in m.value for m in at.markdown)
-    assert "The teacher's soft targets at T = 4" in [s.value for s in at.subheader]  # live, validation images
+    assert "Soft targets at T = 4: the teacher's, and the KD student's" in [s.value for s in at.subheader]  # live
     assert at.number_input(key="distill_sample").value == 0  # shown only once the teacher is loaded
 
     spread_at_4 = dark_knowledge(at)
     at.slider(key="distill_temperature").set_value(12.0).run()  # the soft targets redraw; no run
-    assert not at.exception and "The teacher's soft targets at T = 12" in [s.value for s in at.subheader]
+    assert not at.exception and "Soft targets at T = 12: the teacher's" in [s.value for s in at.subheader]
     assert dark_knowledge(at) > spread_at_4  # a higher temperature spreads more probability off the top class
 
 
