@@ -156,7 +156,7 @@ def test_one_file_timed_twice_interleaved_has_a_speed_up_interval_around_one(tmp
                          plan=TimingPlan(warmup=5, min_runs=200, min_seconds=0.2))
     assert rounds.cpu.shape == rounds.wall.shape == (rounds.latencies[0].runs, 2)
     interval = rounds.speedup_interval(0, 1)
-    assert 1.0 in interval and interval.high / interval.low < 1.1
+    assert 1.0 in interval and interval.high / interval.low < 1.2
     result = replace(make_result(Recipe(prune=PruneSpec("channel-l2", 0.5))), speedup_interval=interval,
                      technique="prune")
     assert result.speedup_noise.within
@@ -169,7 +169,7 @@ def test_a_result_stored_before_the_noise_fields_loads_without_them():
     old = Result.from_dict(json.loads(json.dumps(stored)))
     assert old.speedup_interval is None and old.accuracy_p_value is None
     assert not old.speedup_noise.within and "before its rounds were kept" in old.speedup_noise.test  # 1.2×
-    assert replace(old, speedup_vs_baseline=1 / 1.01).speedup_noise.within  # 1.01× the latency: within ×/÷ 1.02
+    assert replace(old, speedup_vs_baseline=1 / 1.01).speedup_noise.within  # 1.01× the latency: within ×/÷ 1.05
     assert old.accuracy_noise() is None  # neither paired predictions nor the test split's size: nothing to say
     new = Result.from_dict(json.loads(json.dumps(asdict(replace(old, speedup_interval=Interval(0.9, 1.2),
                                                                 test_images=360, accuracy_p_value=0.02)))))
