@@ -457,6 +457,6 @@ def test_a_metric_within_noise_reads_so_and_is_grey_on_the_page(stored):
     at.toggle(key="pipe_quant").set_value(True)
     at.selectbox(key="pipe_mode").set_value("fp32")
     at.run()
-    assert not at.exception and any(fp32.hash in m.value for m in at.markdown)
+    assert not at.exception and f"**Recipe** — {describe.recipe(fp32)}" in [m.value for m in at.markdown]
     accuracy = next(m for m in at.main.metric if m.label == "Test accuracy")
     assert "within noise" in accuracy.proto.delta and accuracy.proto.color == MetricProto.MetricColor.GRAY
