@@ -51,7 +51,7 @@ def fold_accuracies(seed: int, fold: int, known: dict[tuple[int, int], dict]) ->
     (float in torch, int8 in onnxruntime), on one fold of one seed; lengths in this fold's `known` row are
     taken from it."""
     splits, teacher = cv_fold(seed, fold)
-    spec = DistillSpec(width=WIDTH)
+    spec = DistillSpec(width=WIDTH, epochs=80, patience=0)  # the fixed-length student of its committed run
     student = distill.trained_student(BASE.model, teacher, splits.train, spec, seed, splits.input_shape,
                                       splits.num_classes)
     row = {"seed": seed, "fold": fold, "held": len(splits.test.y), "teacher": evaluate(teacher, splits.test),
@@ -63,7 +63,7 @@ def fold_accuracies(seed: int, fold: int, known: dict[tuple[int, int], dict]) ->
         if f"int8_{epochs}" in kept:
             row[f"float_{epochs}"], row[f"int8_{epochs}"] = kept[f"float_{epochs}"], kept[f"int8_{epochs}"]
             continue
-        pruned = prune_model(copy.deepcopy(student), replace(PRUNE, finetune_epochs=epochs), splits, seed,
+        pruned = prune_model(copy.deepcopy(student), replace(PRUNE, finetune_epochs=epochs, patience=0), splits, seed,
                              teacher=teacher)
         with tempfile.TemporaryDirectory() as tmp:
             deployed = pipeline.deploy(pruned, QUANT, splits, Path(tmp))
@@ -95,7 +95,7 @@ def main() -> None:
     choice = best_length(rows, FINETUNE_SWEEP, "int8")  # the best int8 accuracy
     md = ["### Chain fine-tuning length by 5-fold cross-validation (digits, train + validation pool, test split "
           "unread)\n",
-          f"distil ({WIDTH}, {DistillSpec.epochs} epochs) → {PRUNE.method} prune ({PRUNE.ratio}, fine-tuned on the "
+          f"distil ({WIDTH}, 80 epochs) → {PRUNE.method} prune ({PRUNE.ratio}, fine-tuned on the "
           f"KD loss against the teacher) → {QUANT.mode}; seeds {', '.join(map(str, SEEDS))}, {FOLDS} folds each "
           f"({sum(r['held'] for r in rows) // len(SEEDS):,} held-out images a seed). Teacher (cnn, {BASE.epochs} "
           f"epochs, trained on the other folds) {teacher:.2f} %, KD student {student:.2f} %.\n",

@@ -40,8 +40,9 @@ TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 ALPHAS = (0.0, 0.25, 0.5, 0.7, 0.9, 1.0)
 EPOCH_SWEEP = (40, 80, 160)
 FINETUNE_EPOCHS: int = read("chain_finetune")["chosen_epochs"]  # its committed choice
-PRUNE = PruneSpec("channel-l2", 0.5, finetune_epochs=FINETUNE_EPOCHS, kd=True)
-FINETUNE_VARIANTS = (PruneSpec("channel-l2", 0.5), replace(PRUNE, kd=False), PRUNE)
+PRUNE = PruneSpec("channel-l2", 0.5, finetune_epochs=FINETUNE_EPOCHS, kd=True, patience=0)
+FINETUNE_VARIANTS = (PruneSpec("channel-l2", 0.5, finetune_epochs=10, kd=False, patience=0), replace(PRUNE, kd=False), PRUNE)
+STUDENT = {"epochs": 80, "patience": 0}  # the fixed-length student of the committed results (before plateau stops)
 CHAIN_SEEDS = (0, 1, 2, 3, 4)
 
 
@@ -84,7 +85,7 @@ def epochs_row(rows: list[dict]) -> list:
 
 def chain(prune: PruneSpec, seed: int = 0) -> Recipe:
     """The chain distil (WIDTH) → `prune` → int8-static on seed `seed`'s split."""
-    return Recipe(dataset=BASE.dataset, model=BASE.model, seed=seed, distill=DistillSpec(width=WIDTH),
+    return Recipe(dataset=BASE.dataset, model=BASE.model, seed=seed, distill=DistillSpec(width=WIDTH, **STUDENT),
                   prune=prune, quant=QuantSpec("int8-static"))
 
 
@@ -116,11 +117,11 @@ def finetune_row(result: Result) -> list:
 def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         store = Store(Path(home))
-        by_epochs = [[row(distilled(store, DistillSpec(width=WIDTH, epochs=e), seed)) for seed in SEEDS]
+        by_epochs = [[row(distilled(store, DistillSpec(width=WIDTH, epochs=e, patience=0), seed)) for seed in SEEDS]
                      for e in EPOCH_SWEEP]
-        seeds = by_epochs[EPOCH_SWEEP.index(DistillSpec.epochs)]  # the judged rows: the default length
-        temperatures = [row(distilled(store, DistillSpec(width=WIDTH, temperature=t))) for t in TEMPERATURES]
-        alphas = [row(distilled(store, DistillSpec(width=WIDTH, alpha=a))) for a in ALPHAS]
+        seeds = by_epochs[EPOCH_SWEEP.index(STUDENT["epochs"])]  # the judged rows: the default length
+        temperatures = [row(distilled(store, DistillSpec(width=WIDTH, temperature=t, **STUDENT))) for t in TEMPERATURES]
+        alphas = [row(distilled(store, DistillSpec(width=WIDTH, alpha=a, **STUDENT))) for a in ALPHAS]
         variants = [combined(store, prune) for prune in FINETUNE_VARIANTS]
         final = variants[-1]
         base = pipeline.run(BASE, store)
@@ -165,13 +166,13 @@ def main() -> None:
         + f"\n#### Student at width {WIDTH}: KD vs the label-only control, per seed\n\n"
         + markdown_table(HEADER, [fmt(r) for r in seeds])
         + f"\n#### KD vs the label-only control by student epochs (width {WIDTH}, T {DistillSpec.temperature:g}, "
-          f"α {DistillSpec.alpha:g}; reported, not judged: the target rows use the default {DistillSpec.epochs}, "
+          f"α {DistillSpec.alpha:g}; reported, not judged: the target rows use the default {STUDENT['epochs']}, "
           "chosen by cross-validation in bench/distillation_epochs.py)\n\n"
         + markdown_table(["epochs", "KD student (test, mean)", "control (test, mean)", "KD gain per seed (test)",
                           "KD gain per seed (val)"], [epochs_row(rows) for rows in by_epochs])
         + "\n#### Temperature sweep (seed 0)\n\n" + markdown_table(HEADER, [fmt(r) for r in temperatures])
         + "\n#### α sweep (seed 0)\n\n" + markdown_table(HEADER, [fmt(r) for r in alphas])
-        + f"\n#### distil ({WIDTH}, {DistillSpec.epochs} student epochs) → channel-l2 prune (0.5, fine-tuned "
+        + f"\n#### distil ({WIDTH}, {STUDENT['epochs']} student epochs) → channel-l2 prune (0.5, fine-tuned "
           f"{FINETUNE_EPOCHS} epochs on the KD loss against the baseline) → int8-static, stage by stage\n\n"
         + markdown_table(["stage", "test accuracy", "size (B)", "smaller than baseline", "non-zero params",
                           "FLOPs", "seconds"], stage_rows)

@@ -57,8 +57,9 @@ def fold_accuracies(seed: int, fold: int) -> dict:
     train, held = splits.train, splits.test
     row = {"seed": seed, "fold": fold, "held": len(held.y), "teacher": evaluate(teacher, held)}
     for epochs in EPOCH_SWEEP:
-        students = distill.student_and_control(BASE.model, teacher, train, DistillSpec(width=WIDTH, epochs=epochs),
-                                               seed, splits.input_shape, splits.num_classes)
+        spec = DistillSpec(width=WIDTH, epochs=epochs, patience=0)  # fixed lengths, as this bench compares
+        students = distill.student_and_control(BASE.model, teacher, train, spec, seed, splits.input_shape,
+                                               splits.num_classes)
         for kind, student in zip(("kd", "control"), students):
             row[f"{kind}_{epochs}"] = evaluate(student, held)
     print(f"seed {seed} fold {fold}: {row}", file=sys.stderr, flush=True)

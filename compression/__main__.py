@@ -39,16 +39,20 @@ def _add_prune(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prune-ratio", type=number, default=0.5, help="fraction removed, 0 … 0.95")
     parser.add_argument("--prune-steps", type=int, default=1, help="iterative prune / fine-tune rounds")
     parser.add_argument("--finetune-epochs", type=int, default=PruneSpec.finetune_epochs,
-                        help="fine-tuning epochs after each round")
+                        help="fine-tuning epochs after each round (at most, with --finetune-patience)")
+    parser.add_argument("--finetune-patience", type=int, default=PruneSpec.patience, metavar="N",
+                        help=f"stop each round's fine-tuning after N epochs without a better validation loss, the "
+                             f"best epoch kept (default {PruneSpec.patience}; 0: exactly --finetune-epochs)")
     parser.add_argument("--prune-lambda", type=number, default=PruneSpec.lam,
                         help="activation method: weight of magnitude vs activation, 0 … 1")
     parser.add_argument("--prune-round-to", type=round_to, default=1,
                         help="channel methods: round kept channels down to a multiple of N (16 suits AVX-512), or "
                              "auto: per layer, the fastest count of at least the asked on this CPU's measured "
                              "latency staircase")
-    parser.add_argument("--prune-kd", action="store_true",
+    parser.add_argument("--prune-kd", action=argparse.BooleanOptionalAction, default=PruneSpec.kd,
                         help=f"fine-tune on the KD loss against the baseline as teacher (T {DistillSpec.temperature:g}, "
-                             f"α {DistillSpec.alpha:g}) instead of the labels alone")
+                             f"α {DistillSpec.alpha:g}) instead of the labels alone (default "
+                             f"{'on' if PruneSpec.kd else 'off'})")
 
 
 def _add_quant(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +65,11 @@ def _add_quant(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-samples", type=int, default=QuantSpec.calib_samples,
                         help="train images used to calibrate activation ranges")
     parser.add_argument("--qat-epochs", type=int, default=QuantSpec.qat_epochs,
-                        help="quantization-aware fine-tuning epochs before export (int8-static, fake)")
+                        help="quantization-aware fine-tuning epochs before export (int8-static, fake; at most, with "
+                             "--qat-patience)")
+    parser.add_argument("--qat-patience", type=int, default=QuantSpec.qat_patience, metavar="N",
+                        help=f"stop QAT after N epochs without a better validation loss, the best epoch kept "
+                             f"(default {QuantSpec.qat_patience}; 0: exactly --qat-epochs)")
     parser.add_argument("--quant-layout", choices=tuple(INT8_LAYOUTS), default=QuantSpec.layout,
                         help="int8-static: " + "; ".join(f"{k}: {v}" for k, v in INT8_LAYOUTS.items()))
     parser.add_argument("--max-drop", type=number, default=None, metavar="PTS",
@@ -78,7 +86,12 @@ def _add_distill(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-temperature", type=number, default=DistillSpec.temperature, help="T, 1 … 20")
     parser.add_argument("--distill-alpha", type=number, default=DistillSpec.alpha,
                         help="weight of the soft (teacher) loss, 0 … 1")
-    parser.add_argument("--distill-epochs", type=int, default=DistillSpec.epochs, help="student training epochs")
+    parser.add_argument("--distill-epochs", type=int, default=DistillSpec.epochs,
+                        help="student training epochs (at most, with --distill-patience)")
+    parser.add_argument("--distill-patience", type=int, default=DistillSpec.patience, metavar="N",
+                        help=f"stop the student's (and the control's) training after N epochs without a better "
+                             f"validation loss, the best epoch kept (default {DistillSpec.patience}; 0: exactly "
+                             f"--distill-epochs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 STAGE_FLAGS: dict[str, tuple[str, ...]] = {
-    "prune": ("--prune-", "--finetune-epochs"),
-    "quant": ("--quant", "--bits", "--calibration", "--calib-samples", "--qat-epochs", "--max-drop"),
+    "prune": ("--prune-", "--finetune-epochs", "--finetune-patience", "--no-prune-"),
+    "quant": ("--quant", "--bits", "--calibration", "--calib-samples", "--qat-epochs", "--qat-patience", "--max-drop"),
     "distill": ("--distill-",),
 }
 
@@ -116,18 +129,19 @@ def recipe_from(args: argparse.Namespace, stages: set[str]) -> Recipe:
     if "prune" in stages:
         prune = PruneSpec(method=args.prune_method, ratio=args.prune_ratio, steps=args.prune_steps,
                           finetune_epochs=args.finetune_epochs, lam=args.prune_lambda, round_to=args.prune_round_to,
-                          kd=args.prune_kd)
+                          kd=args.prune_kd, patience=args.finetune_patience)
     if "quant" in stages:
         if args.quant is None:
             raise CompressionError("quantization flags need --quant MODE (one of " + ", ".join(QUANT_MODES) + ")")
         quant = QuantSpec(mode=args.quant, bits=args.bits, scheme=args.quant_scheme,
                           granularity=args.quant_granularity, calibration=args.calibration,
-                          calib_samples=args.calib_samples, qat_epochs=args.qat_epochs,
+                          calib_samples=args.calib_samples, qat_epochs=args.qat_epochs, qat_patience=args.qat_patience,
                           activations=args.quant_activations, layout=args.quant_layout, max_drop=args.max_drop)
     if "distill" in stages:
         width = args.distill_width if args.distill_width is not None else 1.0 if args.distill_student else None
         distill = DistillSpec(width=DistillSpec.width if width is None else width, temperature=args.distill_temperature,
-                              alpha=args.distill_alpha, epochs=args.distill_epochs, student=args.distill_student)
+                              alpha=args.distill_alpha, epochs=args.distill_epochs, student=args.distill_student,
+                              patience=args.distill_patience)
     return replace(baseline_from(args), prune=prune, quant=quant, distill=distill,
                    order=getattr(args, "order", STAGES))
 

@@ -184,6 +184,7 @@ BASELINE_EPOCHS = Bounds(1, 200)  # the sidebar's range; the CLI also takes 0 (a
 # Hard limits of any recipe, from the CLI, a grid or the app: beyond them a run is a mistake or an attack (a
 # server job that trains for a year), refused before any work.
 MAX_EPOCHS = 10_000  # any training length: the longest fine-tuning ever cross-validated here is 2560
+PATIENCE = Bounds(0, 200)  # plateau stop: epochs without a better validation loss; 0 trains the epochs given
 MAX_BATCH = 4096
 MAX_PRUNE_STEPS = 100
 MAX_ROUND_TO = 1024

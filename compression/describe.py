@@ -27,10 +27,20 @@ def workspace(value: Recipe | dict[str, Any]) -> str:
     return label
 
 
+def _epochs(epochs: int, patience: int) -> str:
+    """An epoch count: '≤ 640' when a plateau may stop it sooner."""
+    return f"≤ {epochs}" if patience and epochs else str(epochs)
+
+
+def _patience(epochs: int, patience: int) -> str:
+    return f", patience {patience}" if patience and epochs else ""
+
+
 def prune_settings(p: PruneSpec) -> str:
     """A pruning's settings besides its method and ratio, e.g. '2 rounds, 10 ft epochs with KD'."""
     extra = [f"{p.steps} rounds"] if p.steps > 1 else []
-    extra.append(f"{p.finetune_epochs} ft epochs" + (" with KD" if p.kd else ""))
+    extra.append(f"{_epochs(p.finetune_epochs, p.patience)} ft epochs" + (" with KD" if p.kd and p.finetune_epochs else "")
+                 + _patience(p.finetune_epochs, p.patience))
     if p.technique.uses_lambda:
         extra.append(f"λ {p.lam:g}")
     if p.round_to > 1:
@@ -45,7 +55,8 @@ def stage(recipe: Recipe, name: str) -> str:
     if name == "distill":
         d = recipe.distill
         width = f" ×{d.width:g}" if d.width != 1.0 else ""
-        return f"distil into {d.student or recipe.model}{width} (T {d.temperature:g}, α {d.alpha:g}, {d.epochs} epochs)"
+        return (f"distil into {d.student or recipe.model}{width} (T {d.temperature:g}, α {d.alpha:g}, "
+                f"{_epochs(d.epochs, d.patience)} epochs{_patience(d.epochs, d.patience)})")
     if name == "prune":
         p = recipe.prune
         return f"prune {p.method} {p.ratio:.0%} ({prune_settings(p)})"
@@ -57,7 +68,7 @@ def stage(recipe: Recipe, name: str) -> str:
     else:
         what = q.mode
     layout = f", {q.layout} layout" if q.technique.uses_layout and q.layout != "auto" else ""
-    qat = f", QAT {q.qat_epochs} epochs" if q.qat_epochs else ""
+    qat = f", QAT {_epochs(q.qat_epochs, q.qat_patience)} epochs{_patience(q.qat_epochs, q.qat_patience)}" if q.qat_epochs else ""
     mixed = f", sensitive layers in float within {q.max_drop:g} pt" if q.max_drop is not None else ""
     return f"quantize {what}{layout}{mixed}{qat}"
 

@@ -12,7 +12,7 @@ from compression.data import SampleImages, Split, Splits, images_at
 from compression.models import InputShape, build_model
 from compression.recipe import DistillSpec
 from compression.result import TrainingCurve
-from compression.train import LossFn, Progress, ProgressFn, fit, predict, seed_everything, silent
+from compression.train import LossFn, Plateau, Progress, ProgressFn, fit, predict, seed_everything, silent
 
 
 # Why the Distillation page has no classroom preset (settings on which KD visibly beats its control on digits): the
@@ -90,20 +90,26 @@ def teacher_loss(teacher: nn.Module, train: Split, temperature: float = DistillS
 
 
 def train_student(student: nn.Module, teacher: nn.Module | None, train: Split, spec: DistillSpec, seed: int,
-                  progress: ProgressFn = silent) -> nn.Module:
-    """Train `student` for `spec.epochs` on the KD loss against `teacher`, or, with no teacher, on the labels
-    alone (the control); same optimizer, schedule and batches for a seed either way."""
+                  progress: ProgressFn = silent, val: Split | None = None) -> nn.Module:
+    """Train `student` for `spec.epochs` (with spec.patience: at most, stopped on `val`'s plateau) on the KD loss
+    against `teacher`, or, with no teacher, on the labels alone (the control); same optimizer, schedule, batches
+    and stopping rule for a seed either way."""
+    if spec.patience and val is None:
+        raise ValueError("a distill spec with patience needs a validation split")
     loss_fn = teacher_loss(teacher, train, spec.temperature, spec.alpha) if teacher is not None else None
-    return fit(student, train, spec.epochs, seed=seed, stage="distill", progress=progress, loss_fn=loss_fn)
+    plateau = Plateau(val, spec.patience) if spec.patience else None
+    return fit(student, train, spec.epochs, seed=seed, stage="distill", progress=progress, loss_fn=loss_fn,
+               plateau=plateau)
 
 
 def trained_student(teacher_model: str, teacher: nn.Module | None, train: Split, spec: DistillSpec, seed: int,
-                    input_shape: InputShape, num_classes: int, progress: ProgressFn = silent) -> nn.Module:
+                    input_shape: InputShape, num_classes: int, progress: ProgressFn = silent,
+                    val: Split | None = None) -> nn.Module:
     """A fresh student, initialised from `seed`, trained with `teacher` (KD) or, with None, on the labels."""
     progress(Progress("distill", f"training the {'KD student' if teacher is not None else 'label-only control'}"))
     seed_everything(seed)
     student = build_student(teacher_model, spec, input_shape, num_classes)
-    return train_student(student, teacher, train, spec, seed, progress)
+    return train_student(student, teacher, train, spec, seed, progress, val)
 
 
 class EpochRecorder:
@@ -126,18 +132,20 @@ class EpochRecorder:
 
 def student_and_control(teacher_model: str, teacher: nn.Module, train: Split, spec: DistillSpec, seed: int,
                         input_shape: InputShape, num_classes: int, progress: ProgressFn = silent,
-                        curves: list[TrainingCurve] | None = None) -> tuple[nn.Module, nn.Module]:
-    """The KD student of `teacher` and its label-only control: the same fresh student (same init, batches and
-    epochs for `seed`), trained with the teacher and without it; their training reported as stages
-    'student 1/2' and 'control 2/2'. Given a list `curves`, the KD student's training curve and then the
-    control's are appended to it."""
+                        curves: list[TrainingCurve] | None = None, val: Split | None = None
+                        ) -> tuple[nn.Module, nn.Module]:
+    """The KD student of `teacher` and its label-only control: the same fresh student (same init, batches,
+    epochs and stopping rule for `seed`), trained with the teacher and without it, in that order; their training
+    reported as stages 'student 1/2' and 'control 2/2'. Given a list `curves`, the KD student's training curve
+    and then the control's are appended to it."""
     def labelled(stage: str) -> ProgressFn:
         return lambda event: progress(replace(event, stage=stage) if event.epochs else event)
 
     models = []
     for source, stage in ((teacher, "student 1/2"), (None, "control 2/2")):
         recorder = EpochRecorder(labelled(stage))
-        models.append(trained_student(teacher_model, source, train, spec, seed, input_shape, num_classes, recorder))
+        models.append(trained_student(teacher_model, source, train, spec, seed, input_shape, num_classes, recorder,
+                                      val))
         if curves is not None:
             curves.append(recorder.curve())
     kd, control = models

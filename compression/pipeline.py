@@ -31,7 +31,8 @@ from compression.result import (DistillReport, LayerSparsity, QuantReport, Resul
                                 from_json, speedup)
 from compression.stats import mcnemar
 from compression.store import Store
-from compression.train import Progress, ProgressFn, evaluate, fit, seed_everything, silent, training_device
+from compression.train import (Progress, ProgressFn, Stopped, evaluate, fit, seed_everything, silent,
+                              training_device)
 
 WEIGHTS = "model.pt"
 ONNX = "model.onnx"
@@ -189,11 +190,28 @@ def timing_of(recipe: Recipe) -> Timing:
     return Timing(recipe.batch, recipe.threads, recipe.provider, recipe.runtime)
 
 
-def _record(stage: str, deployed: Deployed, counts: Counts, seconds: float) -> StageRecord:
-    """The stage's point on the path from the baseline to the final model."""
+def _record(stage: str, deployed: Deployed, counts: Counts, seconds: float, stops: list[Stopped]) -> StageRecord:
+    """The stage's point on the path from the baseline to the final model, with how its plateau-stopped
+    training ended (`stops`, as fit reported them: a pruning round each; the KD student, then its control)."""
+    stops = stops[:1] if stage == "distill" else stops
+    training = {"epochs_run": sum(s.epochs_run for s in stops), "epochs_cap": sum(s.cap for s in stops),
+                "best_epoch": stops[-1].best_epoch} if stops else {}
     return StageRecord(stage=stage, accuracy=deployed.accuracy, accuracy_source=deployed.accuracy_source,
                        size_bytes=deployed.size_bytes, size_source=deployed.size_source,
-                       params_nonzero=counts.params_nonzero, flops=counts.flops, seconds=round(seconds, 3))
+                       params_nonzero=counts.params_nonzero, flops=counts.flops, seconds=round(seconds, 3), **training)
+
+
+class StopLog:
+    """A progress callback that passes every event on and keeps the plateau stops fit reports (Progress.stopped)."""
+
+    def __init__(self, progress: ProgressFn) -> None:
+        self.progress = progress
+        self.stops: list[Stopped] = []
+
+    def __call__(self, event: Progress) -> None:
+        if event.stopped is not None:
+            self.stops.append(event.stopped)
+        self.progress(event)
 
 
 def _baseline_record(base: Result) -> StageRecord:
@@ -211,7 +229,8 @@ def _distill(recipe: Recipe, teacher: nn.Module, teacher_record: StageRecord, sp
     (same init, epochs and seed), both deployed the same way."""
     spec, curves = recipe.distill, []
     student, trained_control = distill.student_and_control(recipe.model, teacher, splits.train, spec, recipe.seed,
-                                                           splits.input_shape, splits.num_classes, progress, curves)
+                                                           splits.input_shape, splits.num_classes, progress,
+                                                           curves=curves, val=splits.val)
     control = deploy(trained_control, quant, splits, workdir / "control", timing=timing_of(recipe))
     report = {"teacher_accuracy": teacher_record.accuracy, "control_accuracy": control.accuracy,
               "control_val_accuracy": control.val_accuracy, "student": spec.student or recipe.model,
@@ -380,16 +399,16 @@ def _apply_stages(recipe: Recipe, model: nn.Module, base: Result, splits: Splits
             progress(Progress(name, f"model after {'+'.join(recipe.stages[:index + 1])} served from the store"))
             model, record, stage_report, deployed = *loaded, None
         else:
-            started = time.perf_counter()
+            started, log = time.perf_counter(), StopLog(progress)
             with clock.stage(name):
                 model, stage_report = _transform(name, recipe, model, baseline, records[-1], splits, store,
-                                                 workdir / name, progress)
+                                                 workdir / name, log)
             seconds = time.perf_counter() - started
             progress(Progress(name, "export and measure the stage's deployable model"))
             with clock.stage("export"):
                 deployed = deploy(model, _quant_so_far(recipe, name), splits, workdir / name, timing=timing_of(recipe))
             record = _record(name, deployed, quantize.stored_counts(model, _quant_so_far(recipe, name),
-                                                                   splits.input_shape), seconds)
+                                                                   splits.input_shape), seconds, log.stops)
             if name == "prune":
                 record = from_json(StageRecord, {**asdict(record), "rounds": stage_report["rounds"]})
             stage_report = _kd_compared(stage_report, deployed, splits) if name == "distill" else stage_report

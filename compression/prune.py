@@ -19,7 +19,7 @@ from compression.errors import CompressionError
 from compression.measure import prunable_layers
 from compression.recipe import PruneSpec
 from compression.result import Histogram, LayerSensitivity, PruneRound, Result
-from compression.train import Progress, ProgressFn, evaluate, fit, silent
+from compression.train import Plateau, Progress, ProgressFn, evaluate, fit, silent
 
 CALIBRATION_SAMPLES = 256
 SENSITIVITY_RATIOS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -186,16 +186,15 @@ def _make_masks_permanent(model: nn.Module) -> None:
 def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, progress: ProgressFn = silent,
                 teacher: nn.Module | None = None, kept: dict[str, int] | None = None,
                 rounds: list[PruneRound] | None = None) -> nn.Module:
-    """Prune `model` in place to `spec.ratio` over `spec.steps` rounds, fine-tuning on the train split
-    after each round (with spec.kd, on the KD loss against `teacher`'s logits, taken before any pruning);
+    """Prune `model` in place to `spec.ratio` over `spec.steps` rounds, fine-tuning on the train split after
+    each round (with spec.patience, each round until the validation split's plateau; with spec.kd, on the KD
+    loss against the logits of `teacher`, or of `model` itself, taken before any pruning);
     returns the model ready for export (masks folded, channels physically removed). With round_to auto,
     `kept` names each measured layer's final channel count (compression.staircase.choose_counts). Given a
     list `rounds`, each round's validation accuracy before the cut, right after it and after fine-tuning is
     appended to it."""
     spec.validate()
-    if spec.kd and teacher is None:
-        raise CompressionError("fine-tuning with KD needs a teacher model")
-    loss_fn = teacher_loss(teacher, splits.train) if spec.kd else None
+    loss_fn = teacher_loss(model if teacher is None else teacher, splits.train) if spec.kd else None
     structured = spec.structured
     if structured:
         check_structured_ratio(model, spec.ratio, spec.round_to)
@@ -216,7 +215,7 @@ def prune_model(model: nn.Module, spec: PruneSpec, splits: Splits, seed: int, pr
         previous = target
         cut = evaluate(model, splits.val) if rounds is not None else 0.0
         fit(model, splits.train, spec.finetune_epochs, seed=seed + step, stage="fine-tune", progress=progress,
-            loss_fn=loss_fn)
+            loss_fn=loss_fn, plateau=Plateau(splits.val, spec.patience))
         if rounds is not None:
             rounds.append(PruneRound(target, before, cut, evaluate(model, splits.val)))
     if structured and auto:

@@ -34,7 +34,7 @@ from compression.catalog import BITS, INT8_LAYOUTS
 from compression.recipe import Format, QuantSpec, Recipe
 from compression.result import (ActivationStats, Histogram, LayerQuant, LayoutChoice, LayoutTrial, QuantReport,
                                 Result, is_measured)
-from compression.train import LEARNING_RATE, Progress, ProgressFn, evaluate, fit, silent
+from compression.train import LEARNING_RATE, Plateau, Progress, ProgressFn, evaluate, fit, silent
 
 PTQ_BITS: tuple[int, ...] = (16, 8, 6, 4, 3, 2)
 QAT_CURVE_EPOCHS = 2  # QAT epochs of the accuracy-against-bits curve when the chosen setting is 0
@@ -402,7 +402,8 @@ def _activation_params(ranges: dict[str, ActivationStats], fmt: Format) -> dict[
 
 def quantize_stage(model: nn.Module, spec: QuantSpec, splits: Splits, seed: int,
                    progress: ProgressFn = silent) -> nn.Module:
-    """The torch part of the quant stage: a copy of `model`, fine-tuned for spec.qat_epochs with fake-quantized
+    """The torch part of the quant stage: a copy of `model`, fine-tuned for spec.qat_epochs (with
+    spec.qat_patience: at most, stopped on the validation split's plateau, scored quantized) with fake-quantized
     weights (and layer inputs, for int8-static or spec.activations, on ranges calibrated on the train split
     before fine-tuning; convert recalibrates on the tuned model); returned as a plain float module whose
     weights sit on the quantization grid, ready for the dynamo exporter."""
@@ -417,9 +418,11 @@ def quantize_stage(model: nn.Module, spec: QuantSpec, splits: Splits, seed: int,
         ranges = observe_activations(model, calibration_inputs(splits.train, spec.calib_samples), spec.calibration, fmt)
         inputs = _activation_params(ranges, fmt)
     progress(Progress("qat", f"quantization-aware training: {weights.bits}-bit weights"
-                             f"{', quantized activations' if inputs else ''}, {spec.qat_epochs} epochs"))
+                             f"{', quantized activations' if inputs else ''}, "
+                             f"{'at most ' if spec.qat_patience else ''}{spec.qat_epochs} epochs"))
     with fake_quantized(model, weights, inputs):
-        fit(model, splits.train, spec.qat_epochs, seed=seed, lr=QAT_LEARNING_RATE, stage="qat", progress=progress)
+        fit(model, splits.train, spec.qat_epochs, seed=seed, lr=QAT_LEARNING_RATE, stage="qat", progress=progress,
+            plateau=Plateau(splits.val, spec.qat_patience))
     return model.eval()
 
 

@@ -7,9 +7,17 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from compression.catalog import (ALPHA, BITS, CALIBRATIONS, GRANULARITIES, INT8_LAYOUTS, MAX_BATCH, MAX_CALIB_SAMPLES, MAX_DROP,
-                                 MAX_EPOCHS, MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
+                                 MAX_EPOCHS, MAX_PRUNE_STEPS, MAX_ROUND_TO, MODELS, PATIENCE, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO,
                                  PROVIDERS, QUANT_MODES, ROUND_TO_AUTO, RUNTIMES, QUANT_SCHEMES, SEEDS, STAGES, TEMPERATURE, WIDTH, Bounds, max_threads, PruneMethod, QuantMode, check_dataset, check_model)
 from compression.errors import CompressionError
+
+
+# Defaults of the trainings after a cut (bench/default_chain.py chose them on the validation split, seeds 0-4:
+# patience 25 / 50 / 100 × labels / KD; its longest stop was 313 epochs, so the caps only bound a run's time).
+DEFAULT_PATIENCE = 100  # plateau stop of fine-tuning, distillation and QAT
+FINETUNE_CAP = 1280     # at most this many fine-tuning epochs a pruning round
+DISTILL_CAP = 1280      # at most this many student epochs
+PRUNE_KD = True         # pruning fine-tunes on the KD loss against the unpruned model (the baseline in a chain)
 
 
 def digest(data: dict[str, Any]) -> str:
@@ -24,15 +32,18 @@ class PruneSpec:
     (structured only) a multiple that every pruned layer's channel count is rounded down to (ROUND_TO_AUTO, 0:
     each layer's count chosen on this CPU's measured latency staircase, compression.staircase), and whether
     fine-tuning learns from the baseline as teacher (`kd`: the KD loss at DistillSpec's default T and α)
-    rather than from the labels alone."""
+    rather than from the labels alone. With `patience`, each round fine-tunes for at most `finetune_epochs`,
+    stopping once validation has not improved for `patience` epochs (train.Plateau); 0: exactly
+    `finetune_epochs`, on a one-cycle schedule."""
 
     method: str
     ratio: float
     steps: int = 1
-    finetune_epochs: int = 10
+    finetune_epochs: int = FINETUNE_CAP
     lam: float = 0.5
     round_to: int = 1
-    kd: bool = False
+    kd: bool = PRUNE_KD
+    patience: int = DEFAULT_PATIENCE
 
     def __post_init__(self) -> None:
         if self.round_to == "auto":  # as a sweep's grid may name it
@@ -48,6 +59,7 @@ class PruneSpec:
         if self.finetune_epochs < 0:
             raise CompressionError(f"fine-tune epochs must not be negative, got {self.finetune_epochs}")
         _at_most("fine-tune epochs", self.finetune_epochs, MAX_EPOCHS)
+        _patience("fine-tune", self.patience)
         _within("prune lambda", self.lam, PRUNE_LAMBDA)
         if self.round_to < 0:
             raise CompressionError(f"prune round-to must be auto or at least 1, got {self.round_to}")
@@ -66,6 +78,16 @@ class PruneSpec:
         """The registered method (its capabilities and implementation)."""
         return PRUNE_METHODS[self.method]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready data; `patience` (added later) left out at 0, so fixed-length specs keep their
+        hashes."""
+        return _without_zero_patience(asdict(self), "patience")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PruneSpec":
+        """The spec of `data`; one stored before `patience` existed fine-tuned for a fixed length (0)."""
+        return cls(**{"patience": 0, **data})
+
 
 def _choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     """Raise a one-line CompressionError unless `value` is one of `choices`."""
@@ -77,6 +99,21 @@ def _within(what: str, value: float, bounds: Bounds) -> None:
     """Raise a one-line CompressionError unless bounds.low <= value <= bounds.high (NaN is never within)."""
     if not bounds.low <= value <= bounds.high:
         raise CompressionError(f"{what} must be within {bounds.text()}, got {value}")
+
+
+def _patience(what: str, value: int) -> None:
+    """Raise a one-line CompressionError unless `value` is a patience of PATIENCE's range (0: no plateau stop)."""
+    if not PATIENCE.low <= value <= PATIENCE.high:
+        raise CompressionError(f"{what} patience must be within {PATIENCE.text()} epochs (0: no plateau stop), "
+                               f"got {value}")
+
+
+def _without_zero_patience(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """`data` without its patience field `name` where it is 0: a spec from before patience existed, whose hash
+    must not change."""
+    if not data[name]:
+        del data[name]
+    return data
 
 
 def _at_most(what: str, value: int, limit: int) -> None:
@@ -94,7 +131,9 @@ class QuantSpec:
     fine-tunes with fake quantization and a straight-through gradient first; `layout` (int8-static) shapes the
     file for onnxruntime's CPU kernels (catalog.INT8_LAYOUTS; auto: timed, the fastest that keeps accuracy);
     `max_drop` (int8-static, mixed precision) keeps the most sensitive layers in float until the validation
-    accuracy is at most this many points below the float model's (None: every layer in int8)."""
+    accuracy is at most this many points below the float model's (None: every layer in int8). With
+    `qat_patience`, QAT runs for at most `qat_epochs`, stopped on a validation plateau (train.Plateau; 0: exactly
+    `qat_epochs`); without QAT it is 0."""
 
     mode: str
     bits: int = 8
@@ -106,6 +145,7 @@ class QuantSpec:
     activations: bool = False
     layout: str = "auto"
     max_drop: float | None = None
+    qat_patience: int = DEFAULT_PATIENCE
 
     def __post_init__(self) -> None:
         """Settings the mode does not use are set to their defaults, so that one model has one recipe (and
@@ -120,6 +160,8 @@ class QuantSpec:
         for name, kept in used.items():
             if not kept:
                 object.__setattr__(self, name, getattr(type(self), name))
+        if not self.qat_epochs:  # no QAT, nothing to stop: the recipe (and hash) of post-training quantization
+            object.__setattr__(self, "qat_patience", 0)
 
     @property
     def technique(self) -> QuantMode:
@@ -149,6 +191,7 @@ class QuantSpec:
         if self.qat_epochs < 0:
             raise CompressionError(f"QAT epochs must not be negative, got {self.qat_epochs}")
         _at_most("QAT epochs", self.qat_epochs, MAX_EPOCHS)
+        _patience("QAT", self.qat_patience)
         if self.max_drop is not None:
             if not mode.mixed_precision:
                 raise CompressionError(f"--max-drop (mixed precision) applies to "
@@ -165,30 +208,34 @@ class QuantSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready data: `layout` and `max_drop`, added later, only where the mode uses them (and
-        `max_drop` only when set), so the recipes of other modes and settings keep their keys (and hashes)."""
+        `max_drop` only when set, `qat_patience` only when not 0), so the recipes of other modes and settings
+        keep their keys (and hashes)."""
         data = asdict(self)
         if not (self.mode in QUANT_MODES and QUANT_MODES[self.mode].uses_layout):
             del data["layout"]
         if self.max_drop is None:
             del data["max_drop"]
-        return data
+        return _without_zero_patience(data, "qat_patience")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "QuantSpec":
-        """The spec of `data`; an int8-static spec stored before layouts existed was converted plain."""
-        return cls(**{"layout": "plain", **data})
+        """The spec of `data`; an int8-static spec stored before layouts existed was converted plain, one stored
+        before `qat_patience` existed ran its QAT for a fixed length (0)."""
+        return cls(**{"layout": "plain", "qat_patience": 0, **data})
 
 
 @dataclass(frozen=True)
 class DistillSpec:
     """How to distil: a student of the teacher's family at `width`, or the named `student` model, trained for
-    `epochs` on α · T² · KL(teacher_T ‖ student_T) + (1 − α) · CE(student, labels)."""
+    `epochs` on α · T² · KL(teacher_T ‖ student_T) + (1 − α) · CE(student, labels); with `patience`, for at
+    most `epochs`, stopped on a validation plateau (train.Plateau; 0: exactly `epochs`, one-cycle)."""
 
     width: float = 0.25
     temperature: float = 4.0
     alpha: float = 0.7
-    epochs: int = 80  # the best KD student by 5-fold cross-validation of 40 / 80 / 160 (bench/distillation_epochs.py)
+    epochs: int = DISTILL_CAP
     student: str | None = None
+    patience: int = DEFAULT_PATIENCE
 
     def validate(self, teacher: str) -> None:
         """Raise a one-line CompressionError for a width, temperature, α or student no run could use."""
@@ -198,6 +245,7 @@ class DistillSpec:
         if self.epochs < 1:
             raise CompressionError(f"distill epochs must be at least 1, got {self.epochs}")
         _at_most("distill epochs", self.epochs, MAX_EPOCHS)
+        _patience("distill", self.patience)
         student = self.student or teacher
         if self.student is not None:
             check_model(self.student)
@@ -209,6 +257,16 @@ class DistillSpec:
         if self.width != 1.0 and not MODELS[student].scalable:
             raise CompressionError(f"a width multiplier applies to {', '.join(MODELS.where(scalable=True))}; for {student} "
                                    f"name a smaller student model instead")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready data; `patience` (added later) left out at 0, so fixed-length specs keep their
+        hashes."""
+        return _without_zero_patience(asdict(self), "patience")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DistillSpec":
+        """The spec of `data`; one stored before `patience` existed trained for a fixed length (0)."""
+        return cls(**{"patience": 0, **data})
 
 
 @dataclass(frozen=True)
@@ -337,8 +395,9 @@ class Recipe:
         """The recipe as JSON-ready data (what the store and the Result keep). The provider, the runtime and the
         data version, added later, are left out at their defaults: results stored before them keep their keys."""
         data = {**asdict(self), "order": list(self.order)}
-        if self.quant is not None:
-            data["quant"] = self.quant.to_dict()
+        for name, spec in self._specs.items():
+            if spec is not None:
+                data[name] = spec.to_dict()
         for name in ("provider", "runtime", "data_version"):
             if data[name] == getattr(Recipe, name):
                 del data[name]
@@ -346,7 +405,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Recipe":
-        specs = {"prune": lambda d: PruneSpec(**d), "quant": QuantSpec.from_dict, "distill": lambda d: DistillSpec(**d)}
+        specs = {"prune": PruneSpec.from_dict, "quant": QuantSpec.from_dict, "distill": DistillSpec.from_dict}
         values = {**data, "order": tuple(data["order"])}
         for name, spec in specs.items():
             values[name] = spec(data[name]) if data.get(name) else None
@@ -363,8 +422,7 @@ class Recipe:
 
     def stage_key(self, index: int) -> str:
         """Key of the model after the first `index` + 1 stages: recipes that begin alike share it."""
-        prefix = [[name, self.quant.to_dict() if name == "quant" else asdict(self._specs[name])]
-                  for name in self.stages[:index + 1]]
+        prefix = [[name, self._specs[name].to_dict()] for name in self.stages[:index + 1]]
         data: dict[str, Any] = {"training": self.training_key, "stages": prefix}
         if "prune" in self.stages[:index + 1] and self.prune.round_to == ROUND_TO_AUTO:  # counts follow the timing
             data["timing"] = [self.threads, self.batch, self.provider]

@@ -99,7 +99,9 @@ class PruneRound:
 class StageRecord:
     """The model after one stage of a recipe (the first record is the baseline): deployed accuracy, size,
     work and seconds, so a path from the baseline to the final model can be drawn; a pruning stage also its
-    rounds (accuracy right after each cut and after fine-tuning; empty where not recorded)."""
+    rounds (accuracy right after each cut and after fine-tuning; empty where not recorded); for a stage whose
+    training stopped on a validation plateau, the epochs it trained of its cap (summed over pruning rounds; for
+    distillation, the KD student's) and the best epoch, whose weights it kept (of the last round)."""
 
     stage: str
     accuracy: float
@@ -110,6 +112,16 @@ class StageRecord:
     flops: int
     seconds: float
     rounds: list[PruneRound] = field(default_factory=list)
+    epochs_run: int | None = None
+    epochs_cap: int | None = None
+    best_epoch: int | None = None
+
+    @property
+    def stopped_text(self) -> str | None:
+        """'stopped at epoch 37 of at most 640 (best 25)', or None for a stage without a plateau stop."""
+        if self.epochs_run is None:
+            return None
+        return f"stopped at epoch {self.epochs_run} of at most {self.epochs_cap} (best {self.best_epoch})"
 
 
 @dataclass(frozen=True)
@@ -272,6 +284,7 @@ class QuantReport:
     layout_choice: LayoutChoice | None = None  # the layout the file has, and why
     max_drop: float | None = None  # the mixed-precision bound asked for (int8-static only)
     mixed_precision: MixedPrecision | None = None  # the layers kept in float, and why
+    qat_patience: int = 0  # QAT's plateau stop (0: exactly qat_epochs; the stage record says where it stopped)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 $COMPRESSION_DEVICE names (auto: CUDA, else Apple MPS, else the CPU); every model is handed back on the CPU, where
 it is exported and measured."""
 
+import copy
 import os
 import random
 import time
@@ -33,6 +34,7 @@ class Progress:
     batches: int = 0
     loss: float | None = None
     accuracy: float | None = None
+    stopped: "Stopped | None" = None  # the last event of a training that stopped on a validation plateau
 
     @property
     def fraction(self) -> float:
@@ -134,35 +136,131 @@ def _batches(split: Split, order: torch.Tensor, batch_size: int,
     return ((split.x[idx], idx) for idx in runs(order, batch_size))
 
 
+@dataclass(frozen=True)
+class Plateau:
+    """Stop training once validation stops improving: after each epoch the model is scored on `val`, and
+    training stops after `patience` epochs without a new best (or at the epoch cap), the best epoch's weights
+    restored.
+
+    The score is the cross-entropy on `val`'s labels, ties broken by accuracy. Loss, not accuracy: a
+    validation split is small (144 images on digits, one image = 0.69 points), so its accuracy moves in steps
+    and its best epoch is mostly noise, while the loss still says whether the model is getting better between
+    them. The labels' loss, not the training loss: under KD the training loss also rewards agreeing with the
+    teacher, where what a user is shown is label accuracy."""
+
+    val: Split
+    patience: int
+
+    @property
+    def lr_patience(self) -> int:
+        """Epochs without a new best before the learning rate halves: a third of the patience, so that the rate
+        has halved twice before training gives up."""
+        return max(self.patience // 3, 1)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """How a training with a plateau stop ended: the epochs run of the `cap`, the best epoch (whose weights the
+    model keeps; 0: the weights it started from), that epoch's validation loss and accuracy, and the last
+    epoch's validation loss."""
+
+    epochs_run: int
+    cap: int
+    best_epoch: int
+    val_loss: float
+    val_accuracy: float
+    last_val_loss: float
+
+    def text(self) -> str:
+        return f"stopped at epoch {self.epochs_run} of at most {self.cap} (best {self.best_epoch})"
+
+
+@torch.no_grad()
+def _val_score(model: nn.Module, val: Split, device: torch.device, batch_size: int = 512) -> tuple[float, float]:
+    """(cross-entropy, -accuracy) of `model` on `val` in eval mode: lower is better, loss first."""
+    model.eval()
+    loss = correct = 0.0
+    for i in range(0, len(val.y), batch_size):
+        logits = model(val.x[i:i + batch_size].to(device)).cpu()
+        labels = val.y[i:i + batch_size]
+        loss += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(1) == labels).sum().item()
+    return loss / len(val.y), -correct / len(val.y)
+
+
 def fit(model: nn.Module, split: Split, epochs: int, *, seed: int, lr: float = LEARNING_RATE, batch_size: int = 64,
-        stage: str = "train", progress: ProgressFn = silent, loss_fn: LossFn | None = None) -> nn.Module:
-    """Train `model` on `split` for `epochs` with Adam, a one-cycle learning rate peaking at `lr`, and
-    cross-entropy (or `loss_fn`), on the training device; deterministic for a seed on CPU. The model comes back
-    on the CPU."""
+        stage: str = "train", progress: ProgressFn = silent, loss_fn: LossFn | None = None,
+        plateau: Plateau | None = None) -> nn.Module:
+    """Train `model` on `split` with Adam and cross-entropy (or `loss_fn`), on the training device;
+    deterministic for a seed on CPU. The model comes back on the CPU.
+
+    Without `plateau` (or with patience 0): exactly `epochs` epochs, a one-cycle learning rate peaking at `lr`.
+    With it: at most `epochs` (a cap), at a constant `lr` halved whenever validation has not improved for
+    `plateau.lr_patience` epochs (a schedule that needs no known length), stopped after `plateau.patience`
+    epochs without a new best; the best epoch's weights (epoch 0: those it started from) are restored, and the
+    last Progress event carries the `Stopped` figures."""
     if epochs == 0:
         return model.eval()
+    if plateau is not None and plateau.patience:
+        return _fit_plateau(model, split, epochs, plateau, seed=seed, lr=lr, batch_size=batch_size, stage=stage,
+                            progress=progress, loss_fn=loss_fn)
     device = training_device()
     model.to(device)
-    criterion = loss_fn or _label_loss(split)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     batches = max(1, -(-len(split.y) // batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * batches)
     for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(split.y), generator=generator)
-        seen = correct = 0
-        total_loss = 0.0
-        for batch, (x, idx) in enumerate(_batches(split, order, batch_size, device), 1):
-            logits = model(x.to(device))
-            loss = criterion(logits, idx)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            seen += len(idx)
-            correct += (logits.argmax(1).cpu() == split.y[idx]).sum().item()
-            total_loss += loss.item() * len(idx)
-            progress(Progress(stage, epoch=epoch, epochs=epochs, batch=batch, batches=batches,
-                              loss=total_loss / seen, accuracy=correct / seen))
+        _epoch(model, split, device, generator, optimizer, schedule, batch_size, loss_fn, stage, epoch, epochs, progress)
     return model.cpu().eval()
+
+
+def _fit_plateau(model: nn.Module, split: Split, cap: int, plateau: Plateau, *, seed: int, lr: float,
+                 batch_size: int, stage: str, progress: ProgressFn, loss_fn: LossFn | None) -> nn.Module:
+    """fit's plateau stop (see fit)."""
+    device = training_device()
+    model.to(device)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=plateau.lr_patience,
+                                                          threshold=0.0)
+    score = best_score = _val_score(model, plateau.val, device)
+    best_epoch, best_state = 0, copy.deepcopy(model.state_dict())
+    epoch = 0
+    while epoch < cap and epoch - best_epoch < plateau.patience:
+        epoch += 1
+        _epoch(model, split, device, generator, optimizer, None, batch_size, loss_fn, stage, epoch, cap, progress)
+        score = _val_score(model, plateau.val, device)
+        schedule.step(score[0])
+        if score < best_score:
+            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    stopped = Stopped(epoch, cap, best_epoch, best_score[0], -best_score[1], score[0])
+    progress(Progress(stage, stopped.text(), epoch=epoch, epochs=cap, loss=stopped.val_loss,
+                      accuracy=stopped.val_accuracy, stopped=stopped))
+    return model.cpu().eval()
+
+
+def _epoch(model: nn.Module, split: Split, device: torch.device, generator: torch.Generator,
+           optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler | None, batch_size: int,
+           loss_fn: LossFn | None, stage: str, epoch: int, epochs: int, progress: ProgressFn) -> None:
+    """One training epoch over `split` in the generator's order, the schedule (if any) stepped each batch."""
+    criterion = loss_fn or _label_loss(split)
+    batches = max(1, -(-len(split.y) // batch_size))
+    model.train()
+    order = torch.randperm(len(split.y), generator=generator)
+    seen = correct = 0
+    total_loss = 0.0
+    for batch, (x, idx) in enumerate(_batches(split, order, batch_size, device), 1):
+        logits = model(x.to(device))
+        loss = criterion(logits, idx)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        seen += len(idx)
+        correct += (logits.argmax(1).cpu() == split.y[idx]).sum().item()
+        total_loss += loss.item() * len(idx)
+        progress(Progress(stage, epoch=epoch, epochs=epochs, batch=batch, batches=batches,
+                          loss=total_loss / seen, accuracy=correct / seen))

@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from compression.catalog import (ALPHA, BITS, CALIB_SAMPLES, CALIBRATIONS, EPOCH_CHOICES, GRANULARITIES, INT8_LAYOUTS, MAX_DROP,
-                                 MODELS, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO, PRUNE_STEPS, QAT_EPOCHS, QUANT_MODES,
+                                 MODELS, PATIENCE, PRUNE_LAMBDA, PRUNE_METHODS, PRUNE_RATIO, PRUNE_STEPS, QAT_EPOCHS, QUANT_MODES,
                                  QUANT_SCHEMES, ROUND_TO_AUTO, ROUND_TO_CHOICES, STAGES, TEMPERATURE, WIDTH)
 from compression.describe import STAGE_NAMES
 from compression.errors import CompressionError
@@ -29,9 +29,9 @@ SAME_FAMILY = "teacher's family"
 ROUND_TO_OFFERED = (*ROUND_TO_CHOICES, ROUND_TO_AUTO)  # the search keeps to fixed multiples: auto measures first
 PRUNE_KD_LABEL = "Fine-tune on the baseline's outputs (KD)"
 PRUNE_KD_HELP = (f"Fine-tuning after each cut learns from the unpruned baseline's softened outputs as well as the "
-                 f"labels (the distillation loss at T {DistillSpec.temperature:g}, α {DistillSpec.alpha:g}). It "
-                 f"needs long fine-tuning: on digits it hurt at 10 epochs, and the distilled, pruned student kept "
-                 f"gaining up to 2560 epochs, no further at 5120 (cross-validated).")
+                 f"labels (the distillation loss at T {DistillSpec.temperature:g}, α {DistillSpec.alpha:g}). On by "
+                 f"default: it needs long fine-tuning (on digits it hurt at 10 fixed epochs), and with the plateau "
+                 f"stop it beat labels-only on the validation split at every patience tried.")
 
 
 def _columns(count: int) -> list:
@@ -55,8 +55,9 @@ def prune_form(key: str, initial: PruneSpec, *, disabled: bool = False, columns:
     steps = right.slider("Prune / fine-tune rounds", int(PRUNE_STEPS.low), int(PRUNE_STEPS.high), initial.steps,
                          key=f"{key}_steps", disabled=disabled, **PERSIST,
                          help="Iterative pruning: the removed fraction rises linearly over the rounds.")
-    finetune = right.select_slider("Fine-tune epochs per round", EPOCH_CHOICES, initial.finetune_epochs,
-                                   key=f"{key}_finetune", disabled=disabled, **PERSIST)
+    finetune = right.select_slider("Fine-tune epochs per round (at most, with patience)", EPOCH_CHOICES,
+                                   initial.finetune_epochs, key=f"{key}_finetune", disabled=disabled, **PERSIST)
+    patience = _patience_input(right, f"{key}_ft_patience", initial.patience, disabled)
     kd = right.checkbox(PRUNE_KD_LABEL, initial.kd, key=f"{key}_kd", help=PRUNE_KD_HELP, disabled=disabled, **PERSIST)
     round_to = right.selectbox("Channel methods: round kept channels down to a multiple of", ROUND_TO_OFFERED,
                                index=ROUND_TO_OFFERED.index(initial.round_to), key=f"{key}_round_to",
@@ -66,7 +67,16 @@ def prune_form(key: str, initial: PruneSpec, *, disabled: bool = False, columns:
                                     "the asked on this CPU's measured latency staircase (measured once per "
                                     "machine, a few seconds).")
     return PruneSpec(method, ratio, steps, finetune, lam if technique.uses_lambda else PruneSpec.lam,
-                     round_to if technique.structured else 1, kd)
+                     round_to if technique.structured else 1, kd, int(patience))
+
+
+def _patience_input(container: Any, key: str, initial: int, disabled: bool) -> int:
+    """The patience of a training's plateau stop: epochs without a better validation loss before it stops."""
+    return int(container.number_input(
+        "Patience (epochs without a better validation loss; 0: train every epoch)", int(PATIENCE.low),
+        int(PATIENCE.high), initial, key=key, disabled=disabled, **PERSIST,
+        help="Training stops once the validation loss has not improved for this many epochs, or at the epochs "
+             "above; the best epoch's weights are kept, and the result says where it stopped."))
 
 
 @dataclass(frozen=True)
@@ -126,11 +136,17 @@ def quant_form(key: str, initial: QuantSpec, *, disabled: bool = False, columns:
                        initial.qat_epochs, key=f"{key}_qat_epochs", disabled=disabled, **PERSIST,
                        help=f"Fine-tune with fake quantization and a straight-through gradient before export; "
                             f"applies to {' and '.join(QUANT_MODES.where(supports_qat=True))}.")
+    qat_patience = _patience_input(right, f"{key}_qat_patience", _qat_patience(initial), disabled or not qat)
     settings = dict(scheme=scheme, granularity=granularity, calibration=calibration, calib_samples=int(samples),
-                    qat_epochs=qat, activations=activations, layout=layout)
+                    qat_epochs=qat, activations=activations, layout=layout, qat_patience=qat_patience)
     return QuantChoice(QuantSpec(mode.name, bits if mode.simulated else QuantSpec.bits, **settings,
                                  max_drop=max_drop if mode.mixed_precision else None),
                        QuantSpec(QUANT_MODES.where(simulated=True)[0], bits, **settings))
+
+
+def _qat_patience(spec: QuantSpec) -> int:
+    """The QAT patience a form shows for `spec`: its own, or without QAT (where it is 0) the default."""
+    return spec.qat_patience if spec.qat_epochs else QuantSpec.qat_patience
 
 
 def widths() -> list[float]:
@@ -160,13 +176,14 @@ def distill_form(key: str, initial: DistillSpec, teacher: str, *, disabled: bool
     width = right.select_slider("Student width (× the teacher's channels)", widths(), initial.width,
                                 key=f"{key}_width", disabled=disabled or not scalable, format_func=lambda w: f"{w:g}",
                                 **PERSIST)
-    epochs = right.select_slider("Student epochs", EPOCH_CHOICES[1:], initial.epochs, key=f"{key}_epochs",
-                                 disabled=disabled, **PERSIST,
-                                 help=f"The KD student and the label-only control train for the same epochs. "
-                                      f"{DistillSpec.epochs} by default: on digits, cross-validation put the KD "
-                                      f"student ahead of the control at 40, 80 and 160 epochs, most accurate at 80.")
+    epochs = right.select_slider("Student epochs (at most, with patience)", EPOCH_CHOICES[1:], initial.epochs,
+                                 key=f"{key}_epochs", disabled=disabled, **PERSIST,
+                                 help="The KD student and the label-only control train under the same rule: "
+                                      "these epochs, or with patience at most these, each stopped on its own "
+                                      "validation plateau.")
+    patience = _patience_input(right, f"{key}_distill_patience", initial.patience, disabled)
     return DistillSpec(width if scalable else 1.0, temperature, alpha, epochs,
-                       None if student == SAME_FAMILY else student)
+                       None if student == SAME_FAMILY else student, patience)
 
 
 # ------------------------------------------------------------------------------------------- the sweep grid
@@ -358,8 +375,8 @@ def pipeline_state(recipe: Recipe, key: str = "pipe") -> dict[str, Any]:
                   f"{key}_steps": _offered(prune.steps, range(int(PRUNE_STEPS.low), int(PRUNE_STEPS.high) + 1),
                                            "prune / fine-tune rounds"),
                   f"{key}_finetune": _offered(prune.finetune_epochs, EPOCH_CHOICES, "fine-tune epochs"),
-                  f"{key}_kd": prune.kd, f"{key}_round_to": _offered(prune.round_to, ROUND_TO_OFFERED,
-                                                                       "channel rounding", _round_to_label)}
+                  f"{key}_ft_patience": prune.patience, f"{key}_kd": prune.kd,
+                  f"{key}_round_to": _offered(prune.round_to, ROUND_TO_OFFERED, "channel rounding", _round_to_label)}
     if (quant := recipe.quant) is not None:
         state |= {f"{key}_mode": quant.mode, f"{key}_bits": quant.bits, f"{key}_scheme": quant.scheme,
                   f"{key}_granularity": quant.granularity, f"{key}_activations": quant.activations,
@@ -368,13 +385,15 @@ def pipeline_state(recipe: Recipe, key: str = "pipe") -> dict[str, Any]:
                                                                               int(CALIB_SAMPLES.high) + 1),
                                                    "calibration samples"),
                   f"{key}_qat_epochs": _offered(quant.qat_epochs, range(int(QAT_EPOCHS.low), int(QAT_EPOCHS.high) + 1),
-                                                "QAT epochs"), f"{key}_max_drop": quant.max_drop}
+                                                "QAT epochs"), f"{key}_max_drop": quant.max_drop,
+                  f"{key}_qat_patience": _qat_patience(quant)}
     if (distill := recipe.distill) is not None:
         state |= {f"{key}_temperature": distill.temperature, f"{key}_alpha": distill.alpha,
                   f"{key}_student": _offered(distill.student or SAME_FAMILY, (SAME_FAMILY, *MODELS.names),
                                              "student models"),
                   f"{key}_width": _offered(distill.width, widths(), "student widths"),
-                  f"{key}_epochs": _offered(distill.epochs, EPOCH_CHOICES[1:], "student epochs")}
+                  f"{key}_epochs": _offered(distill.epochs, EPOCH_CHOICES[1:], "student epochs"),
+                  f"{key}_distill_patience": distill.patience}
     state[f"{key}_order_{'-'.join(s for s in STAGES if s in recipe.stages)}"] = recipe.stages
     return state
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from compression.describe import STAGE_NAMES
 from compression.pipeline import ONNX
 from compression.recipe import Recipe
 from compression.result import DistillReport, Latency, Result
@@ -130,6 +131,9 @@ def result_metrics(result: Result, reference: Result | None = None, container=st
         column.metric(fig.label, fig.value, fig.delta, delta_color=fig.delta_color, help=fig.help,
                       delta_arrow="off" if fig.delta_color == "off" else "auto")
         column.caption(fig.note)
+    trained = " · ".join(f"{STAGE_NAMES.get(s.stage, s.stage)} {s.stopped_text}" for s in result.stages if s.stopped_text)
+    if trained:
+        container.caption(f"Training: {trained}, on the validation loss; the best epoch's weights kept.")
     for warning in sanity_warnings(result):
         container.warning(warning, icon=":material/warning:")
     download_onnx(result, container)

@@ -157,6 +157,7 @@ def stages_table(stages: Sequence[StageRecord]) -> pd.DataFrame:
         "stage": describe.STAGE_NAMES.get(s.stage, s.stage), "test accuracy": s.accuracy,
         "accuracy": text.accuracy_mark(s), "size (KB)": s.size_bytes / 1024, "size is": s.size_source,
         "non-zero parameters": s.params_nonzero, "MFLOPs": s.flops / 1e6, "seconds": s.seconds,
+        "training": s.stopped_text or "",
     } for s in stages])
 
 

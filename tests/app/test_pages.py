@@ -396,10 +396,11 @@ def stage_widgets(at: AppTest, prefix: str) -> dict[str, tuple]:
 
 
 @pytest.mark.parametrize("page, prefix, fields", [
-    ("app_pages/pruning.py", "prune", {"method", "ratio", "lam", "steps", "finetune", "kd", "round_to"}),
+    ("app_pages/pruning.py", "prune", {"method", "ratio", "lam", "steps", "finetune", "ft_patience", "kd", "round_to"}),
     ("app_pages/quantization.py", "quant", {"mode", "bits", "scheme", "granularity", "activations", "calibration",
-                                            "calib_samples", "qat_epochs"}),
-    ("app_pages/distillation.py", "distill", {"temperature", "alpha", "student", "width", "epochs"}),
+                                            "calib_samples", "qat_epochs", "qat_patience"}),
+    ("app_pages/distillation.py", "distill", {"temperature", "alpha", "student", "width", "epochs",
+                                              "distill_patience"}),
 ])
 def test_a_stage_form_is_the_same_on_its_technique_page_and_on_the_pipeline(stored, page, prefix, fields):
     """One form a stage: the Pipeline offers every setting of the technique page, with the same labels, ranges

@@ -106,12 +106,13 @@ def test_pruning_run_stores_result_shows_deltas_and_serves_it_again():
     again = open_page("app_pages/pruning.py", **choices)  # a new session: served from the store, no run
     assert {m.label: m.value for m in again.main.metric} == {k: m.value for k, m in shown.items()}
 
-    at.checkbox(key="prune_kd").check().run()  # KD fine-tuning is another recipe: not measured yet
+    assert at.checkbox(key="prune_kd").value  # KD fine-tuning by default
+    at.checkbox(key="prune_kd").uncheck().run()  # labels-only fine-tuning is another recipe: not measured yet
     assert not at.main.metric
     click(at, "Prune and measure")
     stored = [Result.from_dict(p) for p in Store().list("result")]
-    kd = [r for r in stored if (r.recipe.get("prune") or {}).get("kd")]
-    assert len(kd) == 1 and kd[0].recipe["prune"]["ratio"] == 0.6
+    labels = [r for r in stored if r.recipe.get("prune") and not r.recipe["prune"]["kd"]]
+    assert len(labels) == 1 and labels[0].recipe["prune"]["ratio"] == 0.6
     assert metrics(at)["Zero weights"].value == "60%"
 
 

@@ -70,7 +70,7 @@ def _student(spec: DistillSpec, digits, seed: int) -> torch.nn.Module:
 
 
 def test_kd_trains_a_student_far_above_chance_against_a_control_with_the_same_start(trained_cnn, digits):
-    spec = DistillSpec(width=0.25, epochs=5)
+    spec = DistillSpec(width=0.25, epochs=5, patience=0)
     student, control = _student(spec, digits, 3), _student(spec, digits, 3)
     assert torch.equal(student.features[0].weight, control.features[0].weight)
     teacher_before = [p.clone() for p in trained_cnn.parameters()]
@@ -87,7 +87,7 @@ def test_kd_trains_a_student_far_above_chance_against_a_control_with_the_same_st
 def test_the_only_difference_between_student_and_control_is_the_loss(trained_cnn, digits):
     """At α = 0 the KD loss is plain cross-entropy, so the KD student is bit for bit the control, which is
     bit for bit plain fit: same init, optimizer, schedule and batches."""
-    spec = DistillSpec(width=0.25, alpha=0.0, epochs=2)
+    spec = DistillSpec(width=0.25, alpha=0.0, epochs=2, patience=0)
     student, control, plain = (_student(spec, digits, 5) for _ in range(3))
     train_student(student, trained_cnn, digits.train, spec, seed=5)
     train_student(control, None, digits.train, spec, seed=5)

@@ -328,7 +328,7 @@ def test_a_structurally_pruned_checkpoint_round_trips_as_tensors(home, digits, t
 
 
 def test_a_distilled_and_pruned_student_round_trips_as_tensors(home, digits, trained_cnn, tmp_path):
-    spec, prune = DistillSpec(width=0.5, epochs=1), PruneSpec("channel-l1", 0.5, finetune_epochs=0)
+    spec, prune = DistillSpec(width=0.5, epochs=1, patience=0), PruneSpec("channel-l1", 0.5, finetune_epochs=0)
     student = distill.trained_student("cnn", trained_cnn, digits.train, spec, 0, digits.input_shape,
                                       digits.num_classes)
     store, saver = Store(), Recipe(distill=spec, prune=prune)

@@ -248,7 +248,7 @@ def test_bad_grid_on_the_cli_exits_2_with_one_line_and_starts_nothing(home):
     done = cli("sweep", "--grid", json.dumps({"grid": {"quant.mode": ["int8-static"], "quant.bit": [4]}}), home=home)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == "error: unknown grid field 'quant.bit': quant fields are mode, bits, scheme, granularity, " \
-                          "calibration, calib_samples, qat_epochs, activations, layout, max_drop\n"
+                          "calibration, calib_samples, qat_epochs, activations, layout, max_drop, qat_patience\n"
     assert Store(home).list("result") == [] and Store(home).list("checkpoint") == []
 
 

@@ -162,6 +162,9 @@ BAD_INPUT = [
     (("run", "--distill-temperature", "30"), "temperature must be within 1 … 20"),
     (("run", "--distill-alpha", "1.5"), "alpha must be within 0 … 1"),
     (("run", "--distill-width", "0.05"), "width must be within 0.125 … 1"),
+    (("run", "--prune-method", "channel-l2", "--finetune-patience", "-1"), "fine-tune patience must be within 0 … 200"),
+    (("run", "--quant", "int8-static", "--qat-epochs", "3", "--qat-patience", "-1"), "QAT patience must be within"),
+    (("run", "--distill-patience", "500"), "distill patience must be within 0 … 200"),
     (("run", "--prune-method", "channel-l2", "--order", "prune,fold"), "unknown stage 'fold'"),
     (("run", "--prune-method", "channel-l2", "--quant", "fp16", "--order", "prune"), "leaves out the quant stage"),
 ]
@@ -181,5 +184,18 @@ def test_cli_prune_kd_asks_for_fine_tuning_against_the_baseline():
     argv = ["run", "--prune-method", "channel-l2", "--finetune-epochs", "80", "--prune-kd"]
     recipe = recipe_from(build_parser().parse_args(argv), stages_given(argv))
     assert recipe.prune == PruneSpec("channel-l2", 0.5, finetune_epochs=80, kd=True) and recipe.stages == ("prune",)
-    by_labels = recipe_from(build_parser().parse_args(argv[:-1]), stages_given(argv[:-1]))
+    labels_argv = [*argv[:-1], "--no-prune-kd"]
+    by_labels = recipe_from(build_parser().parse_args(labels_argv), stages_given(labels_argv))
     assert not by_labels.prune.kd and by_labels.hash != recipe.hash and by_labels.stage_key(0) != recipe.stage_key(0)
+    assert recipe_from(build_parser().parse_args(argv[:-1]), stages_given(argv[:-1])).prune.kd  # KD by default
+
+
+def test_cli_patience_flags_reach_the_specs():
+    argv = ["run", "--finetune-patience", "0", "--distill-patience", "7", "--quant", "int8-static", "--qat-epochs",
+            "4", "--qat-patience", "3"]
+    recipe = recipe_from(build_parser().parse_args(argv), stages_given(argv))
+    assert recipe.stages == ("distill", "prune", "quant")
+    assert (recipe.prune.patience, recipe.distill.patience, recipe.quant.qat_patience) == (0, 7, 3)
+    defaults = ["run", "--prune-method", "channel-l2", "--distill-width", "0.25"]
+    recipe = recipe_from(build_parser().parse_args(defaults), stages_given(defaults))
+    assert recipe.prune == PruneSpec("channel-l2", 0.5) and recipe.distill == DistillSpec()

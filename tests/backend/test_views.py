@@ -94,9 +94,13 @@ def test_a_workspace_is_its_baselines_results(home):
 def test_recipes_in_words():
     recipe = Recipe(prune=PruneSpec("activation", 0.5, steps=2, lam=0.3, kd=True), quant=QuantSpec("int8-static"),
                     distill=DistillSpec(width=0.5), order=("prune", "quant", "distill"))
-    assert describe.recipe(recipe) == ("prune activation 50% (2 rounds, 10 ft epochs with KD, λ 0.3) → quantize int8 "
-                                       "static, per-channel, minmax on 256 images → distil into cnn ×0.5 (T 4, α 0.7, "
-                                       "80 epochs)")
+    assert describe.recipe(recipe) == ("prune activation 50% (2 rounds, ≤ 1280 ft epochs with KD, patience 100, λ 0.3) "
+                                       "→ quantize int8 static, per-channel, minmax on 256 images → distil into cnn ×0.5 "
+                                       "(T 4, α 0.7, ≤ 1280 epochs, patience 100)")
+    fixed = Recipe(prune=PruneSpec("l1-unstructured", 0.5, finetune_epochs=10, kd=False, patience=0),
+                   distill=DistillSpec(epochs=80, patience=0), quant=QuantSpec("fake", bits=4, qat_epochs=5, qat_patience=0))
+    assert describe.recipe(fixed) == ("distil into cnn ×0.25 (T 4, α 0.7, 80 epochs) → prune l1-unstructured 50% (10 ft "
+                                      "epochs) → quantize 4-bit simulated, asymmetric, per-channel, QAT 5 epochs")
     assert describe.order(recipe) == "prune → quantize → distil" and describe.order(Recipe()) == "—"
     assert describe.workspace(Recipe(threads=2)) == "digits / cnn · seed 0 · 20 epochs · 2 thread(s), batch 32"
     assert describe.recipe(Recipe()) == "baseline (uncompressed)"
