@@ -98,8 +98,9 @@ def test_the_only_difference_between_student_and_control_is_the_loss(trained_cnn
 
 def test_student_and_control_report_their_training_as_one_of_two(trained_cnn, digits):
     events: list[Progress] = []
-    student_and_control("cnn", trained_cnn, digits.train, DistillSpec(width=0.25, epochs=1), 0, digits.input_shape,
-                        digits.num_classes, events.append)
+    spec = DistillSpec(width=0.25, epochs=1, patience=0)
+    student_and_control("cnn", trained_cnn, digits.train, spec, 0, digits.input_shape, digits.num_classes,
+                        events.append)
     stages = [e.stage for e in events if e.epochs]
     assert stages[0] == "student 1/2" and stages[-1] == "control 2/2"
     assert list(dict.fromkeys(stages)) == ["student 1/2", "control 2/2"]
