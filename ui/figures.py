@@ -142,7 +142,7 @@ def hover_lines(result: Result, baseline: Result | None, why: profile.Diagnosis 
     being as fast as its work predicts (compression.profile.explain)."""
     recipe = Recipe.from_dict(result.recipe)
     stages = "<br>".join(f"  {i}. {describe.stage(recipe, s)}" for i, s in enumerate(recipe.stages, 1)) or "  none"
-    return (f"<b>{result.technique}</b> · {result.recipe_hash}<br>{describe.workspace(recipe)}<br>stages:<br>"
+    return (f"<b>{result.technique}</b><br>{describe.workspace(recipe)}<br>stages:<br>"
             f"{stages}<br>accuracy {result.accuracy:.2%}{_accuracy_delta(result, baseline)} — {text.accuracy_mark(result)}"
             f"<br>size {text.fmt_bytes(result.size_bytes)} — {result.size_source}"
             f"<br>latency {text.latency_text(result, baseline)}{_predicted(result)}"
