@@ -4,7 +4,7 @@ recomputed."""
 
 import pickle
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -190,7 +190,8 @@ def timing_of(recipe: Recipe) -> Timing:
     return Timing(recipe.batch, recipe.threads, recipe.provider, recipe.runtime)
 
 
-def _record(stage: str, deployed: Deployed, counts: Counts, seconds: float, stops: list[Stopped]) -> StageRecord:
+def _record(stage: str, deployed: Deployed, counts: Counts, seconds: float,
+            stops: Sequence[Stopped] = ()) -> StageRecord:
     """The stage's point on the path from the baseline to the final model, with how its plateau-stopped
     training ended (`stops`, as fit reported them: a pruning round each; the KD student, then its control)."""
     stops = stops[:1] if stage == "distill" else stops
