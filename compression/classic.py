@@ -429,7 +429,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (HINTON, DEEP_COMPRESSI
 
 @dataclass
 class EpochClock:
-    """A progress callback passed on to `progress` that measures each training epoch's seconds by stage."""
+    """A progress callback passed on to `progress` that measures each training epoch's seconds by stage (its
+    family: 'distill' for 'distill · student 1/2')."""
 
     progress: ProgressFn
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -442,8 +443,9 @@ class EpochClock:
             if event.batch == 1:
                 self.started = now
             if event.batch == event.batches and self.started is not None:
-                self.seconds[event.stage] += now - self.started
-                self.counted[event.stage] += 1
+                stage = event.stage.partition(" · ")[0]
+                self.seconds[stage] += now - self.started
+                self.counted[stage] += 1
         self.progress(event)
 
     def per_epoch(self) -> dict[str, float]:

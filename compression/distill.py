@@ -136,13 +136,13 @@ def student_and_control(teacher_model: str, teacher: nn.Module, train: Split, sp
                         ) -> tuple[nn.Module, nn.Module]:
     """The KD student of `teacher` and its label-only control: the same fresh student (same init, batches,
     epochs and stopping rule for `seed`), trained with the teacher and without it, in that order; their training
-    reported as stages 'student 1/2' and 'control 2/2'. Given a list `curves`, the KD student's training curve
+    reported as stages 'distill · student 1/2' and 'distill · control 2/2'. Given a list `curves`, the KD student's training curve
     and then the control's are appended to it."""
     def labelled(stage: str) -> ProgressFn:
         return lambda event: progress(replace(event, stage=stage) if event.epochs else event)
 
     models = []
-    for source, stage in ((teacher, "student 1/2"), (None, "control 2/2")):
+    for source, stage in ((teacher, "distill · student 1/2"), (None, "distill · control 2/2")):
         recorder = EpochRecorder(labelled(stage))
         models.append(trained_student(teacher_model, source, train, spec, seed, input_shape, num_classes, recorder,
                                       val))
