@@ -13,6 +13,7 @@ from dataclasses import replace
 import pytest
 from playwright.sync_api import expect
 
+from compression import describe
 from compression.recipe import PruneSpec, QuantSpec, Recipe
 from compression.store import Store
 from tests.e2e.harness import open_choices, wait_idle
@@ -252,7 +253,7 @@ def test_work_goes_on_when_its_page_is_left_and_is_served_when_chosen_again(page
     with_baseline(page, server.url)
     go(page, "Pipeline")  # defaults: channel-l2 50 % (stored by the pruning test) then int8 static: not measured
     recipe = replace(BASE, prune=PruneSpec("channel-l2", 0.5), quant=QuantSpec("int8-static"))
-    expect(main(page).get_by_text(recipe.hash)).to_be_visible()
+    expect(main(page).get_by_text(describe.recipe(recipe))).to_be_visible()
     page.get_by_role("button", name="Run pipeline").click()
     expect(main(page).locator("[data-testid='stExpander']").first).to_be_visible()  # its status box
     page.locator("[data-testid='stSidebarNavLink']", has_text="Overview").click()  # leave while it runs
